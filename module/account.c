@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * heapdev: accounting of committed pages against the per-heap, per-file
+ * and per-user limits.
+ *
+ * Committed pages are never swapped, so they are capped three ways on top
+ * of the memory cgroup charge every page carries: per heap (its fixed size,
+ * or the heap_limit_mb parameter), per open file (file_limit_mb) and per
+ * user (user_limit_mb), the last one summed over every file of that user.
+ */
+
+#include <linux/atomic.h>
+#include <linux/hashtable.h>
+#include <linux/refcount.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+
+#include "heapdev_internal.h"
+
+/**
+ * struct heapdev_user - committed pages of one user
+ * @node: entry in heapdev_users
+ * @uid: the user
+ * @ref: one per open file of the user
+ * @pages: pages committed by all heaps of the user
+ */
+struct heapdev_user {
+	struct hlist_node node;
+	kuid_t uid;
+	refcount_t ref;
+	atomic_long_t pages;
+};
+
+static DEFINE_HASHTABLE(heapdev_users, 6);
+static DEFINE_SPINLOCK(heapdev_users_lock);
+
+static struct heapdev_user *heapdev_user_find(kuid_t uid)
+{
+	struct heapdev_user *user;
+
+	hash_for_each_possible(heapdev_users, user, node, __kuid_val(uid))
+		if (uid_eq(user->uid, uid))
+			return user;
+	return NULL;
+}
+
+/**
+ * heapdev_user_get - find or create the accounting record of a user
+ * @uid: the user
+ *
+ * Return: a referenced record, or NULL when out of memory.
+ */
+struct heapdev_user *heapdev_user_get(kuid_t uid)
+{
+	struct heapdev_user *user, *fresh;
+
+	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL_ACCOUNT);
+	if (!fresh)
+		return NULL;
+
+	spin_lock(&heapdev_users_lock);
+	user = heapdev_user_find(uid);
+	if (user) {
+		refcount_inc(&user->ref);
+	} else {
+		user = fresh;
+		fresh = NULL;
+		user->uid = uid;
+		refcount_set(&user->ref, 1);
+		atomic_long_set(&user->pages, 0);
+		hash_add(heapdev_users, &user->node, __kuid_val(uid));
+	}
+	spin_unlock(&heapdev_users_lock);
+
+	kfree(fresh);
+	return user;
+}
+
+void heapdev_user_put(struct heapdev_user *user)
+{
+	if (!refcount_dec_and_lock(&user->ref, &heapdev_users_lock))
+		return;
+	hash_del(&user->node);
+	spin_unlock(&heapdev_users_lock);
+	kfree(user);
+}
+
+unsigned long heapdev_user_committed(struct heapdev_user *user)
+{
+	return atomic_long_read(&user->pages);
+}
+
+/* Add @pages to @counter unless that would take it above @limit. */
+static bool heapdev_counter_add(atomic_long_t *counter, unsigned long pages,
+				unsigned long limit)
+{
+	long old = atomic_long_read(counter);
+
+	do {
+		if ((unsigned long)old + pages > limit ||
+		    (unsigned long)old + pages < (unsigned long)old)
+			return false;
+	} while (!atomic_long_try_cmpxchg(counter, &old, old + pages));
+	return true;
+}
+
+/**
+ * heapdev_charge - account pages about to be committed to a heap
+ * @heap: the heap; its lock must be held
+ * @pages: number of pages
+ *
+ * Return: 0, or -EDQUOT when the heap, its file or its user would exceed
+ * a limit; nothing is charged then.
+ */
+int heapdev_charge(struct heapdev_heap *heap, unsigned long pages)
+{
+	struct heapdev_file *hf = heap->file;
+	unsigned long heap_max = heapdev_heap_limit();
+
+	lockdep_assert_held(&heap->lock);
+
+	if (heap->max_pages && heap->max_pages < heap_max)
+		heap_max = heap->max_pages;
+	if (pages > heap_max || heap->nr_pages > heap_max - pages)
+		return -EDQUOT;
+	if (!heapdev_counter_add(&hf->committed, pages, heapdev_file_limit()))
+		return -EDQUOT;
+	if (!heapdev_counter_add(&hf->user->pages, pages,
+				 heapdev_user_limit())) {
+		atomic_long_sub(pages, &hf->committed);
+		return -EDQUOT;
+	}
+	atomic_long_add(pages, &heapdev_pages_held);
+	return 0;
+}
+
+/**
+ * heapdev_uncharge - undo heapdev_charge() for pages released
+ * @heap: the heap
+ * @pages: number of pages
+ */
+void heapdev_uncharge(struct heapdev_heap *heap, unsigned long pages)
+{
+	struct heapdev_file *hf = heap->file;
+
+	atomic_long_sub(pages, &hf->committed);
+	atomic_long_sub(pages, &hf->user->pages);
+	atomic_long_sub(pages, &heapdev_pages_held);
+}

@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * heapdev: private, kernel-backed heaps for Linux processes.
+ *
+ * /dev/heapdev is a misc device.  Each open creates a heap namespace owned
+ * by the opening process; heaps are created, committed, decommitted,
+ * queried, listed and destroyed with the ioctls of uapi/heapdev.h and
+ * mapped with mmap(MAP_SHARED) at the offset HEAPDEV_IOC_CREATE returns.
+ *
+ *	int fd = open("/dev/heapdev", O_RDWR | O_CLOEXEC);
+ *	struct heapdev_create c = { .size = sizeof(c), .initial = 65536 };
+ *	ioctl(fd, HEAPDEV_IOC_CREATE, &c);
+ *	char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED,
+ *		       fd, c.mmap_offset);
+ *	p[0] = 1;		(committed: fine)
+ *	p[65536] = 1;		(not committed: SIGBUS)
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/capability.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/nospec.h>
+#include <linux/overflow.h>
+#include <linux/pseudo_fs.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "../uapi/heapdev.h"
+#include "compat.h"
+#include "heapdev_internal.h"
+
+#define HEAPDEV_FS_MAGIC	0x48504456	/* "HPDV" */
+
+#define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
+				 HEAPDEV_FEAT_LIST)
+
+static unsigned long heap_limit_mb;
+module_param(heap_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(heap_limit_mb,
+		 "Most MiB one heap may commit (default: half of RAM)");
+
+static unsigned long file_limit_mb;
+module_param(file_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(file_limit_mb,
+		 "Most MiB the heaps of one open file may commit (default: half of RAM)");
+
+static unsigned long user_limit_mb;
+module_param(user_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(user_limit_mb,
+		 "Most MiB the heaps of one user may commit (default: half of RAM)");
+
+static unsigned int max_heaps = 65536;
+module_param(max_heaps, uint, 0644);
+MODULE_PARM_DESC(max_heaps, "Most heaps one open file may hold (default: 65536)");
+
+atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
+atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
+atomic_long_t heapdev_files_open = ATOMIC_LONG_INIT(0);
+
+LIST_HEAD(heapdev_files);
+DEFINE_MUTEX(heapdev_files_lock);
+
+static struct vfsmount *heapdev_mnt;
+
+static unsigned long heapdev_mb_to_pages(unsigned long mb)
+{
+	if (mb > (ULONG_MAX >> (20 - PAGE_SHIFT)))
+		return ULONG_MAX;
+	return mb << (20 - PAGE_SHIFT);
+}
+
+static u64 heapdev_pages_to_bytes(unsigned long pages)
+{
+	if (pages > (U64_MAX >> PAGE_SHIFT))
+		return U64_MAX;
+	return (u64)pages << PAGE_SHIFT;
+}
+
+unsigned long heapdev_heap_limit(void)
+{
+	return heapdev_mb_to_pages(READ_ONCE(heap_limit_mb));
+}
+
+unsigned long heapdev_file_limit(void)
+{
+	return heapdev_mb_to_pages(READ_ONCE(file_limit_mb));
+}
+
+unsigned long heapdev_user_limit(void)
+{
+	return heapdev_mb_to_pages(READ_ONCE(user_limit_mb));
+}
+
+unsigned int heapdev_max_heaps(void)
+{
+	return READ_ONCE(max_heaps);
+}
+
+/* Look a heap up by id and take a reference on it. */
+static struct heapdev_heap *heapdev_get_heap(struct heapdev_file *hf, u32 id)
+{
+	struct heapdev_heap *heap;
+
+	mutex_lock(&hf->lock);
+	heap = xa_load(&hf->heaps, id);
+	if (heap)
+		kref_get(&heap->ref);
+	mutex_unlock(&hf->lock);
+	return heap;
+}
+
+/*
+ * Check a page range of a heap command.  Returns 0 and the range in pages,
+ * or -EINVAL (unaligned, empty, outside the heap) or -EOVERFLOW (wraps).
+ */
+static int heapdev_check_range(struct heapdev_heap *heap, u64 offset,
+			       u64 length, pgoff_t *first,
+			       unsigned long *count)
+{
+	u64 end;
+
+	if (!length || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(length))
+		return -EINVAL;
+	if (check_add_overflow(offset, length, &end))
+		return -EOVERFLOW;
+	if ((end >> PAGE_SHIFT) > heap->window_pages)
+		return -EINVAL;
+	*first = offset >> PAGE_SHIFT;
+	*count = length >> PAGE_SHIFT;
+	return 0;
+}
+
+static int heapdev_ioc_get_info(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_info *info = arg;
+
+	if (info->flags || info->__pad)
+		return -EINVAL;
+
+	info->abi_version = HEAPDEV_ABI_VERSION;
+	info->page_size = PAGE_SIZE;
+	info->features = HEAPDEV_FEATURES;
+	info->window_size = 1ULL << HEAPDEV_WINDOW_SHIFT;
+	info->heap_limit = heapdev_pages_to_bytes(heapdev_heap_limit());
+	info->file_limit = heapdev_pages_to_bytes(heapdev_file_limit());
+	info->user_limit = heapdev_pages_to_bytes(heapdev_user_limit());
+	info->max_heaps = heapdev_max_heaps();
+	info->file_committed =
+		heapdev_pages_to_bytes(atomic_long_read(&hf->committed));
+	info->user_committed =
+		heapdev_pages_to_bytes(heapdev_user_committed(hf->user));
+	return 0;
+}
+
+static int heapdev_ioc_create(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_create *c = arg;
+	unsigned long max_pages, initial_pages, changed;
+	struct heapdev_heap *heap;
+	u32 id;
+	int ret;
+
+	if ((c->flags & ~HEAPDEV_HEAP_EXEC) || c->__pad)
+		return -EINVAL;
+	if (c->maximum > (1ULL << HEAPDEV_WINDOW_SHIFT) ||
+	    c->initial > (1ULL << HEAPDEV_WINDOW_SHIFT))
+		return -EINVAL;
+	if (c->maximum && c->initial > c->maximum)
+		return -EINVAL;
+	max_pages = DIV_ROUND_UP(c->maximum, PAGE_SIZE);
+	initial_pages = DIV_ROUND_UP(c->initial, PAGE_SIZE);
+
+	if (READ_ONCE(hf->nr_heaps) >= heapdev_max_heaps())
+		return -EDQUOT;
+
+	heap = heapdev_heap_alloc(hf, c->flags, max_pages);
+	if (!heap)
+		return -ENOMEM;
+
+	/* Commit before the heap becomes visible, so failure leaves no trace. */
+	if (initial_pages) {
+		ret = heapdev_heap_commit(heap, 0, initial_pages, &changed);
+		if (ret)
+			goto err_kill;
+	}
+
+	mutex_lock(&hf->lock);
+	if (hf->nr_heaps >= heapdev_max_heaps()) {
+		ret = -EDQUOT;
+		goto err_unlock;
+	}
+	ret = xa_alloc_cyclic(&hf->heaps, &id, heap,
+			      XA_LIMIT(1, HEAPDEV_MAX_ID), &hf->next_id,
+			      GFP_KERNEL_ACCOUNT);
+	if (ret < 0) {
+		ret = ret == -EBUSY ? -EDQUOT : ret;
+		goto err_unlock;
+	}
+	heap->id = id;
+	heap->base = (pgoff_t)id << HEAPDEV_WINDOW_PGSHIFT;
+	WRITE_ONCE(hf->nr_heaps, hf->nr_heaps + 1);
+	mutex_unlock(&hf->lock);
+
+	c->heap_id = id;
+	c->mmap_offset = (u64)id << HEAPDEV_WINDOW_SHIFT;
+	c->reserved = heapdev_pages_to_bytes(heap->window_pages);
+	return 0;
+
+err_unlock:
+	mutex_unlock(&hf->lock);
+err_kill:
+	heapdev_heap_kill(heap);
+	heapdev_heap_put(heap);
+	return ret;
+}
+
+static int heapdev_destroy_id(struct heapdev_file *hf, u32 id)
+{
+	struct heapdev_heap *heap;
+
+	mutex_lock(&hf->lock);
+	heap = xa_erase(&hf->heaps, id);
+	if (heap)
+		WRITE_ONCE(hf->nr_heaps, hf->nr_heaps - 1);
+	mutex_unlock(&hf->lock);
+	if (!heap)
+		return -ENOENT;
+
+	heapdev_heap_kill(heap);
+	heapdev_heap_put(heap);
+	return 0;
+}
+
+static int heapdev_ioc_destroy(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_destroy *d = arg;
+
+	if (d->flags || d->__pad)
+		return -EINVAL;
+	return heapdev_destroy_id(hf, d->heap_id);
+}
+
+static int heapdev_ioc_commit(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_commit *c = arg;
+	struct heapdev_heap *heap;
+	unsigned long count, changed;
+	pgoff_t first;
+	int ret;
+
+	if ((c->flags & ~HEAPDEV_COMMIT_POPULATE) || c->__pad)
+		return -EINVAL;
+	heap = heapdev_get_heap(hf, c->heap_id);
+	if (!heap)
+		return -ENOENT;
+
+	ret = heapdev_check_range(heap, c->offset, c->length, &first, &count);
+	if (!ret)
+		ret = heapdev_heap_commit(heap, first, count, &changed);
+	if (!ret) {
+		if (c->flags & HEAPDEV_COMMIT_POPULATE)
+			heapdev_heap_populate(heap, first, count);
+		c->committed = heapdev_pages_to_bytes(READ_ONCE(heap->nr_pages));
+		c->changed = heapdev_pages_to_bytes(changed);
+	}
+	heapdev_heap_put(heap);
+	return ret;
+}
+
+static int heapdev_ioc_decommit(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_decommit *d = arg;
+	struct heapdev_heap *heap;
+	unsigned long count, changed;
+	pgoff_t first;
+	int ret;
+
+	if (d->flags || d->__pad)
+		return -EINVAL;
+	heap = heapdev_get_heap(hf, d->heap_id);
+	if (!heap)
+		return -ENOENT;
+
+	ret = heapdev_check_range(heap, d->offset, d->length, &first, &count);
+	if (!ret)
+		ret = heapdev_heap_decommit(heap, first, count, &changed);
+	if (!ret) {
+		d->committed = heapdev_pages_to_bytes(READ_ONCE(heap->nr_pages));
+		d->changed = heapdev_pages_to_bytes(changed);
+	}
+	heapdev_heap_put(heap);
+	return ret;
+}
+
+static int heapdev_ioc_query(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_query *q = arg;
+	struct heapdev_heap *heap;
+
+	if (q->flags || q->__pad)
+		return -EINVAL;
+	heap = heapdev_get_heap(hf, q->heap_id);
+	if (!heap)
+		return -ENOENT;
+
+	q->heap_flags = heap->flags;
+	q->committed = heapdev_pages_to_bytes(READ_ONCE(heap->nr_pages));
+	q->reserved = heapdev_pages_to_bytes(heap->window_pages);
+	q->maximum = heapdev_pages_to_bytes(heap->max_pages);
+	q->mmap_offset = (u64)heap->id << HEAPDEV_WINDOW_SHIFT;
+	q->mappings = atomic_read(&heap->mappings);
+	heapdev_heap_put(heap);
+	return 0;
+}
+
+static int heapdev_ioc_list(struct heapdev_file *hf, void *arg)
+{
+	struct heapdev_list *l = arg;
+	struct heapdev_heap *heap;
+	unsigned int count, n = 0;
+	unsigned long id;
+	u32 *ids = NULL;
+	int ret = 0;
+
+	if (l->flags)
+		return -EINVAL;
+
+	mutex_lock(&hf->lock);
+	count = hf->nr_heaps;
+	if (l->capacity && count) {
+		ids = kvmalloc_array(min(l->capacity, count), sizeof(*ids),
+				     GFP_KERNEL_ACCOUNT);
+		if (!ids) {
+			mutex_unlock(&hf->lock);
+			return -ENOMEM;
+		}
+		xa_for_each(&hf->heaps, id, heap) {
+			if (n == min(l->capacity, count))
+				break;
+			ids[n++] = id;
+		}
+	}
+	mutex_unlock(&hf->lock);
+
+	if (n && copy_to_user(u64_to_user_ptr(l->ids), ids, n * sizeof(*ids)))
+		ret = -EFAULT;
+	kvfree(ids);
+	l->count = count;
+	return ret;
+}
+
+/**
+ * struct heapdev_ioctl_op - one command of the dispatch table
+ * @fn: handler, working on a kernel copy of the argument
+ * @size: the kernel's size of the argument structure
+ * @min_size: the size of its first version; smaller ones are refused
+ * @write: the command changes state, so the file must be open for writing
+ */
+struct heapdev_ioctl_op {
+	int (*fn)(struct heapdev_file *hf, void *arg);
+	unsigned int size;
+	unsigned int min_size;
+	bool write;
+};
+
+#define HEAPDEV_OP(_ioc, _fn, _struct, _last, _write)			\
+	[_IOC_NR(_ioc)] = {						\
+		.fn = _fn,						\
+		.size = sizeof(struct _struct),				\
+		.min_size = offsetofend(struct _struct, _last),		\
+		.write = _write,					\
+	}
+
+static const struct heapdev_ioctl_op heapdev_ops[] = {
+	HEAPDEV_OP(HEAPDEV_IOC_GET_INFO, heapdev_ioc_get_info, heapdev_info,
+		   user_committed, false),
+	HEAPDEV_OP(HEAPDEV_IOC_CREATE, heapdev_ioc_create, heapdev_create,
+		   reserved, true),
+	HEAPDEV_OP(HEAPDEV_IOC_DESTROY, heapdev_ioc_destroy, heapdev_destroy,
+		   __pad, true),
+	HEAPDEV_OP(HEAPDEV_IOC_COMMIT, heapdev_ioc_commit, heapdev_commit,
+		   changed, true),
+	HEAPDEV_OP(HEAPDEV_IOC_DECOMMIT, heapdev_ioc_decommit,
+		   heapdev_decommit, changed, true),
+	HEAPDEV_OP(HEAPDEV_IOC_QUERY, heapdev_ioc_query, heapdev_query,
+		   __pad, false),
+	HEAPDEV_OP(HEAPDEV_IOC_LIST, heapdev_ioc_list, heapdev_list, ids,
+		   false),
+};
+
+union heapdev_ioctl_buf {
+	struct heapdev_info info;
+	struct heapdev_create create;
+	struct heapdev_destroy destroy;
+	struct heapdev_commit commit;
+	struct heapdev_decommit decommit;
+	struct heapdev_query query;
+	struct heapdev_list list;
+};
+
+static long heapdev_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct heapdev_file *hf = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	const struct heapdev_ioctl_op *op;
+	union heapdev_ioctl_buf buf;
+	unsigned int nr = _IOC_NR(cmd);
+	u32 usize;
+	int ret;
+
+	if (nr >= ARRAY_SIZE(heapdev_ops) || cmd != _IO(HEAPDEV_IOC_MAGIC, nr))
+		return -ENOTTY;
+	op = &heapdev_ops[array_index_nospec(nr, ARRAY_SIZE(heapdev_ops))];
+
+	if (current->mm != hf->mm)
+		return -EPERM;
+	if (op->write && !(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+
+	if (get_user(usize, (u32 __user *)uarg))
+		return -EFAULT;
+	if (usize < op->min_size)
+		return -EINVAL;
+	ret = copy_struct_from_user(&buf, op->size, uarg, usize);
+	if (ret)
+		return ret;
+
+	ret = op->fn(hf, &buf);
+	if (ret)
+		return ret;
+
+	if (copy_to_user(uarg, &buf, min_t(size_t, usize, op->size))) {
+		/* Nobody learns the id of a heap nobody can see: undo. */
+		if (cmd == HEAPDEV_IOC_CREATE)
+			heapdev_destroy_id(hf, buf.create.heap_id);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int heapdev_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct heapdev_file *hf = file->private_data;
+	struct heapdev_heap *heap;
+	unsigned long id;
+	int ret;
+
+	if (current->mm != hf->mm)
+		return -EPERM;
+	/* MAP_SHARED only: a private (COW) copy of heap pages makes no sense. */
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+
+	id = vma->vm_pgoff >> HEAPDEV_WINDOW_PGSHIFT;
+	if (id > HEAPDEV_MAX_ID)
+		return -ENXIO;
+	heap = heapdev_get_heap(hf, id);
+	if (!heap)
+		return -ENXIO;
+	ret = heapdev_heap_mmap(heap, vma);
+	heapdev_heap_put(heap);
+	return ret;
+}
+
+static int heapdev_open(struct inode *inode, struct file *file)
+{
+	struct heapdev_file *hf;
+	int ret;
+
+	if (!current->mm)
+		return -EPERM;
+
+	hf = kzalloc(sizeof(*hf), GFP_KERNEL_ACCOUNT);
+	if (!hf)
+		return -ENOMEM;
+
+	hf->inode = alloc_anon_inode(heapdev_mnt->mnt_sb);
+	if (IS_ERR(hf->inode)) {
+		ret = PTR_ERR(hf->inode);
+		goto err_free;
+	}
+	hf->uid = current_euid();
+	hf->user = heapdev_user_get(hf->uid);
+	if (!hf->user) {
+		ret = -ENOMEM;
+		goto err_iput;
+	}
+
+	mutex_init(&hf->lock);
+	xa_init_flags(&hf->heaps, XA_FLAGS_ALLOC1);
+	atomic_long_set(&hf->committed, 0);
+	hf->mm = current->mm;
+	mmgrab(hf->mm);
+	hf->pid = get_pid(task_tgid(current));
+	get_task_comm(hf->comm, current);
+
+	/*
+	 * Every mapping of this file lives in the private inode's
+	 * address_space, so unmapping one heap's range never touches the
+	 * mappings of another file.
+	 */
+	file->f_mapping = hf->inode->i_mapping;
+	file->private_data = hf;
+
+	mutex_lock(&heapdev_files_lock);
+	list_add_tail(&hf->node, &heapdev_files);
+	mutex_unlock(&heapdev_files_lock);
+	atomic_long_inc(&heapdev_files_open);
+	return 0;
+
+err_iput:
+	iput(hf->inode);
+err_free:
+	kfree(hf);
+	return ret;
+}
+
+static int heapdev_release(struct inode *inode, struct file *file)
+{
+	struct heapdev_file *hf = file->private_data;
+	struct heapdev_heap *heap;
+	unsigned long id;
+
+	mutex_lock(&heapdev_files_lock);
+	list_del(&hf->node);
+	mutex_unlock(&heapdev_files_lock);
+
+	/* No VMA is left (each pins the file), so these are the last refs. */
+	xa_for_each(&hf->heaps, id, heap) {
+		xa_erase(&hf->heaps, id);
+		heapdev_heap_kill(heap);
+		heapdev_heap_put(heap);
+	}
+	xa_destroy(&hf->heaps);
+	mutex_destroy(&hf->lock);
+
+	iput(hf->inode);
+	heapdev_user_put(hf->user);
+	put_pid(hf->pid);
+	mmdrop(hf->mm);
+	kfree(hf);
+	atomic_long_dec(&heapdev_files_open);
+	return 0;
+}
+
+static const struct file_operations heapdev_fops = {
+	.owner = THIS_MODULE,
+	.open = heapdev_open,
+	.release = heapdev_release,
+	.unlocked_ioctl = heapdev_ioctl,
+	.mmap = heapdev_mmap,
+};
+
+static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&heapdev_pages_held));
+}
+static DEVICE_ATTR_RO(pages);
+
+static ssize_t heaps_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&heapdev_heaps_alive));
+}
+static DEVICE_ATTR_RO(heaps);
+
+static ssize_t files_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&heapdev_files_open));
+}
+static DEVICE_ATTR_RO(files);
+
+static struct attribute *heapdev_attrs[] = {
+	&dev_attr_pages.attr,
+	&dev_attr_heaps.attr,
+	&dev_attr_files.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(heapdev);
+
+static struct miscdevice heapdev_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "heapdev",
+	.fops = &heapdev_fops,
+	.groups = heapdev_groups,
+	.mode = 0600,
+};
+
+static int heapdev_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, HEAPDEV_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/* No .owner: the internal mount must not pin the module it belongs to. */
+static struct file_system_type heapdev_fs_type = {
+	.name = "heapdev",
+	.init_fs_context = heapdev_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static void heapdev_default_limit(unsigned long *mb)
+{
+	if (!*mb)
+		*mb = max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
+}
+
+static int __init heapdev_init(void)
+{
+	int ret;
+
+	heapdev_default_limit(&heap_limit_mb);
+	heapdev_default_limit(&file_limit_mb);
+	heapdev_default_limit(&user_limit_mb);
+
+	heapdev_mnt = kern_mount(&heapdev_fs_type);
+	if (IS_ERR(heapdev_mnt))
+		return PTR_ERR(heapdev_mnt);
+
+	ret = heapdev_proc_init();
+	if (ret)
+		goto err_unmount;
+	ret = misc_register(&heapdev_misc);
+	if (ret)
+		goto err_proc;
+	return 0;
+
+err_proc:
+	heapdev_proc_exit();
+err_unmount:
+	kern_unmount(heapdev_mnt);
+	return ret;
+}
+
+static void __exit heapdev_exit(void)
+{
+	misc_deregister(&heapdev_misc);
+	heapdev_proc_exit();
+	kern_unmount(heapdev_mnt);
+
+	if (atomic_long_read(&heapdev_pages_held) ||
+	    atomic_long_read(&heapdev_heaps_alive))
+		pr_err("leaked %ld pages and %ld heaps\n",
+		       atomic_long_read(&heapdev_pages_held),
+		       atomic_long_read(&heapdev_heaps_alive));
+}
+
+module_init(heapdev_init);
+module_exit(heapdev_exit);
+
+MODULE_DESCRIPTION("Private, kernel-backed heaps with Win32 heap semantics");
+MODULE_AUTHOR("The heapdev developers");
+MODULE_LICENSE("GPL");
+MODULE_VERSION(HEAPDEV_VERSION);
