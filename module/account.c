@@ -78,11 +78,15 @@ struct heapdev_user *heapdev_user_get(kuid_t uid)
 
 void heapdev_user_put(struct heapdev_user *user)
 {
-	if (!refcount_dec_and_lock(&user->ref, &heapdev_users_lock))
-		return;
-	hash_del(&user->node);
+	bool last;
+
+	spin_lock(&heapdev_users_lock);
+	last = refcount_dec_and_test(&user->ref);
+	if (last)
+		hash_del(&user->node);
 	spin_unlock(&heapdev_users_lock);
-	kfree(user);
+	if (last)
+		kfree(user);
 }
 
 unsigned long heapdev_user_committed(struct heapdev_user *user)

@@ -3,24 +3,21 @@
  * heapdev: the one place where kernel versions differ.
  *
  * Supported: 6.1 and later (tested on Debian's 6.1 and 6.12 kernels,
- * compile-checked on 7.2).  Every shim names the release that changed the
- * API; the rest of the module uses the newest API unconditionally.
+ * compile-checked on 7.2).  Differences are detected by feature probes in
+ * Kbuild (HEAPDEV_HAVE_*), not by version numbers, so that distribution
+ * backports are handled too.  Every shim names the release that changed
+ * the API; the rest of the module uses the newest API unconditionally.
  */
 #ifndef _HEAPDEV_COMPAT_H
 #define _HEAPDEV_COMPAT_H
 
 #include <linux/mm.h>
-#include <linux/version.h>
-
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0)
-#error "heapdev needs Linux 6.1 or later"
-#endif
 
 /*
  * Linux 6.3 made vma->vm_flags read-only and added vm_flags_set() and
  * vm_flags_clear() (with the per-VMA lock series).
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#ifndef HEAPDEV_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 {
 	vma->vm_flags |= flags;

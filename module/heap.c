@@ -94,6 +94,9 @@ void heapdev_heap_put(struct heapdev_heap *heap)
 	kref_put(&heap->ref, heapdev_heap_release);
 }
 
+/* Pages taken out of the xarray per lock hold, then released unlocked. */
+#define HEAPDEV_EVICT_BATCH	64
+
 /*
  * Unmap and release the committed pages in [first, last] of the heap.
  * Called with heap->lock and heap->fault_lock (write) held, so that no
@@ -102,42 +105,40 @@ void heapdev_heap_put(struct heapdev_heap *heap)
 static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 					pgoff_t first, pgoff_t last)
 {
-	XA_STATE(xas, &heap->pages, first);
+	struct page *batch[HEAPDEV_EVICT_BATCH];
+	unsigned long count = 0, n, i;
+	pgoff_t index = first;
 	struct page *page;
-	unsigned long count = 0;
 
 	lockdep_assert_held(&heap->lock);
 	lockdep_assert_held_write(&heap->fault_lock);
 
-	rcu_read_lock();
-	xas_for_each(&xas, page, last) {
-		if (xas_retry(&xas, page))
-			continue;
-		count++;
-		break;
-	}
-	rcu_read_unlock();
-	if (!count)
+	if (!xa_find(&heap->pages, &index, last, XA_PRESENT))
 		return 0;
-
 	if (atomic_read(&heap->mappings))
 		unmap_mapping_pages(heap->file->inode->i_mapping,
-				    heap->base + first, last - first + 1, true);
+				    heap->base + index, last - index + 1, true);
 
-	count = 0;
-	xas_set(&xas, first);
-	xas_lock(&xas);
-	xas_for_each(&xas, page, last) {
-		xas_store(&xas, NULL);
-		put_page(page);
-		if (!(++count % 512)) {
-			xas_pause(&xas);
-			xas_unlock(&xas);
-			cond_resched();
-			xas_lock(&xas);
+	do {
+		XA_STATE(xas, &heap->pages, index);
+
+		n = 0;
+		xas_lock(&xas);
+		xas_for_each(&xas, page, last) {
+			xas_store(&xas, NULL);
+			batch[n++] = page;
+			if (n == ARRAY_SIZE(batch))
+				break;
 		}
-	}
-	xas_unlock(&xas);
+		/* Restart after the last entry; never xas_pause() after a store. */
+		index = xas.xa_index + 1;
+		xas_unlock(&xas);
+
+		for (i = 0; i < n; i++)
+			put_page(batch[i]);
+		count += n;
+		cond_resched();
+	} while (n == ARRAY_SIZE(batch) && index && index <= last);
 	return count;
 }
 
@@ -350,9 +351,12 @@ static void heapdev_map_range(struct heapdev_heap *heap,
 
 	rcu_read_lock();
 	xas_for_each(&xas, page, last) {
+		/* xas_pause() moves xa_index on: read it first. */
+		pgoff_t index = xas.xa_index;
+
 		if (xas_retry(&xas, page))
 			continue;
-		if (nr && (xas.xa_index != expect || nr == ARRAY_SIZE(batch))) {
+		if (nr && (index != expect || nr == ARRAY_SIZE(batch))) {
 			xas_pause(&xas);
 			rcu_read_unlock();
 			heapdev_insert_run(vma, start, batch, nr);
@@ -362,10 +366,10 @@ static void heapdev_map_range(struct heapdev_heap *heap,
 		}
 		if (!nr)
 			start = vma->vm_start +
-				((heap->base + xas.xa_index - vma->vm_pgoff)
+				((heap->base + index - vma->vm_pgoff)
 				 << PAGE_SHIFT);
 		batch[nr++] = page;
-		expect = xas.xa_index + 1;
+		expect = index + 1;
 	}
 	rcu_read_unlock();
 	if (nr)
@@ -386,13 +390,13 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 	pgoff_t start = heap->base + first, end = start + count - 1;
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
-	VMA_ITERATOR(vmi, mm, 0);
 
 	if (!atomic_read(&heap->mappings))
 		return;
 
 	mmap_read_lock(mm);
 	down_read(&heap->fault_lock);
+	VMA_ITERATOR(vmi, mm, 0);
 	for_each_vma(vmi, vma) {
 		pgoff_t vfirst = vma->vm_pgoff;
 		pgoff_t vlast = vfirst + vma_pages(vma) - 1;

@@ -18,6 +18,7 @@
 #ifndef _HEAPDEV_INTERNAL_H
 #define _HEAPDEV_INTERNAL_H
 
+#include <linux/bits.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
@@ -31,7 +32,7 @@
 /* Each heap owns a 1 TiB window of its file's mmap offset space. */
 #define HEAPDEV_WINDOW_SHIFT	40
 #define HEAPDEV_WINDOW_PGSHIFT	(HEAPDEV_WINDOW_SHIFT - PAGE_SHIFT)
-#define HEAPDEV_WINDOW_PAGES	(1UL << HEAPDEV_WINDOW_PGSHIFT)
+#define HEAPDEV_WINDOW_PAGES	BIT(HEAPDEV_WINDOW_PGSHIFT)
 /* Heap ids stay below 2^23 so that every mmap offset fits in a loff_t. */
 #define HEAPDEV_MAX_ID		((1U << (63 - HEAPDEV_WINDOW_SHIFT)) - 1)
 
@@ -54,7 +55,7 @@ struct heapdev_user;
  */
 struct heapdev_file {
 	struct list_head node;
-	struct mutex lock;
+	struct mutex lock;		/* protects heaps, nr_heaps, next_id */
 	struct xarray heaps;
 	u32 next_id;
 	unsigned int nr_heaps;
@@ -87,7 +88,7 @@ struct heapdev_file {
 struct heapdev_heap {
 	struct kref ref;
 	struct heapdev_file *file;
-	struct mutex lock;
+	struct mutex lock;		/* serialises commit/decommit/kill */
 	struct rw_semaphore fault_lock;
 	struct xarray pages;
 	unsigned long nr_pages;

@@ -65,7 +65,9 @@ atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_files_open = ATOMIC_LONG_INIT(0);
 
+/* Every open file, for the admin view. */
 LIST_HEAD(heapdev_files);
+/* Protects heapdev_files; nests outside every heapdev_file's lock. */
 DEFINE_MUTEX(heapdev_files_lock);
 
 static struct vfsmount *heapdev_mnt;
@@ -371,29 +373,46 @@ struct heapdev_ioctl_op {
 	bool write;
 };
 
-#define HEAPDEV_OP(_ioc, _fn, _struct, _last, _write)			\
-	[_IOC_NR(_ioc)] = {						\
-		.fn = _fn,						\
-		.size = sizeof(struct _struct),				\
-		.min_size = offsetofend(struct _struct, _last),		\
-		.write = _write,					\
-	}
-
 static const struct heapdev_ioctl_op heapdev_ops[] = {
-	HEAPDEV_OP(HEAPDEV_IOC_GET_INFO, heapdev_ioc_get_info, heapdev_info,
-		   user_committed, false),
-	HEAPDEV_OP(HEAPDEV_IOC_CREATE, heapdev_ioc_create, heapdev_create,
-		   reserved, true),
-	HEAPDEV_OP(HEAPDEV_IOC_DESTROY, heapdev_ioc_destroy, heapdev_destroy,
-		   __pad, true),
-	HEAPDEV_OP(HEAPDEV_IOC_COMMIT, heapdev_ioc_commit, heapdev_commit,
-		   changed, true),
-	HEAPDEV_OP(HEAPDEV_IOC_DECOMMIT, heapdev_ioc_decommit,
-		   heapdev_decommit, changed, true),
-	HEAPDEV_OP(HEAPDEV_IOC_QUERY, heapdev_ioc_query, heapdev_query,
-		   __pad, false),
-	HEAPDEV_OP(HEAPDEV_IOC_LIST, heapdev_ioc_list, heapdev_list, ids,
-		   false),
+	[_IOC_NR(HEAPDEV_IOC_GET_INFO)] = {
+		.fn = heapdev_ioc_get_info,
+		.size = sizeof(struct heapdev_info),
+		.min_size = offsetofend(struct heapdev_info, user_committed),
+	},
+	[_IOC_NR(HEAPDEV_IOC_CREATE)] = {
+		.fn = heapdev_ioc_create,
+		.size = sizeof(struct heapdev_create),
+		.min_size = offsetofend(struct heapdev_create, reserved),
+		.write = true,
+	},
+	[_IOC_NR(HEAPDEV_IOC_DESTROY)] = {
+		.fn = heapdev_ioc_destroy,
+		.size = sizeof(struct heapdev_destroy),
+		.min_size = offsetofend(struct heapdev_destroy, __pad),
+		.write = true,
+	},
+	[_IOC_NR(HEAPDEV_IOC_COMMIT)] = {
+		.fn = heapdev_ioc_commit,
+		.size = sizeof(struct heapdev_commit),
+		.min_size = offsetofend(struct heapdev_commit, changed),
+		.write = true,
+	},
+	[_IOC_NR(HEAPDEV_IOC_DECOMMIT)] = {
+		.fn = heapdev_ioc_decommit,
+		.size = sizeof(struct heapdev_decommit),
+		.min_size = offsetofend(struct heapdev_decommit, changed),
+		.write = true,
+	},
+	[_IOC_NR(HEAPDEV_IOC_QUERY)] = {
+		.fn = heapdev_ioc_query,
+		.size = sizeof(struct heapdev_query),
+		.min_size = offsetofend(struct heapdev_query, __pad),
+	},
+	[_IOC_NR(HEAPDEV_IOC_LIST)] = {
+		.fn = heapdev_ioc_list,
+		.size = sizeof(struct heapdev_list),
+		.min_size = offsetofend(struct heapdev_list, ids),
+	},
 };
 
 union heapdev_ioctl_buf {

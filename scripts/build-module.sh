@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# build-module.sh SERIES|7.2 [make args...]
+#
+# Build heapdev.ko against a cached Debian kernel (6.1, 6.12; see
+# kernels.sh) or against the prepared 7.2 tree (ksrc-7.2.sh), in
+# build/kmod/<kernel>/ so that builds for different kernels never share
+# objects.  Warnings are errors.  Prints the path of heapdev.ko.
+
+. "$(dirname "$0")/common.sh"
+
+[ $# -ge 1 ] || die "usage: build-module.sh SERIES [make args...]"
+series=$1
+shift
+
+need_pkgs gcc make dwarves
+
+if [ "$series" = 7.2 ]; then
+	kbuild=$("$HEAPDEV_TOP/scripts/ksrc-7.2.sh")
+	kver=7.2-defconfig
+else
+	read -r _ kver kbuild _ <<<"$("$HEAPDEV_TOP/scripts/kernels.sh" "$series")"
+fi
+
+out=$HEAPDEV_BUILD/kmod/$kver
+mkdir -p "$out"
+# Mirror the sources (only what Kbuild needs) into the per-kernel folder.
+for f in Kbuild VERSION module uapi; do
+	rm -rf "${out:?}/$f.new"
+	cp -a "$HEAPDEV_TOP/$f" "$out/$f.new"
+	if ! diff -rq "$out/$f.new" "$out/$f" >/dev/null 2>&1; then
+		rm -rf "${out:?}/$f"
+		mv "$out/$f.new" "$out/$f"
+	else
+		rm -rf "${out:?}/$f.new"
+	fi
+done
+
+log=$out/build.log
+if ! make -C "$kbuild" M="$out" HEAPDEV_WERROR=y "$@" modules >"$log" 2>&1; then
+	cat "$log" >&2
+	die "module build against $kver failed"
+fi
+# Any compiler or modpost diagnostic counts as a failure.
+if grep -E 'warning:|WARNING:|error:' "$log" >&2; then
+	die "module build against $kver printed warnings"
+fi
+echo "$out/heapdev.ko"

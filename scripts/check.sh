@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# check.sh: every test of heapdev, as run by "make check".
+#
+#   host:  checkpatch --strict and sparse on the module, warning-free
+#          module builds against 6.1, 6.12 and 7.2, the library's host
+#          tests (memfd backend, ASan/UBSan)
+#   VM:    for each kernel in $KERNELS (default "6.1 6.12"), boot it under
+#          QEMU, load the module and run scripts/vm-check.job
+#
+# Prints a line per suite, "N passed, N failed" per kernel and overall,
+# and exits non-zero when anything failed.
+
+. "$(dirname "$0")/common.sh"
+
+KERNELS=${KERNELS:-6.1 6.12}
+results=$HEAPDEV_BUILD/check
+rm -rf "$results"
+mkdir -p "$results"
+
+total_pass=0 total_fail=0 total_skip=0
+
+# record GROUP NAME PASS FAIL [SKIP]
+record() {
+	local group=$1 name=$2 p=$3 f=$4 s=${5:-0}
+	printf '%-8s %-40s %5d passed %4d failed %4d skipped\n' \
+		"$group" "$name" "$p" "$f" "$s"
+	echo "$group $name $p $f $s" >>"$results/results"
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	total_skip=$((total_skip + s))
+}
+
+# step NAME COMMAND...: one check that passes when COMMAND succeeds.
+step() {
+	local name=$1 log=$results/$1.log
+	shift
+	if "$@" >"$log" 2>&1; then
+		record host "$name" 1 0
+	else
+		record host "$name" 0 1
+		sed 's/^/    /' "$log" | tail -n 40
+	fi
+}
+
+checkpatch() {
+	local ksrc out
+	ksrc=$("$HEAPDEV_TOP/scripts/ksrc.sh")
+	cd "$HEAPDEV_TOP"
+	out=$(perl "$ksrc/linux-source-6.1/scripts/checkpatch.pl" --no-tree \
+		--strict --terse --show-types -f module/*.c module/*.h \
+		uapi/*.h Kbuild || true)
+	printf '%s\n' "$out"
+	! printf '%s\n' "$out" | grep -q ': \(ERROR\|WARNING\|CHECK\):'
+}
+
+need_pkgs gcc make perl qemu-system-x86 busybox-static cpio sparse \
+	dwarves bc flex bison libelf-dev libssl-dev xz-utils kmod
+
+echo "== host checks"
+step checkpatch checkpatch
+step sparse-6.12 "$HEAPDEV_TOP/scripts/build-module.sh" 6.12 C=2 CHECK=sparse
+step build-6.1 "$HEAPDEV_TOP/scripts/build-module.sh" 6.1
+step build-6.12 "$HEAPDEV_TOP/scripts/build-module.sh" 6.12
+step build-7.2 "$HEAPDEV_TOP/scripts/build-module.sh" 7.2
+
+ksft=$("$HEAPDEV_TOP/scripts/ksrc.sh")/ksft
+step selftests-build make -C "$HEAPDEV_TOP/selftests" KSFT_DIR="$ksft" \
+	OUTPUT="$HEAPDEV_BUILD/selftests"
+
+vmfiles=(-f "$HEAPDEV_BUILD/selftests")
+if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
+	log=$results/userlib-check.log
+	if make -C "$HEAPDEV_TOP/userlib" check >"$log" 2>&1; then
+		ok=1
+	else
+		ok=0
+	fi
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" |
+		awk '{p += $1; f += $3} END {print p, f}')
+	read -r p f <<<"${line:-0 0}"
+	[ "$ok" = 1 ] || [ "$f" != 0 ] || f=1
+	record host userlib-check "$p" "$f"
+	[ "$f" = 0 ] || tail -n 40 "$log" | sed 's/^/    /'
+	step userlib-vmtest make -C "$HEAPDEV_TOP/userlib" vmtest
+	vm=$HEAPDEV_BUILD/userlib/vm/heapdev-api-test
+	[ -x "$vm" ] && vmfiles+=(-f "$vm")
+fi
+
+for k in $KERNELS; do
+	echo "== VM: Debian $k"
+	log=$results/vm-$k.log
+	set +e
+	"$HEAPDEV_TOP/scripts/vm-run.sh" -k "$k" -l "$log" "${vmfiles[@]}" \
+		"$HEAPDEV_TOP/scripts/vm-check.job" >/dev/null 2>&1
+	rc=$?
+	set -e
+	kp=0 kf=0
+	while read -r name p f s; do
+		record "vm-$k" "$name" "$p" "$f" "$s"
+		kp=$((kp + p))
+		kf=$((kf + f))
+	done < <(sed -n 's/^HEAPDEV-RESULT \([^ ]*\) pass=\([0-9]*\) fail=\([0-9]*\) skip=\([0-9]*\)$/\1 \2 \3 \4/p' "$log")
+	if [ $rc = 125 ] || [ $((kp + kf)) = 0 ]; then
+		record "vm-$k" vm-boot 0 1
+		kf=$((kf + 1))
+	fi
+	if [ "$kf" != 0 ]; then
+		echo "  failures on $k (full log: $log):"
+		grep -E '^not ok|^# .*(Expected|FAIL)|HEAPDEV-RESULT .*fail=[1-9]|BUG:|WARNING:|Oops' \
+			"$log" | sed 's/^/    /' | head -n 60
+	fi
+	echo "Debian $k: $kp passed, $kf failed"
+done
+
+echo "== total"
+echo "($total_skip skipped: tests that need root when run as nobody)"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# vm-run.sh [options] [--] JOB [ARGS...]
+#
+# Boot a Debian kernel under QEMU (software emulation, 2 CPUs) with a small
+# busybox initramfs, load heapdev.ko built for that kernel, and run JOB
+# inside: a shell script (a path on the host) or, with -c, a command line.
+# Files given with -f are copied to /opt/heapdev, which is on PATH.
+# The console goes to stdout and to the log file; the exit status is the
+# job's, or 125 when the VM died before the job finished.
+#
+#   -k SERIES   kernel series: 6.1 (default) or 6.12
+#   -f FILE     copy FILE into the VM (repeatable; directories too)
+#   -p PARAMS   module parameters for insmod
+#   -n          do not load the module
+#   -c          JOB is a command line, not a script
+#   -t SECONDS  give up after this long (default 900)
+#   -m MIB      guest memory (default 1536)
+#   -l LOG      console log (default build/vm/<kernel>/console.log)
+#   -q          print only the job's output, not the kernel's boot noise
+#
+# Example: scripts/vm-run.sh -k 6.12 -f build/selftests -c -- \
+#              'heapdev_mmap_test'
+
+. "$(dirname "$0")/common.sh"
+
+series=6.1 timeout=900 mem=1536 params= noload= cmdline= log= quiet=
+files=()
+while getopts "k:f:p:nct:m:l:q" opt; do
+	case $opt in
+	k) series=$OPTARG ;;
+	f) files+=("$OPTARG") ;;
+	p) params=$OPTARG ;;
+	n) noload=1 ;;
+	c) cmdline=1 ;;
+	t) timeout=$OPTARG ;;
+	m) mem=$OPTARG ;;
+	l) log=$OPTARG ;;
+	q) quiet=1 ;;
+	*) sed -n '3,25p' "$0" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 1 ] || die "usage: vm-run.sh [options] JOB [ARGS...] (see the header)"
+
+need_pkgs qemu-system-x86 busybox-static cpio
+
+read -r _ kver _ vmlinuz <<<"$("$HEAPDEV_TOP/scripts/kernels.sh" "$series")"
+ko=
+[ -n "$noload" ] || ko=$("$HEAPDEV_TOP/scripts/build-module.sh" "$series")
+
+vmdir=$HEAPDEV_BUILD/vm/$kver
+log=${log:-$vmdir/console.log}
+root=$(mktemp -d "${TMPDIR:-/tmp}/heapdev-initrd.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$vmdir" "$root"/{bin,lib,etc,opt/heapdev,proc,sys,dev,tmp}
+chmod 755 "$root"
+
+cp /bin/busybox "$root/bin/busybox"
+cp "$HEAPDEV_TOP/scripts/vm-init.sh" "$root/init"
+chmod 755 "$root/init"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' \
+	>"$root/etc/passwd"
+printf 'root:x:0:\nheapdev:x:990:\nnogroup:x:65534:\n' >"$root/etc/group"
+if [ -n "$ko" ]; then
+	cp "$ko" "$root/lib/heapdev.ko"
+	printf '%s\n' "$params" >"$root/lib/heapdev.params"
+fi
+for f in "${files[@]}"; do
+	[ -e "$f" ] || die "no such file: $f"
+	if [ -d "$f" ]; then
+		cp -a "$f"/. "$root/opt/heapdev/"
+	else
+		cp -a "$f" "$root/opt/heapdev/"
+	fi
+done
+
+if [ -n "$cmdline" ]; then
+	printf '%s\n' "$*" >"$root/job"
+	: >"$root/job.args"
+else
+	[ -f "$1" ] || die "no such job script: $1"
+	cp "$1" "$root/job"
+	shift
+	printf '%q ' "$@" >"$root/job.args"
+fi
+
+initrd=$vmdir/initramfs.cpio.gz
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
+
+append="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off"
+set +e
+timeout --foreground "$timeout" qemu-system-x86_64 \
+	-machine q35 -cpu max -smp 2 -m "$mem" \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$vmlinuz" -initrd "$initrd" -append "$append" </dev/null |
+	tr -d '\r' | tee "$log" |
+	if [ -n "$quiet" ]; then
+		sed -n '/^\[ *[0-9.]*\]/d; /HEAPDEV-VM-EXIT=/d; p'
+	else
+		cat
+	fi
+set -e
+
+status=$(sed -n 's/^HEAPDEV-VM-EXIT=\([0-9]*\)$/\1/p' "$log" | tail -n 1)
+if [ -z "$status" ]; then
+	say "VM on $kver died or timed out before the job finished (log: $log)"
+	exit 125
+fi
+exit "$status"

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Helpers shared by the heapdev selftests: thin ioctl wrappers that return
+ * 0 or -errno, a fault probe, and readers for the module's counters and
+ * admin view.
+ */
+#ifndef HEAPDEV_UTIL_H
+#define HEAPDEV_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "heapdev.h"
+
+#define HD_DEV		"/dev/heapdev"
+#define HD_SYSFS	"/sys/class/misc/heapdev/"
+#define HD_PARAMS	"/sys/module/heapdev/parameters/"
+#define HD_PROC		"/proc/heapdev"
+
+/*
+ * The kselftest harness of Linux 6.1 still runs a test's body after its
+ * FIXTURE_SETUP called SKIP(); every TEST_F of a fixture that may skip
+ * starts with this.
+ */
+#define HD_SKIPPED_IN_SETUP()		\
+	do {				\
+		if (_metadata->skip)	\
+			return;		\
+	} while (0)
+
+static inline long hd_page(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+static inline int hd_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? -errno : 0;
+}
+
+static inline int hd_open(void)
+{
+	return open(HD_DEV, O_RDWR | O_CLOEXEC);
+}
+
+static inline int hd_create(int fd, __u32 flags, __u64 initial,
+			    __u64 maximum, struct heapdev_create *out)
+{
+	struct heapdev_create c = {
+		.size = sizeof(c), .flags = flags,
+		.initial = initial, .maximum = maximum,
+	};
+	int ret = hd_ioctl(fd, HEAPDEV_IOC_CREATE, &c);
+
+	if (out)
+		*out = c;
+	return ret;
+}
+
+static inline int hd_destroy(int fd, __u32 id)
+{
+	struct heapdev_destroy d = { .size = sizeof(d), .heap_id = id };
+
+	return hd_ioctl(fd, HEAPDEV_IOC_DESTROY, &d);
+}
+
+static inline int hd_commit(int fd, __u32 id, __u64 off, __u64 len,
+			    __u32 flags, struct heapdev_commit *out)
+{
+	struct heapdev_commit c = {
+		.size = sizeof(c), .flags = flags, .heap_id = id,
+		.offset = off, .length = len,
+	};
+	int ret = hd_ioctl(fd, HEAPDEV_IOC_COMMIT, &c);
+
+	if (out)
+		*out = c;
+	return ret;
+}
+
+static inline int hd_decommit(int fd, __u32 id, __u64 off, __u64 len,
+			      struct heapdev_decommit *out)
+{
+	struct heapdev_decommit d = {
+		.size = sizeof(d), .heap_id = id, .offset = off, .length = len,
+	};
+	int ret = hd_ioctl(fd, HEAPDEV_IOC_DECOMMIT, &d);
+
+	if (out)
+		*out = d;
+	return ret;
+}
+
+static inline int hd_query(int fd, __u32 id, struct heapdev_query *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->size = sizeof(*q);
+	q->heap_id = id;
+	return hd_ioctl(fd, HEAPDEV_IOC_QUERY, q);
+}
+
+static inline int hd_info(int fd, struct heapdev_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->size = sizeof(*info);
+	return hd_ioctl(fd, HEAPDEV_IOC_GET_INFO, info);
+}
+
+static inline void *hd_map(int fd, const struct heapdev_create *c,
+			   __u64 off, size_t len, int prot)
+{
+	return mmap(NULL, len, prot, MAP_SHARED, fd, c->mmap_offset + off);
+}
+
+/* Fault probe: returns 0, or the signal (SIGBUS, SIGSEGV) the access raised. */
+static sigjmp_buf hd_probe_env;
+static volatile sig_atomic_t hd_probe_sig;
+
+static void hd_probe_handler(int sig)
+{
+	hd_probe_sig = sig;
+	siglongjmp(hd_probe_env, 1);
+}
+
+static inline int hd_probe(volatile char *p, bool write, char val)
+{
+	struct sigaction sa = { .sa_handler = hd_probe_handler };
+	struct sigaction old_bus, old_segv;
+	int ret = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	hd_probe_sig = 0;
+	if (sigsetjmp(hd_probe_env, 1) == 0) {
+		if (write)
+			*p = val;
+		else
+			(void)*p;
+	} else {
+		ret = hd_probe_sig;
+	}
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	return ret;
+}
+
+static inline long hd_read_long(const char *path)
+{
+	char buf[64] = "";
+	long val = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f))
+		val = strtol(buf, NULL, 10);
+	fclose(f);
+	return val;
+}
+
+static inline int hd_write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static inline long hd_sys_pages(void)
+{
+	return hd_read_long(HD_SYSFS "pages");
+}
+
+static inline long hd_sys_heaps(void)
+{
+	return hd_read_long(HD_SYSFS "heaps");
+}
+
+/*
+ * Find heap @id of process @pid in /proc/heapdev.  Returns 1 and fills the
+ * committed bytes and mappings when found, 0 when not, -errno on error.
+ */
+static inline int hd_proc_find(pid_t pid, __u32 id, unsigned long long *committed,
+			       int *mappings)
+{
+	char line[512], comm[128], flags[8];
+	unsigned long long c, r, m;
+	unsigned int hid;
+	int p, maps, found = 0;
+	FILE *f = fopen(HD_PROC, "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%d %127s %u %7s %llu %llu %llu %d", &p, comm,
+			   &hid, flags, &c, &r, &m, &maps) != 8)
+			continue;
+		if (p == pid && hid == id) {
+			if (committed)
+				*committed = c;
+			if (mappings)
+				*mappings = maps;
+			found = 1;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Count the lines of /proc/heapdev that belong to @pid, or -errno. */
+static inline int hd_proc_count(pid_t pid)
+{
+	char line[512];
+	int p, n = 0;
+	FILE *f = fopen(HD_PROC, "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%d", &p) == 1 && p == pid)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Run @fn in a child process; returns its exit status, or 128 + signal. */
+static inline int hd_in_child(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		_exit(fn(arg));
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+#endif /* HEAPDEV_UTIL_H */
