@@ -106,7 +106,7 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 					pgoff_t first, pgoff_t last)
 {
 	struct page *batch[HEAPDEV_EVICT_BATCH];
-	unsigned long count = 0, n, i;
+	unsigned long count = 0, n;
 	pgoff_t index = first;
 	struct page *page;
 
@@ -134,8 +134,8 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 		index = xas.xa_index + 1;
 		xas_unlock(&xas);
 
-		for (i = 0; i < n; i++)
-			put_page(batch[i]);
+		/* Drop our references; a pinned page lives on with its pin. */
+		release_pages(batch, n);
 		count += n;
 		cond_resched();
 	} while (n == ARRAY_SIZE(batch) && index && index <= last);

@@ -17,7 +17,9 @@
 #   -c          JOB is a command line, not a script
 #   -t SECONDS  give up after this long (default 900)
 #   -m MIB      guest memory (default 1536)
-#   -l LOG      console log (default build/vm/<kernel>/console.log)
+#   -l LOG      console log (default build/vm/<kernel>/console.log, the
+#               latest run's; concurrent runs each write their own temporary
+#               log and the last to finish leaves it there)
 #   -q          print only the job's output, not the kernel's boot noise
 #
 # Example: scripts/vm-run.sh -k 6.12 -f build/selftests -c -- \
@@ -51,10 +53,13 @@ ko=
 [ -n "$noload" ] || ko=$("$HEAPDEV_TOP/scripts/build-module.sh" "$series")
 
 vmdir=$HEAPDEV_BUILD/vm/$kver
-log=${log:-$vmdir/console.log}
-root=$(mktemp -d "${TMPDIR:-/tmp}/heapdev-initrd.XXXXXX")
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$vmdir" "$root"/{bin,lib,etc,opt/heapdev,proc,sys,dev,tmp}
+mkdir -p "$vmdir"
+final_log=${log:-$vmdir/console.log}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/heapdev-vm.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+root=$tmp/root
+log=$tmp/console.log
+mkdir -p "$root"/{bin,lib,etc,opt/heapdev,proc,sys,dev,tmp}
 chmod 755 "$root"
 
 cp /bin/busybox "$root/bin/busybox"
@@ -86,7 +91,7 @@ else
 	printf '%q ' "$@" >"$root/job.args"
 fi
 
-initrd=$vmdir/initramfs.cpio.gz
+initrd=$tmp/initramfs.cpio.gz
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
 
 append="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off"
@@ -102,6 +107,8 @@ timeout --foreground "$timeout" qemu-system-x86_64 \
 		cat
 	fi
 set -e
+cp "$log" "$final_log"
+log=$final_log
 
 status=$(sed -n 's/^HEAPDEV-VM-EXIT=\([0-9]*\)$/\1/p' "$log" | tail -n 1)
 if [ -z "$status" ]; then
