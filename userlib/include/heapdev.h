@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * heapdev: private heaps for Linux processes, backed by /dev/heapdev.
+ *
+ * This is the native C API.  The Win32 heap API (HeapCreate, HeapAlloc, ...)
+ * is declared in <heapdev/win32.h>; both work on the same heaps: a
+ * struct heapdev_heap * and the Win32 HANDLE of a heap are the same value.
+ *
+ * Error conventions:
+ *
+ *   control calls (everything that returns int) return 0 on success or a
+ *   negative errno value, and never read or write errno;
+ *
+ *   allocation calls (heapdev_alloc, heapdev_realloc) are malloc-like: they
+ *   return a pointer, or NULL with errno set (ENOMEM when there is not
+ *   enough memory, EINVAL for a bad heap, pointer or size).
+ *
+ * Common negative errno values of control calls:
+ *
+ *   -EBADF   the heap is not a live heap of this process (never created,
+ *            already destroyed, or inherited across fork)
+ *   -EINVAL  a pointer that is not a live block of the heap (freed, foreign,
+ *            interior or corrupted), or an invalid argument
+ *   -ENOMEM  not enough memory (commit refused by the kernel or by the
+ *            memfd backend)
+ *   -ENOENT  the kernel device /dev/heapdev is missing and no other backend
+ *            was chosen (see HEAPDEV_BACKEND below)
+ *
+ * Backends: heaps are backed by the kernel device /dev/heapdev unless the
+ * environment variable HEAPDEV_BACKEND is "memfd" (memfd_create + fallocate:
+ * same semantics, without the kernel's guarantees and admin view) or the
+ * creation options ask for a backend explicitly.  There is never a silent
+ * fallback.  HEAPDEV_DEBUG=1 makes the library print a one-line reason on
+ * stderr when a heap cannot be created or corruption is detected.
+ *
+ * Heaps belong to the process: after fork() the child sees none of its
+ * parent's heaps (their memory is not inherited), and every heap call on an
+ * inherited heap fails with -EBADF.
+ */
+#ifndef HEAPDEV_H
+#define HEAPDEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef HEAPDEV_API
+#define HEAPDEV_API __attribute__((visibility("default")))
+#endif
+
+/** struct heapdev_heap - opaque heap handle (the Win32 HANDLE of the heap) */
+struct heapdev_heap;
+
+/* Creation flags (struct heapdev_options.flags). */
+#define HEAPDEV_NO_SERIALIZE	0x00000001u	/* no locking: one thread only */
+#define HEAPDEV_EXEC		0x00040000u	/* memory is executable */
+
+/* Backends (struct heapdev_options.backend). */
+#define HEAPDEV_BACKEND_DEFAULT	0	/* $HEAPDEV_BACKEND, else the device */
+#define HEAPDEV_BACKEND_DEVICE	1	/* /dev/heapdev */
+#define HEAPDEV_BACKEND_MEMFD	2	/* memfd_create + fallocate */
+
+/* Per-call flags of heapdev_alloc, heapdev_realloc, heapdev_free, ... */
+#define HEAPDEV_ZERO		0x00000008u	/* zero the new bytes */
+#define HEAPDEV_IN_PLACE	0x00000010u	/* realloc: never move */
+#define HEAPDEV_NOLOCK		0x00000001u	/* skip the heap lock */
+
+/**
+ * struct heapdev_options - how to create a heap
+ * @size: sizeof(struct heapdev_options)
+ * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC or 0
+ * @backend: HEAPDEV_BACKEND_*
+ * @initial: bytes committed at creation (rounded up to pages)
+ * @maximum: 0 for a growable heap, otherwise the fixed size of the heap
+ */
+struct heapdev_options {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t backend;
+	uint32_t __reserved;
+	uint64_t initial;
+	uint64_t maximum;
+};
+
+/**
+ * struct heapdev_heap_info - state of a heap (heapdev_get_info)
+ * @size: in: sizeof(struct heapdev_heap_info)
+ * @flags: creation flags
+ * @backend: HEAPDEV_BACKEND_DEVICE or HEAPDEV_BACKEND_MEMFD
+ * @kernel_id: the heap id in /dev/heapdev (and in /proc/heapdev); for the
+ *	memfd backend, the window number in the process's memfd
+ * @allocated: bytes requested by the live blocks
+ * @committed: bytes committed (resident) for the heap
+ * @reserved: bytes of address space mapped for the heap
+ * @maximum: fixed size, or 0 for a growable heap
+ * @blocks: number of live blocks
+ * @segments: number of segments (regions) of the heap
+ * @large: number of large blocks (each in its own committed span)
+ * @lfh: 1 when size classes are served from LFH runs
+ */
+struct heapdev_heap_info {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t backend;
+	uint32_t kernel_id;
+	uint64_t allocated;
+	uint64_t committed;
+	uint64_t reserved;
+	uint64_t maximum;
+	uint64_t blocks;
+	uint32_t segments;
+	uint32_t large;
+	uint32_t lfh;
+	uint32_t __reserved;
+};
+
+/* Entry kinds of heapdev_walk (struct heapdev_walk_entry.kind). */
+#define HEAPDEV_WALK_REGION	1	/* a segment: [addr, addr + size) */
+#define HEAPDEV_WALK_BUSY	2	/* a live block of `size` bytes */
+#define HEAPDEV_WALK_FREE	3	/* a free, committed block */
+#define HEAPDEV_WALK_UNCOMMITTED 4	/* reserved, uncommitted pages */
+#define HEAPDEV_WALK_LARGE	5	/* a live large block (own span) */
+
+/**
+ * struct heapdev_walk_entry - one step of heapdev_walk
+ * @addr: the block (its first user byte) or the start of the range;
+ *	set to NULL to start a walk
+ * @size: user size of the block, or the size of the range
+ * @overhead: bytes the block uses beyond @size
+ * @kind: HEAPDEV_WALK_*
+ * @region: index of the segment the entry belongs to (64 for large blocks)
+ * @cursor: private; leave untouched between calls
+ */
+struct heapdev_walk_entry {
+	void *addr;
+	size_t size;
+	size_t overhead;
+	uint32_t kind;
+	uint32_t region;
+	uint64_t cursor[2];
+};
+
+/**
+ * struct heapdev_exception - what HEAP_GENERATE_EXCEPTIONS reports
+ * @code: STATUS_NO_MEMORY (0xC0000017) or STATUS_ACCESS_VIOLATION
+ *	(0xC0000005), as the Win32 heap would raise
+ * @heap: the heap of the failed call
+ * @ptr: the block passed to the call, or NULL
+ * @size: the requested size
+ * @function: name of the failed call ("HeapAlloc", "HeapReAlloc")
+ */
+struct heapdev_exception {
+	uint32_t code;
+	void *heap;
+	void *ptr;
+	size_t size;
+	const char *function;
+};
+
+typedef void (*heapdev_exception_handler_t)(const struct heapdev_exception *e);
+
+/**
+ * heapdev_create() - create a private heap
+ * @opts: options, or NULL for a growable, serialized heap on the default
+ *	backend; unknown flags and a @size smaller than the first version of
+ *	the struct give -EINVAL
+ * @heap: out: the new heap
+ *
+ * Control call.  Return: 0, -EINVAL, -ENOMEM (the initial commit or the
+ * address space is refused), -ENOENT (no /dev/heapdev and no backend
+ * chosen), -EACCES (no permission on /dev/heapdev), -EDQUOT (a module
+ * limit).
+ */
+HEAPDEV_API int heapdev_create(const struct heapdev_options *opts,
+			       struct heapdev_heap **heap);
+
+/**
+ * heapdev_destroy() - release a heap and every block in it at once
+ * @heap: the heap
+ *
+ * Control call.  Return: 0, -EBADF (not a live heap), -EBUSY (the process
+ * heap, which cannot be destroyed).
+ */
+HEAPDEV_API int heapdev_destroy(struct heapdev_heap *heap);
+
+/**
+ * heapdev_alloc() - allocate a block of exactly @size bytes
+ * @heap: the heap
+ * @size: bytes; 0 gives a unique block of size 0
+ * @flags: HEAPDEV_ZERO, HEAPDEV_NOLOCK or 0
+ *
+ * Allocation call.  Return: a 16-byte aligned block, or NULL with errno
+ * ENOMEM (no memory, or @size above the heap's per-block limit) or EINVAL
+ * (@heap is not a live heap).
+ */
+HEAPDEV_API void *heapdev_alloc(struct heapdev_heap *heap, size_t size,
+				unsigned int flags)
+	__attribute__((malloc, alloc_size(2), warn_unused_result));
+
+/**
+ * heapdev_realloc() - resize a block
+ * @heap: the heap
+ * @ptr: a live block of @heap, or NULL to allocate
+ * @size: the new size
+ * @flags: HEAPDEV_ZERO (zero the bytes beyond the old size),
+ *	HEAPDEV_IN_PLACE (fail rather than move), HEAPDEV_NOLOCK
+ *
+ * Allocation call.  Return: the block (possibly moved), or NULL with errno
+ * ENOMEM (no memory, or HEAPDEV_IN_PLACE cannot be honoured) or EINVAL
+ * (bad heap or @ptr); on failure the old block is left intact.
+ */
+HEAPDEV_API void *heapdev_realloc(struct heapdev_heap *heap, void *ptr,
+				  size_t size, unsigned int flags)
+	__attribute__((alloc_size(3), warn_unused_result));
+
+/**
+ * heapdev_free() - free a block
+ * @heap: the heap
+ * @ptr: a live block of @heap, or NULL (nothing to do)
+ * @flags: HEAPDEV_NOLOCK or 0
+ *
+ * Control call.  Return: 0, -EBADF (bad heap), -EINVAL (@ptr is not a live
+ * block of @heap: double, foreign or wild free, or a corrupted header; the
+ * heap is left as it was).
+ */
+HEAPDEV_API int heapdev_free(struct heapdev_heap *heap, void *ptr,
+			     unsigned int flags);
+
+/**
+ * heapdev_size() - the exact size requested for a block
+ * @heap: the heap
+ * @ptr: a live block of @heap
+ * @flags: HEAPDEV_NOLOCK or 0
+ * @size: out: the size
+ *
+ * Control call.  Return: 0, -EBADF, -EINVAL.
+ */
+HEAPDEV_API int heapdev_size(struct heapdev_heap *heap, const void *ptr,
+			     unsigned int flags, size_t *size);
+
+/**
+ * heapdev_validate() - check a block, or the whole heap
+ * @heap: the heap
+ * @ptr: a block to check, or NULL to check every block header, free list
+ *	and free block of the heap
+ * @flags: HEAPDEV_NOLOCK or 0
+ *
+ * Control call.  Return: 0 (valid), -EINVAL (not a live block, or the heap
+ * is corrupted), -EBADF.
+ */
+HEAPDEV_API int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
+				 unsigned int flags);
+
+/**
+ * heapdev_lock() - take the heap's lock (recursive)
+ * @heap: the heap
+ *
+ * Other threads block in every call on @heap (except calls passing
+ * HEAPDEV_NOLOCK and small blocks served by LFH runs of size classes that
+ * are already active, as on Windows) until the matching heapdev_unlock().
+ * A no-op on HEAPDEV_NO_SERIALIZE heaps.
+ *
+ * Control call.  Return: 0, -EBADF.
+ */
+HEAPDEV_API int heapdev_lock(struct heapdev_heap *heap);
+
+/**
+ * heapdev_unlock() - release the heap's lock once
+ * @heap: the heap
+ *
+ * Control call.  Return: 0, -EBADF, -EPERM (the caller does not hold it).
+ */
+HEAPDEV_API int heapdev_unlock(struct heapdev_heap *heap);
+
+/**
+ * heapdev_compact() - coalesce, return free pages to the kernel
+ * @heap: the heap
+ * @flags: HEAPDEV_NOLOCK or 0
+ * @largest: out (may be NULL): the largest free committed block afterwards
+ *
+ * Releases cached empty runs and empty segments and decommits every whole
+ * free page, ignoring the hysteresis of the normal decommit policy.
+ *
+ * Control call.  Return: 0, -EBADF.
+ */
+HEAPDEV_API int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
+				size_t *largest);
+
+/**
+ * heapdev_walk() - enumerate the regions and blocks of a heap
+ * @heap: the heap
+ * @entry: in/out; set entry->addr = NULL to start, then pass it back
+ *	unchanged
+ *
+ * Order: for every segment a REGION entry followed by its blocks and
+ * uncommitted ranges in address order, then the large blocks in the order
+ * they were allocated.  Hold heapdev_lock() for a consistent walk.
+ *
+ * Control call.  Return: 0 (entry filled), -ENOENT (no more entries),
+ * -EINVAL (@entry does not describe a position in @heap), -EBADF.
+ */
+HEAPDEV_API int heapdev_walk(struct heapdev_heap *heap,
+			     struct heapdev_walk_entry *entry);
+
+/**
+ * heapdev_get_info() - counters of a heap
+ * @heap: the heap
+ * @info: out; set info->size = sizeof(*info) first
+ *
+ * Control call.  Return: 0, -EBADF, -EINVAL (@info->size too small).
+ */
+HEAPDEV_API int heapdev_get_info(struct heapdev_heap *heap,
+				 struct heapdev_heap_info *info);
+
+/**
+ * heapdev_process_heap() - the process heap (created on first use)
+ *
+ * Return: the heap, or NULL with errno set as heapdev_create() would
+ * (an allocation-style call).
+ */
+HEAPDEV_API struct heapdev_heap *heapdev_process_heap(void);
+
+/**
+ * heapdev_heaps() - list the live heaps of the process
+ * @heaps: out: up to @capacity heaps, the process heap first, then the
+ *	others in creation order; may be NULL when @capacity is 0
+ * @capacity: entries at @heaps
+ * @count: out: number of live heaps (may exceed @capacity)
+ *
+ * Control call.  Return: 0.
+ */
+HEAPDEV_API int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity,
+			      size_t *count);
+
+/**
+ * heapdev_trim() - decommit what a heap does not need (HeapOptimizeResources)
+ * @heap: the heap, or NULL for every heap of the process
+ *
+ * Control call.  Return: 0, -EBADF.
+ */
+HEAPDEV_API int heapdev_trim(struct heapdev_heap *heap);
+
+/**
+ * heapdev_enable_lfh() - report the low-fragmentation heap as enabled
+ * @heap: the heap
+ *
+ * Size classes always switch to LFH runs after 18 allocations of the same
+ * size; this only makes the heap report it (HeapCompatibilityInformation
+ * 2), which cannot be undone.  Control call.  Return: 0, -EBADF, -EINVAL
+ * (HEAPDEV_NO_SERIALIZE or fixed-size heap).
+ */
+HEAPDEV_API int heapdev_enable_lfh(struct heapdev_heap *heap);
+
+/**
+ * heapdev_terminate_on_corruption() - abort on detected corruption
+ *
+ * From now on, for every heap of the process: a corrupted block header, a
+ * double, foreign or wild free, or a corrupted free list ends the process
+ * with abort() after a message on stderr that names the heap and the
+ * pointer.  Irreversible.  Control call.  Return: 0.
+ */
+HEAPDEV_API int heapdev_terminate_on_corruption(void);
+
+/**
+ * heapdev_set_exception_handler() - handler for HEAP_GENERATE_EXCEPTIONS
+ * @fn: the handler, or NULL for the default
+ *
+ * When a Win32 call fails on a heap or call with HEAP_GENERATE_EXCEPTIONS,
+ * the library calls @fn with no lock held.  @fn may return (the call then
+ * fails normally: NULL with the last error set) or leave with longjmp().
+ * The default, without a handler, prints the exception on stderr and
+ * raises SIGABRT (the Linux counterpart of an unhandled exception); if a
+ * SIGABRT handler returns, the call fails normally.
+ *
+ * Return: the previous handler.
+ */
+HEAPDEV_API heapdev_exception_handler_t
+heapdev_set_exception_handler(heapdev_exception_handler_t fn);
+
+/**
+ * heapdev_version() - the library version, e.g. "0.1.0"
+ */
+HEAPDEV_API const char *heapdev_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HEAPDEV_H */

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: the native API (<heapdev.h>).
+ *
+ * A struct heapdev_heap * is the heap's handle, the base address of its
+ * first segment; it is checked through the page map on every call, so a
+ * pointer that is not a live heap gives -EBADF (or EINVAL) and never a
+ * crash.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define HD_CALL_FLAGS	(HEAPDEV_NOLOCK | HEAPDEV_ZERO | HEAPDEV_IN_PLACE)
+
+#ifndef HEAPDEV_VERSION
+#define HEAPDEV_VERSION "unknown"
+#endif
+
+static uint32_t hd_eff(const struct hd_heap *h, unsigned int flags)
+{
+	return h->flags | (flags & HD_CALL_FLAGS);
+}
+
+int heapdev_create(const struct heapdev_options *opts,
+		   struct heapdev_heap **heap)
+{
+	struct heapdev_options o = { .size = sizeof(o) };
+	struct hd_heap *h;
+	int err;
+
+	if (!heap)
+		return -EINVAL;
+	if (opts) {
+		if (opts->size != sizeof(o) || opts->__reserved ||
+		    (opts->flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC)) ||
+		    opts->backend > HEAPDEV_BACKEND_MEMFD)
+			return -EINVAL;
+		o = *opts;
+	}
+	err = hd_heap_create(o.flags, o.initial, o.maximum, (int)o.backend,
+			     &h);
+	if (err)
+		return err;
+	*heap = (struct heapdev_heap *)h->handle;
+	return 0;
+}
+
+int heapdev_destroy(struct heapdev_heap *heap)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	return hd_heap_destroy(h);
+}
+
+void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	void *p;
+
+	if (unlikely(!h)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = hd_alloc(h, size, hd_eff(h, flags & ~HEAPDEV_IN_PLACE));
+	if (unlikely(!p))
+		errno = ENOMEM;
+	return p;
+}
+
+void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
+		      unsigned int flags)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	void *p;
+	int err;
+
+	if (!h) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!ptr)
+		return heapdev_alloc(heap, size, flags);
+	p = hd_realloc(h, ptr, size, hd_eff(h, flags), &err);
+	if (!p)
+		errno = -err;
+	return p;
+}
+
+int heapdev_free(struct heapdev_heap *heap, void *ptr, unsigned int flags)
+{
+	struct hd_heap *h;
+
+	if (!ptr)
+		return 0;
+	h = hd_heap_get(heap);
+	if (unlikely(!h))
+		return -EBADF;
+	return hd_free(h, ptr, hd_eff(h, flags));
+}
+
+int heapdev_size(struct heapdev_heap *heap, const void *ptr,
+		 unsigned int flags, size_t *size)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (!size)
+		return -EINVAL;
+	return hd_size(h, ptr, hd_eff(h, flags), size);
+}
+
+int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
+		     unsigned int flags)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (!ptr)
+		return hd_validate_heap(h, hd_eff(h, flags));
+	return hd_validate_block(h, ptr, hd_eff(h, flags));
+}
+
+int heapdev_lock(struct heapdev_heap *heap)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (!(h->flags & HEAPDEV_NO_SERIALIZE))
+		hd_lock(&h->lock);
+	return 0;
+}
+
+int heapdev_unlock(struct heapdev_heap *heap)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (h->flags & HEAPDEV_NO_SERIALIZE)
+		return 0;
+	if (!hd_lock_held(&h->lock))
+		return -EPERM;
+	hd_unlock(&h->lock);
+	return 0;
+}
+
+/* HeapCompact: release empty runs and segments, decommit free pages. */
+static size_t hd_compact(struct hd_heap *h, uint32_t flags)
+{
+	size_t largest;
+
+	hd_lock_main(h, flags);
+	hd_small_trim(h, flags);
+	hd_trim(h, true);
+	hd_release_empty_segments(h, true);
+	largest = hd_largest_free(h);
+	hd_unlock_main(h, flags);
+	return largest;
+}
+
+int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
+		    size_t *largest)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	size_t l;
+
+	if (!h)
+		return -EBADF;
+	l = hd_compact(h, hd_eff(h, flags));
+	if (largest)
+		*largest = l;
+	return 0;
+}
+
+int heapdev_walk(struct heapdev_heap *heap, struct heapdev_walk_entry *e)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	struct hd_walk w = { 0 };
+	int err;
+
+	if (!h)
+		return -EBADF;
+	if (!e)
+		return -EINVAL;
+	w.addr = (uintptr_t)e->addr;
+	w.cursor[0] = e->cursor[0];
+	w.cursor[1] = e->cursor[1];
+	err = hd_walk(h, &w);
+	if (err)
+		return err;
+	e->addr = (void *)w.addr;
+	e->size = w.kind == HEAPDEV_WALK_REGION ? w.committed + w.uncommitted :
+		  w.size;
+	e->overhead = w.overhead;
+	e->kind = w.kind;
+	e->region = w.region;
+	e->cursor[0] = w.cursor[0];
+	e->cursor[1] = w.cursor[1];
+	return 0;
+}
+
+int heapdev_get_info(struct heapdev_heap *heap, struct heapdev_heap_info *info)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (!info || info->size < sizeof(*info))
+		return -EINVAL;
+	hd_info(h, info);
+	return 0;
+}
+
+struct heapdev_heap *heapdev_process_heap(void)
+{
+	int err = 0;
+	struct hd_heap *h = hd_process_heap(&err);
+
+	if (!h) {
+		errno = -err;
+		return NULL;
+	}
+	return (struct heapdev_heap *)h->handle;
+}
+
+int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
+{
+	size_t n = hd_heap_handles((void **)heaps, heaps ? capacity : 0);
+
+	if (count)
+		*count = n;
+	return 0;
+}
+
+/* Compact one heap, or every heap of the process. */
+int heapdev_trim(struct heapdev_heap *heap)
+{
+	struct hd_heap *h;
+
+	if (heap) {
+		h = hd_heap_get(heap);
+		if (!h)
+			return -EBADF;
+		hd_compact(h, h->flags);
+		return 0;
+	}
+	hd_registry_lock();
+	for (h = hd_registry_first(); h; h = h->rnext)
+		hd_compact(h, h->flags);
+	hd_registry_unlock();
+	return 0;
+}
+
+int heapdev_enable_lfh(struct heapdev_heap *heap)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if ((h->flags & HEAPDEV_NO_SERIALIZE) || h->fixed)
+		return -EINVAL;
+	atomic_store(&h->compat, 2);
+	return 0;
+}
+
+const char *heapdev_version(void)
+{
+	return HEAPDEV_VERSION;
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: diagnostics, termination on corruption, and the Linux
+ * counterpart of HEAP_GENERATE_EXCEPTIONS.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+_Atomic int hd_terminate;
+int hd_debug = -1;
+static _Atomic(heapdev_exception_handler_t) hd_exc_handler;
+
+static bool hd_debug_on(void)
+{
+	if (hd_debug < 0) {
+		const char *s = getenv("HEAPDEV_DEBUG");
+
+		hd_debug = s && *s && *s != '0';
+	}
+	return hd_debug;
+}
+
+/* One line on stderr, only with HEAPDEV_DEBUG set. */
+void hd_dbg(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!hd_debug_on())
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * A corrupted header or free list, or a double, foreign or wild free, was
+ * found.  With termination on corruption enabled the process ends here.
+ */
+void hd_corrupt(const struct hd_heap *h, const void *p, const char *what)
+{
+	if (atomic_load_explicit(&hd_terminate, memory_order_relaxed)) {
+		fprintf(stderr, "heapdev: heap corruption in heap %p at %p: "
+			"%s; terminating (HeapEnableTerminationOnCorruption, "
+			"STATUS_HEAP_CORRUPTION 0xC0000374)\n",
+			h ? (void *)h->handle : NULL, p, what);
+		abort();
+	}
+	hd_dbg("heapdev: heap %p, block %p: %s", h ? (void *)h->handle : NULL,
+	       p, what);
+}
+
+/* HEAP_GENERATE_EXCEPTIONS: see heapdev_set_exception_handler(). */
+void hd_raise(uint32_t code, const struct hd_heap *h, void *ptr, size_t size,
+	      const char *fn)
+{
+	struct heapdev_exception e = {
+		.code = code, .heap = h ? (void *)h->handle : NULL,
+		.ptr = ptr, .size = size, .function = fn,
+	};
+	heapdev_exception_handler_t fnp =
+		atomic_load_explicit(&hd_exc_handler, memory_order_acquire);
+
+	if (fnp) {
+		fnp(&e);
+		return;
+	}
+	fprintf(stderr, "heapdev: %s(heap %p, %p, %zu bytes) raised %s "
+		"(0x%08X) under HEAP_GENERATE_EXCEPTIONS\n", fn, e.heap, ptr,
+		size, code == 0xC0000017u ? "STATUS_NO_MEMORY" :
+		"STATUS_ACCESS_VIOLATION", code);
+	raise(SIGABRT);
+}
+
+heapdev_exception_handler_t
+heapdev_set_exception_handler(heapdev_exception_handler_t fn)
+{
+	return atomic_exchange(&hd_exc_handler, fn);
+}
+
+int heapdev_terminate_on_corruption(void)
+{
+	atomic_store(&hd_terminate, 1);
+	return 0;
+}

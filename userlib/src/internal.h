@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * heapdev: internal structures of the userspace library.
+ *
+ * A heap is a set of spans of its kernel window mapped into the process:
+ *
+ *   segments   4 MiB-aligned mappings managed by a two-level segregated fit
+ *              allocator (TLSF) with 16-byte block headers and boundary
+ *              tags; uncommitted page ranges inside a segment are "gap"
+ *              pseudo-blocks of the same physical block chain;
+ *   runs       medium blocks carved out of a segment, 16 KiB aligned, and
+ *              cut into equal slots with 8-byte headers for one size class
+ *              (the low-fragmentation heap, LFH);
+ *   large      blocks of growable heaps above HD_LARGE_MIN, each in its own
+ *              4 MiB-aligned committed span.
+ *
+ * Every span is registered in a process-wide page map (4 MiB granules), so
+ * that any pointer can be resolved to its span and heap without touching
+ * memory that may be unmapped or uncommitted.  All metadata except block
+ * headers, footers and free-list links lives outside the heap's memory.
+ *
+ * Locking: heap->lock (the Win32 heap lock, recursive) protects segments,
+ * TLSF, gaps, large spans and commit state; heap->lfh_lock protects the
+ * size classes and runs.  Order: lock, then lfh_lock.  Heaps created with
+ * HEAP_NO_SERIALIZE take neither.
+ */
+#ifndef HEAPDEV_INTERNAL_H
+#define HEAPDEV_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "../include/heapdev.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#define HD_HIDDEN	__attribute__((visibility("hidden")))
+#define HD_NOINLINE	__attribute__((noinline))
+#define HD_COLD		__attribute__((cold, noinline))
+
+#define HD_PAGE_SHIFT	12
+#define HD_PAGE		(1UL << HD_PAGE_SHIFT)
+#define HD_CHUNK_SHIFT	22		/* page map granule: 4 MiB */
+#define HD_CHUNK	(1UL << HD_CHUNK_SHIFT)
+#define HD_GRANULE_SHIFT 14		/* run alignment: 16 KiB */
+#define HD_GRANULE	(1UL << HD_GRANULE_SHIFT)
+
+#define HD_WINDOW	(1ULL << 40)	/* window of a growable heap */
+#define HD_SEG_HDR	0x800		/* segment bytes before the first block */
+#define HD_HDR		16		/* medium block header */
+#define HD_MIN_BLOCK	48		/* header + two links + footer */
+#define HD_LARGE_HDR	64		/* large span bytes before the block */
+
+#define HD_SMALL_MAX	16376		/* largest request served by LFH runs */
+#define HD_LARGE_MIN	0xFD001		/* growable: requests >= this are large */
+#define HD_FIXED_LIMIT	0xFFFF0		/* fixed: requests >= this fail */
+#define HD_MAX_REQUEST	(1ULL << 40)	/* nothing larger is ever attempted */
+#define HD_LFH_TRIGGER	18		/* allocations that activate a class */
+
+#define HD_SEG_FIRST	(4UL << 20)	/* first segment of a growable heap */
+#define HD_SEG_MAX	(64UL << 20)	/* growth step cap */
+#define HD_GROW_MIN	(64UL << 10)	/* smallest commit when growing */
+
+/* Decommit policy (see DESIGN.md). */
+#define HD_DECOMMIT_BLOCK	(64UL << 10)	/* whole free pages in a block */
+#define HD_DECOMMIT_SLACK	(1UL << 20)	/* free committed bytes kept */
+
+/* Block kinds, in the low nibble of a header word. */
+enum {
+	HD_K_MBUSY = 1,		/* medium block in use */
+	HD_K_MFREE = 2,		/* medium block on a free list */
+	HD_K_GAP = 3,		/* uncommitted pages (pseudo-block) */
+	HD_K_RUN = 4,		/* medium block holding an LFH run */
+	HD_K_SBUSY = 5,		/* LFH slot in use */
+	HD_K_SFREE = 6,		/* LFH slot free */
+	HD_K_LARGE = 7,		/* large block */
+	HD_K_FOOT = 15,		/* footer of a free block */
+};
+
+#define HD_F_PREV_FREE	0x10	/* the previous block is free (footer valid) */
+#define HD_F_PREV_GAP	0x20	/* the previous block is a gap */
+#define HD_MAGIC	0xA53CULL
+#define HD_MAGIC2	0x6B9E15ULL
+#define HD_KEYMUL	0x9E3779B97F4A7C15ULL
+
+/* TLSF geometry: 16 linear bins below 256 bytes, 16 bins per power of 2. */
+#define HD_SL_SHIFT	4
+#define HD_SL		(1U << HD_SL_SHIFT)
+#define HD_FL		34
+#define HD_NCLASS	79
+
+/* ---- locks (lock.c) ---- */
+
+/**
+ * struct hd_lock - recursive heap lock, biased towards one thread
+ * @bias: while non-zero, the only thread that has ever taken the lock; it
+ *	takes and releases the lock with plain loads and stores of @depth
+ * @depth: nesting depth of the biased owner
+ * @revoking: set by a thread that waits for the biased owner to leave
+ *	(membarrier makes the owner's plain stores visible), after which the
+ *	lock is a futex mutex for good
+ * @word: futex: 0 free, 1 taken, 2 taken with waiters
+ * @count: recursion count of the futex owner
+ * @owner: the futex owner's thread id
+ */
+struct hd_lock {
+	_Atomic uintptr_t bias;
+	_Atomic uint32_t depth;
+	_Atomic uint32_t revoking;
+	_Atomic uint32_t word;
+	uint32_t count;
+	_Atomic uintptr_t owner;
+};
+
+extern __thread char hd_tls_self __attribute__((tls_model("initial-exec")));
+
+static inline uintptr_t hd_self(void)
+{
+	return (uintptr_t)&hd_tls_self;
+}
+
+HD_HIDDEN void hd_lock_init(struct hd_lock *l, bool biased);
+HD_HIDDEN void hd_lock_slow(struct hd_lock *l);
+HD_HIDDEN void hd_unlock_slow(struct hd_lock *l);
+HD_HIDDEN void hd_lock_backoff(struct hd_lock *l);
+HD_HIDDEN bool hd_lock_held(struct hd_lock *l);
+HD_HIDDEN bool hd_bias_supported(void);
+
+static inline void hd_lock(struct hd_lock *l)
+{
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
+		uint32_t d = atomic_load_explicit(&l->depth,
+						  memory_order_relaxed);
+
+		atomic_store_explicit(&l->depth, d + 1, memory_order_relaxed);
+		if (d)
+			return;
+		atomic_signal_fence(memory_order_seq_cst);
+		if (likely(!atomic_load_explicit(&l->revoking,
+						 memory_order_relaxed)))
+			return;
+		hd_lock_backoff(l);
+	}
+	hd_lock_slow(l);
+}
+
+static inline void hd_unlock(struct hd_lock *l)
+{
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
+		uint32_t d = atomic_load_explicit(&l->depth,
+						  memory_order_relaxed) - 1;
+
+		atomic_store_explicit(&l->depth, d, memory_order_release);
+		if (d)
+			return;
+		atomic_signal_fence(memory_order_seq_cst);
+		if (unlikely(atomic_load_explicit(&l->revoking,
+						  memory_order_relaxed)))
+			hd_unlock_slow(l);
+		return;
+	}
+	hd_unlock_slow(l);
+}
+
+/* ---- backends (region.c) ---- */
+
+struct hd_bheap;
+
+/**
+ * struct hd_backend - the memory provider of a heap
+ *
+ * Every call returns 0 or a negative errno.  Offsets are relative to the
+ * heap's window; lengths and offsets are page multiples.
+ */
+struct hd_backend {
+	const char *name;
+	int kind;	/* HEAPDEV_BACKEND_DEVICE or _MEMFD */
+	int (*create)(struct hd_bheap *bh, bool exec, uint64_t maximum);
+	int (*destroy)(struct hd_bheap *bh);
+	int (*map)(struct hd_bheap *bh, uint64_t off, size_t len,
+		   uintptr_t *addr);
+	int (*unmap)(struct hd_bheap *bh, uintptr_t addr, size_t len);
+	int (*commit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+		      size_t len);
+	int (*decommit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			size_t len);
+};
+
+/**
+ * struct hd_bheap - a heap as its backend knows it
+ * @be: the backend
+ * @id: kernel heap id (device) or window number (memfd)
+ * @exec: mappings are executable
+ * @window: bytes of the heap's window (reservation limit)
+ * @base_off: mmap offset of the window's first byte
+ * @committed: bytes committed, as last reported by the backend
+ */
+struct hd_bheap {
+	const struct hd_backend *be;
+	uint32_t id;
+	bool exec;
+	uint64_t window;
+	uint64_t base_off;
+	uint64_t committed;
+};
+
+HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
+HD_HIDDEN void *hd_os_alloc(size_t len);
+HD_HIDDEN void hd_os_free(void *p, size_t len);
+HD_HIDDEN void hd_region_atfork_child(void);
+HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
+
+/* ---- heaps ---- */
+
+enum { HD_SPAN_SEG = 1, HD_SPAN_LARGE = 2 };
+
+/**
+ * struct hd_span - a mapped part of a heap's window
+ * @kind: HD_SPAN_SEG or HD_SPAN_LARGE
+ * @heap: owner
+ * @base: address of the mapping (4 MiB aligned)
+ * @size: bytes mapped
+ * @woff: offset of the mapping in the heap's window
+ * @seq: creation number, for the order of heap walks
+ * @next: next span of the same kind in the heap
+ * @prev: previous span of the same kind
+ */
+struct hd_span {
+	int kind;
+	struct hd_heap *heap;
+	uintptr_t base;
+	size_t size;
+	uint64_t woff;
+	uint64_t seq;
+	struct hd_span *next, *prev;
+};
+
+/* An uncommitted range: header at @start, pages [start + 16, end). */
+struct hd_gap {
+	uintptr_t start;
+	uintptr_t end;
+};
+
+/**
+ * struct hd_seg - a TLSF segment
+ * @sp: the span
+ * @area: address of the first block header
+ * @end: end of the mapping
+ * @committed: bytes committed in the segment
+ * @nbusy: blocks in use (medium blocks and runs)
+ * @gaps: uncommitted ranges sorted by address
+ * @ngaps: entries in @gaps
+ * @gcap: capacity of @gaps
+ * @gtab: for each 16 KiB granule, the run covering it, or NULL
+ * @index: region index reported by walks
+ */
+struct hd_seg {
+	struct hd_span sp;
+	uintptr_t area;
+	uintptr_t end;
+	size_t committed;
+	size_t nbusy;
+	struct hd_gap *gaps;
+	uint32_t ngaps;
+	uint32_t gcap;
+	struct hd_run **gtab;
+	uint32_t index;
+};
+
+/**
+ * struct hd_large - a large block in its own span
+ * @sp: the span
+ * @n: requested size
+ * @committed: bytes committed from the start of the span
+ */
+struct hd_large {
+	struct hd_span sp;
+	size_t n;
+	size_t committed;
+};
+
+enum { HD_RUN_CURRENT = 1, HD_RUN_PARTIAL, HD_RUN_FULL, HD_RUN_EMPTY,
+       HD_RUN_DEAD };
+
+/**
+ * struct hd_run - an LFH run: equal slots of one size class
+ * @free: first free slot (user address), 0 when none
+ * @first: user address of slot 0
+ * @span: bytes covered by the slots (nslots * stride)
+ * @used: slots in use
+ * @stride: slot size
+ * @recip: ceil(2^32 / stride), to turn offsets into slot numbers
+ * @nslots: slots in the run
+ * @bump: slots [bump, nslots) have never been handed out
+ * @cls: size class
+ * @state: HD_RUN_*
+ * @next: list link (partial list of the class)
+ * @prev: list link
+ * @seg: segment holding the run
+ * @block: header address of the medium block holding the run
+ */
+struct hd_run {
+	uintptr_t free;
+	uintptr_t first;
+	uint32_t span;
+	uint32_t used;
+	uint32_t stride;
+	uint32_t recip;
+	uint32_t nslots;
+	uint32_t bump;
+	uint16_t cls;
+	uint8_t state;
+	struct hd_run *next, *prev;
+	struct hd_seg *seg;
+	uintptr_t block;
+};
+
+/**
+ * struct hd_class - an LFH size class
+ * @cur: run served by the fast path (hd_dummy_run when none)
+ * @partial: other runs with free slots
+ * @empty: one cached empty run
+ * @stride: slot size
+ * @run_bytes: bytes of a run
+ * @count: allocations of this class seen before activation
+ * @active: served by runs
+ */
+struct hd_class {
+	struct hd_run *cur;
+	struct hd_run *partial;
+	struct hd_run *empty;
+	uint32_t stride;
+	uint32_t run_bytes;
+	uint32_t count;
+	uint32_t active;
+};
+
+struct hd_extent {
+	uint64_t start;
+	uint64_t end;
+};
+
+/**
+ * struct hd_heap - a heap
+ *
+ * Fields up to @lfh_lock are read-only after creation.  The LFH part is
+ * protected by @lfh_lock, the rest by @lock.
+ */
+struct hd_heap {
+	uintptr_t handle;
+	uint32_t flags;
+	bool fixed;
+	bool process_heap;
+	uint64_t secret;
+	uint64_t lsecret;
+
+	struct hd_lock lfh_lock __attribute__((aligned(64)));
+	size_t small_bytes;
+	size_t small_blocks;
+	struct hd_class cls[HD_NCLASS];
+	struct hd_run *run_pool;
+	void *run_chunks;
+	bool lfh_seen;
+
+	struct hd_lock lock __attribute__((aligned(64)));
+	uint64_t fl_map;
+	uint32_t sl_map[HD_FL];
+	uintptr_t bins[HD_FL][HD_SL];
+	size_t free_bytes;
+	size_t med_bytes;
+	size_t med_blocks;
+	size_t large_bytes;
+	size_t nlarge;
+	struct hd_span *segs, *segs_tail;
+	struct hd_span *larges, *larges_tail;
+	uint32_t nsegs;
+	uint64_t seq;
+	size_t next_seg;
+	size_t reserved;
+	struct hd_extent *ext;
+	uint32_t next_ext;
+	uint32_t ext_cap;
+	struct hd_bheap bh;
+	_Atomic uint32_t compat;
+
+	struct hd_heap *rnext, *rprev;
+};
+
+/* ---- page map (pagemap.c) ---- */
+
+HD_HIDDEN int hd_pagemap_set(uintptr_t base, size_t size, struct hd_span *sp);
+HD_HIDDEN void hd_pagemap_clear(uintptr_t base, size_t size);
+
+#define HD_PM_L1_SHIFT	34
+#define HD_PM_L1	(1U << (47 - HD_PM_L1_SHIFT))
+#define HD_PM_L2	(1U << (HD_PM_L1_SHIFT - HD_CHUNK_SHIFT))
+
+extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
+
+/* The span containing @p, or NULL: lock-free, never dereferences @p. */
+static inline struct hd_span *hd_span_of(uintptr_t p)
+{
+	struct hd_span **leaf;
+	struct hd_span *sp;
+
+	if (unlikely((p >> HD_PM_L1_SHIFT) >= HD_PM_L1))
+		return NULL;
+	leaf = atomic_load_explicit(&hd_pagemap[p >> HD_PM_L1_SHIFT],
+				    memory_order_acquire);
+	if (unlikely(!leaf))
+		return NULL;
+	sp = atomic_load_explicit((_Atomic(struct hd_span *) *)
+				  &leaf[(p >> HD_CHUNK_SHIFT) & (HD_PM_L2 - 1)],
+				  memory_order_acquire);
+	if (!sp || p - sp->base >= sp->size)
+		return NULL;
+	return sp;
+}
+
+/* The live heap whose handle is @h, or NULL. */
+static inline struct hd_heap *hd_heap_get(const void *h)
+{
+	struct hd_span *sp = hd_span_of((uintptr_t)h);
+
+	if (unlikely(!sp || sp->base != (uintptr_t)h ||
+		     sp->heap->handle != (uintptr_t)h))
+		return NULL;
+	return sp->heap;
+}
+
+/* ---- header encoding ---- */
+
+static inline uint64_t hd_key(const struct hd_heap *h, uintptr_t addr)
+{
+	return h->secret ^ ((uint64_t)addr * HD_KEYMUL);
+}
+
+static inline uint64_t hd_rd(const struct hd_heap *h, uintptr_t addr)
+{
+	return *(const uint64_t *)addr ^ hd_key(h, addr);
+}
+
+static inline void hd_wr(const struct hd_heap *h, uintptr_t addr, uint64_t v)
+{
+	*(uint64_t *)addr = v ^ hd_key(h, addr);
+}
+
+static inline uintptr_t hd_rdlink(const struct hd_heap *h, uintptr_t addr)
+{
+	return *(const uintptr_t *)addr ^ h->lsecret ^ addr;
+}
+
+static inline void hd_wrlink(const struct hd_heap *h, uintptr_t addr,
+			     uintptr_t v)
+{
+	*(uintptr_t *)addr = v ^ h->lsecret ^ addr;
+}
+
+/* Word 0 of medium headers, gap headers and footers. */
+static inline uint64_t hd_w0(unsigned int kind, unsigned int flags,
+			     uint64_t size)
+{
+	return kind | flags | (HD_MAGIC << 8) | ((size >> 4) << 24);
+}
+
+static inline bool hd_w0_ok(uint64_t w)
+{
+	return ((w >> 8) & 0xFFFF) == HD_MAGIC;
+}
+
+static inline unsigned int hd_w0_kind(uint64_t w)
+{
+	return w & 0xF;
+}
+
+static inline unsigned int hd_w0_flags(uint64_t w)
+{
+	return w & 0xF0;
+}
+
+static inline uint64_t hd_w0_size(uint64_t w)
+{
+	return (w >> 24) << 4;
+}
+
+/* Word 1 of a busy medium block: the requested size. */
+static inline uint64_t hd_w1(uint64_t n)
+{
+	return n | (HD_MAGIC2 << 40);
+}
+
+/* LFH slot headers. */
+static inline uint64_t hd_sbusy(size_t n, unsigned int cls)
+{
+	return HD_K_SBUSY | (HD_MAGIC << 8) | ((uint64_t)n << 24) |
+	       ((uint64_t)cls << 44);
+}
+
+static inline uint64_t hd_sfree(unsigned int cls)
+{
+	return HD_K_SFREE | (HD_MAGIC << 8) | ((uint64_t)cls << 44);
+}
+
+#define HD_SMASK	(0xFFFFFFULL | (0xFFULL << 44) | (0xFFFULL << 52))
+
+/* ---- size classes (small.c) ---- */
+
+extern const uint8_t hd_class_big[64];
+extern struct hd_run hd_dummy_run;
+
+static inline unsigned int hd_class_of(size_t n)
+{
+	if (n <= 1016)
+		return n <= 24 ? 0 : (unsigned int)((n + 8 + 15) >> 4) - 2;
+	return hd_class_big[(n + 8 - 1) >> 8];
+}
+
+/* ---- error reporting (error.c) ---- */
+
+HD_HIDDEN extern _Atomic int hd_terminate;
+HD_HIDDEN extern int hd_debug;
+HD_HIDDEN void hd_corrupt(const struct hd_heap *h, const void *p,
+			  const char *what);
+HD_HIDDEN void hd_dbg(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+HD_HIDDEN void hd_raise(uint32_t code, const struct hd_heap *h, void *ptr,
+			size_t size, const char *fn);
+
+/* ---- heap core (heap.c) ---- */
+
+HD_HIDDEN int hd_heap_create(uint32_t flags, uint64_t initial,
+			     uint64_t maximum, int backend,
+			     struct hd_heap **out);
+HD_HIDDEN int hd_heap_destroy(struct hd_heap *h);
+HD_HIDDEN struct hd_heap *hd_process_heap(int *err);
+HD_HIDDEN size_t hd_heap_list(struct hd_heap **out, size_t cap);
+HD_HIDDEN void hd_registry_lock(void);
+HD_HIDDEN void hd_registry_unlock(void);
+HD_HIDDEN struct hd_heap *hd_registry_first(void);
+
+static inline void hd_lock_main(struct hd_heap *h, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_lock(&h->lock);
+}
+
+static inline void hd_unlock_main(struct hd_heap *h, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_unlock(&h->lock);
+}
+
+static inline void hd_lock_lfh(struct hd_heap *h, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_lock(&h->lfh_lock);
+}
+
+static inline void hd_unlock_lfh(struct hd_heap *h, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_unlock(&h->lfh_lock);
+}
+
+/* Segment helpers (heap.c). */
+HD_HIDDEN bool hd_seg_committed(const struct hd_seg *s, uintptr_t addr);
+HD_HIDDEN struct hd_gap *hd_gap_find(struct hd_seg *s, uintptr_t start);
+HD_HIDDEN int hd_grow(struct hd_heap *h, size_t need);
+HD_HIDDEN int hd_commit_gap(struct hd_heap *h, struct hd_seg *s,
+			    struct hd_gap *g, size_t bytes);
+HD_HIDDEN void hd_seg_maybe_release(struct hd_heap *h, struct hd_seg *s);
+HD_HIDDEN void hd_release_empty_segments(struct hd_heap *h, bool all);
+HD_HIDDEN int hd_heap_commit(struct hd_heap *h, uintptr_t addr, uint64_t woff,
+			     size_t len);
+HD_HIDDEN int hd_heap_decommit(struct hd_heap *h, uintptr_t addr,
+			       uint64_t woff, size_t len);
+HD_HIDDEN size_t hd_decommit_free(struct hd_heap *h, struct hd_seg *s,
+				  uintptr_t b, size_t size, size_t min);
+HD_HIDDEN bool hd_seg_sig_ok(const struct hd_heap *h, const struct hd_seg *s);
+HD_HIDDEN int hd_heap_ext_alloc(struct hd_heap *h, uint64_t size,
+				uint64_t *off);
+HD_HIDDEN void hd_heap_ext_free(struct hd_heap *h, uint64_t off,
+				uint64_t size);
+HD_HIDDEN size_t hd_heap_handles(void **out, size_t cap);
+
+static inline struct hd_seg *hd_seg_of(const struct hd_heap *h, uintptr_t p)
+{
+	struct hd_span *sp = hd_span_of(p);
+
+	if (!sp || sp->heap != h || sp->kind != HD_SPAN_SEG)
+		return NULL;
+	return (struct hd_seg *)sp;
+}
+
+/* ---- medium blocks, TLSF (medium.c) ---- */
+
+HD_HIDDEN void hd_tlsf_insert(struct hd_heap *h, uintptr_t b, size_t size);
+HD_HIDDEN void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size);
+HD_HIDDEN uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size);
+HD_HIDDEN void hd_set_prev(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+			   unsigned int set, unsigned int clear);
+HD_HIDDEN void hd_make_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+			    size_t size, unsigned int flags);
+HD_HIDDEN uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s,
+				     uintptr_t b, size_t *size,
+				     unsigned int *flags);
+HD_HIDDEN void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize,
+					  size_t align, unsigned int kind,
+					  struct hd_seg **segp);
+HD_HIDDEN void hd_medium_release_block(struct hd_heap *h, struct hd_seg *s,
+				       uintptr_t b);
+HD_HIDDEN int hd_medium_check(const struct hd_heap *h, struct hd_seg *s,
+			      uintptr_t p, uint64_t *w0, size_t *n);
+HD_HIDDEN int hd_medium_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p);
+HD_HIDDEN void *hd_medium_realloc(struct hd_heap *h, struct hd_seg *s,
+				  uintptr_t p, size_t n, uint32_t flags,
+				  int *err);
+HD_HIDDEN void hd_trim(struct hd_heap *h, bool all);
+HD_HIDDEN size_t hd_largest_free(struct hd_heap *h);
+
+/* ---- LFH (small.c) ---- */
+
+HD_HIDDEN void hd_classes_init(struct hd_heap *h);
+HD_HIDDEN void *hd_small_alloc_slow(struct hd_heap *h, size_t n,
+				    uint32_t flags);
+HD_HIDDEN int hd_small_free_slow(struct hd_heap *h, struct hd_run *run,
+				 uint32_t flags);
+HD_HIDDEN int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
+			     uintptr_t p, size_t *n);
+HD_HIDDEN void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run,
+				    uintptr_t p, const char *what);
+HD_HIDDEN void hd_small_trim(struct hd_heap *h, uint32_t flags);
+HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);
+
+/* The run holding user address @p of segment @s, or NULL. */
+static inline struct hd_run *hd_run_of(const struct hd_seg *s, uintptr_t p)
+{
+	struct hd_run **gtab = s->gtab;
+
+	if (!gtab)
+		return NULL;
+	return gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
+}
+
+/* ---- large blocks (large.c) ---- */
+
+HD_HIDDEN void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN int hd_large_check(const struct hd_heap *h, struct hd_large *lg,
+			     uintptr_t p);
+HD_HIDDEN void hd_large_free(struct hd_heap *h, struct hd_large *lg);
+HD_HIDDEN void *hd_large_realloc(struct hd_heap *h, struct hd_large *lg,
+				 size_t n, uint32_t flags, int *err);
+HD_HIDDEN void hd_larges_free_all(struct hd_heap *h, bool unmap);
+
+/* ---- operations (alloc.c) ---- */
+
+HD_HIDDEN void *hd_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN int hd_free(struct hd_heap *h, void *p, uint32_t flags);
+HD_HIDDEN void *hd_realloc(struct hd_heap *h, void *p, size_t n,
+			   uint32_t flags, int *err);
+HD_HIDDEN int hd_size(struct hd_heap *h, const void *p, uint32_t flags,
+		      size_t *n);
+HD_HIDDEN int hd_validate_block(struct hd_heap *h, const void *p,
+				uint32_t flags);
+
+/* ---- walk, validate, summary (walk.c) ---- */
+
+struct hd_walk {
+	uintptr_t addr;
+	uint64_t size;
+	uint32_t overhead;
+	uint32_t kind;
+	uint32_t region;
+	uint64_t cursor[2];
+	/* region details */
+	uint64_t committed;
+	uint64_t uncommitted;
+	uintptr_t first_block;
+	uintptr_t last_block;
+};
+
+HD_HIDDEN int hd_walk(struct hd_heap *h, struct hd_walk *w);
+HD_HIDDEN int hd_validate_heap(struct hd_heap *h, uint32_t flags);
+HD_HIDDEN void hd_info(struct hd_heap *h, struct heapdev_heap_info *info);
+
+#endif /* HEAPDEV_INTERNAL_H */

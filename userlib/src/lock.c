@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: the heap lock.
+ *
+ * A Win32 heap lock is a recursive critical section.  Most heaps are only
+ * ever used by the thread that created them (a heap per request, per
+ * tenant, per component), so the lock starts biased towards its creator:
+ * that thread takes and releases it with plain loads and stores of a depth
+ * counter, no atomic read-modify-write and no fence.
+ *
+ * The first time another thread wants the lock, it revokes the bias: it
+ * takes the futex mutex, sets @revoking, and calls membarrier(PRIVATE
+ * EXPEDITED), which runs a full memory barrier on every CPU running a
+ * thread of this process.  Afterwards the biased owner's plain store of its
+ * depth is visible, and the owner is guaranteed to see @revoking on its
+ * next acquisition (the asymmetric Dekker pattern of liburcu and folly).
+ * The revoker waits until the depth is 0 (the owner may be holding the
+ * lock through HeapLock for a long time: it sleeps on a futex), clears the
+ * bias, and the lock is a plain recursive futex mutex from then on.
+ *
+ * Without membarrier (old kernels, seccomp filters, valgrind) locks start
+ * unbiased.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+__thread char hd_tls_self __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t hd_bias_once = PTHREAD_ONCE_INIT;
+static bool hd_bias_ok;
+
+static void hd_bias_probe(void)
+{
+	long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+		return;
+	if (syscall(__NR_membarrier,
+		    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0))
+		return;
+	hd_bias_ok = true;
+}
+
+/* Whether biased locks can be revoked safely in this process. */
+bool hd_bias_supported(void)
+{
+	pthread_once(&hd_bias_once, hd_bias_probe);
+	return hd_bias_ok;
+}
+
+static void hd_futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void hd_futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void hd_lock_init(struct hd_lock *l, bool biased)
+{
+	atomic_init(&l->bias, biased && hd_bias_supported() ? hd_self() : 0);
+	atomic_init(&l->depth, 0);
+	atomic_init(&l->revoking, 0);
+	atomic_init(&l->word, 0);
+	atomic_init(&l->owner, 0);
+	l->count = 0;
+}
+
+/* Drepper's futex mutex ("Futexes are tricky", mutex3). */
+static void hd_word_lock(struct hd_lock *l)
+{
+	uint32_t c = 0;
+
+	if (atomic_compare_exchange_strong_explicit(&l->word, &c, 1,
+						    memory_order_acquire,
+						    memory_order_relaxed))
+		return;
+	if (c != 2)
+		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
+	while (c) {
+		hd_futex_wait(&l->word, 2);
+		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
+	}
+}
+
+static void hd_word_unlock(struct hd_lock *l)
+{
+	if (atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2)
+		hd_futex_wake(&l->word, 1);
+}
+
+/* Called with the futex mutex held: take the bias away for good. */
+static void hd_revoke(struct hd_lock *l)
+{
+	uint32_t d;
+
+	atomic_store_explicit(&l->revoking, 1, memory_order_relaxed);
+	syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	while ((d = atomic_load_explicit(&l->depth, memory_order_acquire)))
+		hd_futex_wait(&l->depth, d);
+	atomic_store_explicit(&l->bias, 0, memory_order_release);
+	atomic_store_explicit(&l->revoking, 0, memory_order_release);
+	hd_futex_wake(&l->revoking, INT32_MAX);
+}
+
+/*
+ * The biased owner found a revocation under way when taking the lock at
+ * depth 0: undo its claim, let the revoker finish, then queue on the mutex.
+ */
+void hd_lock_backoff(struct hd_lock *l)
+{
+	atomic_store_explicit(&l->depth, 0, memory_order_release);
+	hd_futex_wake(&l->depth, 1);
+	while (atomic_load_explicit(&l->revoking, memory_order_acquire))
+		hd_futex_wait(&l->revoking, 1);
+}
+
+void hd_lock_slow(struct hd_lock *l)
+{
+	uintptr_t self = hd_self();
+
+	if (atomic_load_explicit(&l->owner, memory_order_relaxed) == self) {
+		l->count++;
+		return;
+	}
+	hd_word_lock(l);
+	if (atomic_load_explicit(&l->bias, memory_order_acquire))
+		hd_revoke(l);
+	atomic_store_explicit(&l->owner, self, memory_order_relaxed);
+	l->count = 1;
+}
+
+void hd_unlock_slow(struct hd_lock *l)
+{
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
+		/* The biased owner left at depth 0 during a revocation. */
+		hd_futex_wake(&l->depth, 1);
+		return;
+	}
+	if (--l->count)
+		return;
+	atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+	hd_word_unlock(l);
+}
+
+/* Whether the calling thread holds @l. */
+bool hd_lock_held(struct hd_lock *l)
+{
+	uintptr_t self = hd_self();
+
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == self)
+		return atomic_load_explicit(&l->depth, memory_order_relaxed);
+	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
+}

@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: medium blocks, a two-level segregated fit (TLSF) allocator.
+ *
+ * Free blocks sit on doubly-linked lists, one per size bin: 16 linear bins
+ * of 16 bytes below 256 bytes, then 16 bins per power of two (at most 6.25%
+ * rounding).  A search rounds the request up to the next bin boundary, so
+ * that the first block of any non-empty bin at or above it fits (good fit,
+ * O(1) with two bit scans).  Freed blocks coalesce at once with free
+ * neighbours through the boundary tags (HD_F_PREV_FREE and the footer).
+ *
+ * Free-list links are stored XOR-encoded with a per-heap secret and their
+ * own address, and checked (aligned, inside a segment of the heap,
+ * committed, pointing at a free block) before they are followed: a
+ * use-after-free write is reported as corruption instead of steering the
+ * allocator.
+ *
+ * Decommit policy: when the heap's free committed bytes exceed
+ * HD_DECOMMIT_SLACK + 1/8 of its live medium bytes, the largest free blocks
+ * give their whole pages back (only blocks with at least HD_DECOMMIT_BLOCK
+ * of them) until half of that limit is reached.  In between nothing
+ * happens, so a heap that oscillates does not commit and decommit the same
+ * pages over and over.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define HD_FREE_W1	(hd_w1(0) | 0xF5EEULL)
+
+static void hd_mapping(size_t size, unsigned int *fl, unsigned int *sl)
+{
+	unsigned int m;
+
+	if (size < (1U << (HD_SL_SHIFT + 4))) {
+		*fl = 0;
+		*sl = (unsigned int)(size >> 4);
+		return;
+	}
+	m = 63 - __builtin_clzll(size);
+	*fl = m - (HD_SL_SHIFT + 4) + 1;
+	*sl = (unsigned int)(size >> (m - HD_SL_SHIFT)) ^ HD_SL;
+}
+
+/* Whether @x can be a free block of @h (before following a link to it). */
+static bool hd_free_block_ok(const struct hd_heap *h, uintptr_t x)
+{
+	struct hd_seg *s;
+
+	if (x & 15)
+		return false;
+	s = hd_seg_of(h, x);
+	if (!s || x < s->area || x + HD_MIN_BLOCK > s->end ||
+	    !hd_seg_committed(s, x))
+		return false;
+	return hd_w0_kind(hd_rd(h, x)) == HD_K_MFREE;
+}
+
+void hd_tlsf_insert(struct hd_heap *h, uintptr_t b, size_t size)
+{
+	unsigned int fl, sl;
+	uintptr_t head;
+
+	hd_mapping(size, &fl, &sl);
+	head = h->bins[fl][sl];
+	hd_wrlink(h, b + 16, head);
+	hd_wrlink(h, b + 24, 0);
+	if (head)
+		hd_wrlink(h, head + 24, b);
+	h->bins[fl][sl] = b;
+	h->sl_map[fl] |= 1U << sl;
+	h->fl_map |= 1ULL << fl;
+	h->free_bytes += size;
+}
+
+/* A free list is corrupted: report it and drop the whole list. */
+static HD_COLD void hd_tlsf_corrupt(struct hd_heap *h, unsigned int fl,
+				    unsigned int sl, uintptr_t b)
+{
+	hd_corrupt(h, (void *)(b + HD_HDR), "corrupted free-list link");
+	h->bins[fl][sl] = 0;
+	h->sl_map[fl] &= ~(1U << sl);
+	if (!h->sl_map[fl])
+		h->fl_map &= ~(1ULL << fl);
+}
+
+void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size)
+{
+	uintptr_t next = hd_rdlink(h, b + 16), prev = hd_rdlink(h, b + 24);
+	unsigned int fl, sl;
+
+	hd_mapping(size, &fl, &sl);
+	h->free_bytes -= size;
+	if ((next && !hd_free_block_ok(h, next)) ||
+	    (prev && !hd_free_block_ok(h, prev)) ||
+	    (!prev && h->bins[fl][sl] != b)) {
+		hd_tlsf_corrupt(h, fl, sl, b);
+		return;
+	}
+	if (next)
+		hd_wrlink(h, next + 24, prev);
+	if (prev) {
+		hd_wrlink(h, prev + 16, next);
+		return;
+	}
+	h->bins[fl][sl] = next;
+	if (!next) {
+		h->sl_map[fl] &= ~(1U << sl);
+		if (!h->sl_map[fl])
+			h->fl_map &= ~(1ULL << fl);
+	}
+}
+
+/* Blocks of the request's own bin examined when no larger bin has one. */
+#define HD_EXACT_SCAN	16
+
+/*
+ * A free block of at least @size bytes, or 0: the first block of the first
+ * non-empty bin above the request's bin (good fit, O(1)), else one that
+ * fits among the first blocks of the request's own bin.
+ */
+uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
+{
+	unsigned int fl, sl, m, i;
+	size_t rounded = size;
+	uint32_t sl_map;
+	uint64_t fl_map;
+	uintptr_t b;
+
+	if (size >= (1U << (HD_SL_SHIFT + 4))) {
+		m = 63 - __builtin_clzll(size);
+		rounded += (1ULL << (m - HD_SL_SHIFT)) - 1;
+	}
+	hd_mapping(rounded, &fl, &sl);
+	if (fl < HD_FL) {
+		sl_map = h->sl_map[fl] & (~0U << sl);
+		fl_map = h->fl_map & (~0ULL << (fl + 1));
+		if (sl_map || fl_map) {
+			if (!sl_map) {
+				fl = __builtin_ctzll(fl_map);
+				sl_map = h->sl_map[fl];
+			}
+			return h->bins[fl][__builtin_ctz(sl_map)];
+		}
+	}
+	if (rounded == size)
+		return 0;
+	hd_mapping(size, &fl, &sl);
+	if (fl >= HD_FL)
+		return 0;
+	b = h->bins[fl][sl];
+	for (i = 0; b && i < HD_EXACT_SCAN; i++) {
+		if (hd_w0_size(hd_rd(h, b)) >= size)
+			return b;
+		b = hd_rdlink(h, b + 16);
+		if (b && !hd_free_block_ok(h, b))
+			return 0;
+	}
+	return 0;
+}
+
+/* Set and clear HD_F_PREV_* flags in the header at @b. */
+void hd_set_prev(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+		 unsigned int set, unsigned int clear)
+{
+	uint64_t w;
+
+	if (b >= s->end)
+		return;
+	w = hd_rd(h, b);
+	hd_wr(h, b, (w | set) & ~(uint64_t)clear);
+}
+
+/*
+ * Turn [b, b + size) into a free block on the free lists and tell the next
+ * block.  @flags: HD_F_PREV_GAP when a gap precedes it.
+ */
+void hd_make_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+		  size_t size, unsigned int flags)
+{
+	hd_wr(h, b, hd_w0(HD_K_MFREE, flags & HD_F_PREV_GAP, size));
+	hd_wr(h, b + 8, HD_FREE_W1);
+	hd_wr(h, b + size - 8, hd_w0(HD_K_FOOT, 0, size));
+	hd_tlsf_insert(h, b, size);
+	hd_set_prev(h, s, b + size, HD_F_PREV_FREE, HD_F_PREV_GAP);
+}
+
+/* A header that ends up inside a larger free block must not decode. */
+static void hd_wipe(uintptr_t b)
+{
+	((uint64_t *)b)[0] = 0;
+	((uint64_t *)b)[1] = 0;
+}
+
+/*
+ * Merge [b, b + *size) with a free block before and after it, taking them
+ * off the free lists.  Return: the start of the merged range; *size and
+ * *flags describe it.
+ */
+uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+			   size_t *size, unsigned int *flags)
+{
+	uintptr_t next;
+
+	if (*flags & HD_F_PREV_FREE) {
+		uint64_t foot = hd_rd(h, b - 8), pw;
+		size_t psize = hd_w0_size(foot);
+		uintptr_t p = b - psize;
+
+		if (!hd_w0_ok(foot) || hd_w0_kind(foot) != HD_K_FOOT ||
+		    psize < HD_MIN_BLOCK || p < s->area ||
+		    !hd_seg_committed(s, p) ||
+		    (pw = hd_rd(h, p), hd_w0_kind(pw) != HD_K_MFREE) ||
+		    hd_w0_size(pw) != psize) {
+			hd_corrupt(h, (void *)(b + HD_HDR),
+				   "corrupted footer of the previous block");
+		} else {
+			hd_tlsf_remove(h, p, psize);
+			hd_wipe(b);
+			b = p;
+			*size += psize;
+			*flags = hd_w0_flags(pw);
+		}
+	}
+	*flags &= ~HD_F_PREV_FREE;
+	next = b + *size;
+	if (next < s->end) {
+		uint64_t nw = hd_rd(h, next);
+
+		if (hd_w0_ok(nw) && hd_w0_kind(nw) == HD_K_MFREE) {
+			hd_tlsf_remove(h, next, hd_w0_size(nw));
+			hd_wipe(next);
+			*size += hd_w0_size(nw);
+		}
+	}
+	return b;
+}
+
+/*
+ * Split a free block just taken off the lists: keep @bsize bytes at @b
+ * (header written by the caller), give the rest back when it can be a
+ * block of its own.  Return: the block's final size.
+ */
+static size_t hd_split(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+		       size_t size, size_t bsize)
+{
+	if (size - bsize >= HD_MIN_BLOCK) {
+		hd_wr(h, b + bsize, hd_w0(HD_K_MFREE, 0, size - bsize));
+		hd_make_free(h, s, b + bsize, size - bsize, 0);
+		return bsize;
+	}
+	hd_set_prev(h, s, b + size, 0, HD_F_PREV_FREE);
+	return size;
+}
+
+/**
+ * hd_medium_alloc_block() - take a block out of the free lists
+ * @h: the heap (lock held)
+ * @bsize: block size, a multiple of 16, at least HD_MIN_BLOCK
+ * @align: 0, or the alignment of the block's user address
+ * @kind: HD_K_MBUSY or HD_K_RUN, written into word 0
+ * @segp: out: the segment of the block
+ *
+ * Grows the heap when no free block fits.  Return: the header address, or
+ * 0 when the heap cannot provide the block.
+ */
+uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
+				unsigned int kind, struct hd_seg **segp)
+{
+	size_t need = align ? bsize + align + HD_MIN_BLOCK : bsize, size;
+	unsigned int flags;
+	struct hd_seg *s;
+	uintptr_t b;
+	uint64_t w;
+
+	b = hd_tlsf_find(h, need);
+	if (!b) {
+		if (hd_grow(h, need))
+			return 0;
+		b = hd_tlsf_find(h, need);
+		if (!b)
+			return 0;
+	}
+	s = hd_seg_of(h, b);
+	w = hd_rd(h, b);
+	size = hd_w0_size(w);
+	flags = hd_w0_flags(w);
+	hd_tlsf_remove(h, b, size);
+	if (align) {
+		uintptr_t x = ((b + HD_HDR + align - 1) & ~(align - 1)) - HD_HDR;
+
+		if (x != b && x - b < HD_MIN_BLOCK)
+			x += align;
+		if (x != b) {
+			hd_wr(h, b, hd_w0(HD_K_MFREE, flags, x - b));
+			hd_wr(h, b + 8, HD_FREE_W1);
+			hd_wr(h, x - 8, hd_w0(HD_K_FOOT, 0, x - b));
+			hd_tlsf_insert(h, b, x - b);
+			size -= x - b;
+			b = x;
+			flags = HD_F_PREV_FREE;
+		}
+	}
+	size = hd_split(h, s, b, size, bsize);
+	hd_wr(h, b, hd_w0(kind, flags, size));
+	s->nbusy++;
+	*segp = s;
+	return b;
+}
+
+/* Medium block size for a request of @n bytes. */
+static size_t hd_bsize(size_t n)
+{
+	size_t b = (n + HD_HDR + 15) & ~(size_t)15;
+
+	return b < HD_MIN_BLOCK ? HD_MIN_BLOCK : b;
+}
+
+void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags)
+{
+	struct hd_seg *s;
+	uintptr_t b;
+
+	hd_lock_main(h, flags);
+	b = hd_medium_alloc_block(h, hd_bsize(n), 0, HD_K_MBUSY, &s);
+	if (b) {
+		hd_wr(h, b + 8, hd_w1(n));
+		h->med_bytes += n;
+		h->med_blocks++;
+	}
+	hd_unlock_main(h, flags);
+	if (!b)
+		return NULL;
+	if (flags & HEAPDEV_ZERO)
+		memset((void *)(b + HD_HDR), 0, n);
+	return (void *)(b + HD_HDR);
+}
+
+/* The free bytes the heap may keep committed. */
+static size_t hd_slack(const struct hd_heap *h)
+{
+	return HD_DECOMMIT_SLACK + h->med_bytes / 8;
+}
+
+/*
+ * Give a busy block (medium or run) back to the free lists, coalescing,
+ * and apply the decommit policy.
+ */
+void hd_medium_release_block(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
+{
+	uint64_t w = hd_rd(h, b);
+	size_t size = hd_w0_size(w);
+	unsigned int flags = hd_w0_flags(w);
+
+	b = hd_free_coalesce(h, s, b, &size, &flags);
+	hd_make_free(h, s, b, size, flags);
+	s->nbusy--;
+	if (unlikely(h->free_bytes > hd_slack(h)))
+		hd_trim(h, false);
+	if (unlikely(!s->nbusy))
+		hd_seg_maybe_release(h, s);
+}
+
+/**
+ * hd_medium_check() - whether @p is a live medium block of segment @s
+ * @h: the heap (lock held)
+ * @s: the segment holding @p
+ * @p: user address
+ * @w0: out: header word 0
+ * @n: out: the requested size
+ *
+ * Reads only committed memory.  Return: 0 or -EINVAL.
+ */
+int hd_medium_check(const struct hd_heap *h, struct hd_seg *s, uintptr_t p,
+		    uint64_t *w0, size_t *n)
+{
+	uintptr_t b = p - HD_HDR;
+	uint64_t w, w1;
+	size_t size;
+
+	if ((p & 15) || b < s->area || b + HD_MIN_BLOCK > s->end ||
+	    !hd_seg_committed(s, b))
+		return -EINVAL;
+	w = hd_rd(h, b);
+	size = hd_w0_size(w);
+	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_MBUSY ||
+	    size < HD_MIN_BLOCK || size > s->end - b)
+		return -EINVAL;
+	w1 = hd_rd(h, b + 8);
+	if ((w1 >> 40) != HD_MAGIC2 || (w1 & ((1ULL << 40) - 1)) + HD_HDR >
+	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= 64)
+		return -EINVAL;
+	*w0 = w;
+	*n = w1 & ((1ULL << 40) - 1);
+	return 0;
+}
+
+/* Free a checked medium block (lock held). */
+int hd_medium_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p)
+{
+	size_t n = hd_rd(h, p - 8) & ((1ULL << 40) - 1);
+
+	h->med_bytes -= n;
+	h->med_blocks--;
+	hd_medium_release_block(h, s, p - HD_HDR);
+	return 0;
+}
+
+/* Make the block after @b a free block if it is the start of a gap. */
+static void hd_commit_after(struct hd_heap *h, struct hd_seg *s,
+			    uintptr_t next, size_t want)
+{
+	struct hd_gap *g;
+	size_t bytes;
+
+	if (next >= s->end || hd_w0_kind(hd_rd(h, next)) != HD_K_GAP)
+		return;
+	g = hd_gap_find(s, next);
+	if (!g)
+		return;
+	bytes = (want + HD_PAGE - 1) & ~(HD_PAGE - 1);
+	hd_commit_gap(h, s, g, bytes);
+}
+
+/*
+ * Resize the block at @b in place to @bsize bytes, using the free block
+ * (and the uncommitted pages) after it.  Return: true on success.
+ */
+static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
+			       uintptr_t b, size_t bsize)
+{
+	uint64_t w = hd_rd(h, b), nw;
+	size_t size = hd_w0_size(w), nsize = 0;
+	uintptr_t next = b + size;
+
+	if (bsize <= size) {
+		size_t rem = size - bsize;
+
+		if (rem >= HD_MIN_BLOCK) {
+			unsigned int f = 0;
+			uintptr_t r;
+
+			hd_wr(h, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
+			hd_wr(h, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
+			r = hd_free_coalesce(h, s, b + bsize, &rem, &f);
+			hd_make_free(h, s, r, rem, f);
+		}
+		return true;
+	}
+	hd_commit_after(h, s, next, bsize - size);
+	if (next < s->end) {
+		nw = hd_rd(h, next);
+		if (hd_w0_kind(nw) == HD_K_MFREE) {
+			nsize = hd_w0_size(nw);
+			if (size + nsize < bsize)
+				hd_commit_after(h, s, next + nsize,
+						bsize - size - nsize);
+			nw = hd_rd(h, next);
+			nsize = hd_w0_size(nw);
+		}
+	}
+	if (!nsize || size + nsize < bsize)
+		return false;
+	hd_tlsf_remove(h, next, nsize);
+	hd_wipe(next);
+	size = hd_split(h, s, b, size + nsize, bsize);
+	hd_wr(h, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), size));
+	return true;
+}
+
+/**
+ * hd_medium_realloc() - resize a checked medium block in place
+ * @h: the heap (lock held)
+ * @s: its segment
+ * @p: the block
+ * @n: new size
+ * @flags: effective flags
+ * @err: out: -ENOMEM when the block cannot be resized in place
+ *
+ * Return: @p, or NULL (the block is unchanged; the caller may move it).
+ */
+void *hd_medium_realloc(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
+			size_t n, uint32_t flags, int *err)
+{
+	uintptr_t b = p - HD_HDR;
+	size_t old = hd_rd(h, b + 8) & ((1ULL << 40) - 1);
+
+	(void)flags;
+	if ((!h->fixed && n >= HD_LARGE_MIN) ||
+	    !hd_resize_in_place(h, s, b, hd_bsize(n))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	hd_wr(h, b + 8, hd_w1(n));
+	h->med_bytes += n - old;
+	return (void *)p;
+}
+
+/*
+ * Decommit whole free pages of large free blocks.  @all (HeapCompact):
+ * every free page, regardless of the slack.  Otherwise down to half the
+ * slack, largest blocks first.
+ */
+void hd_trim(struct hd_heap *h, bool all)
+{
+	size_t target = all ? 0 : hd_slack(h) / 2;
+	size_t min = all ? HD_PAGE : HD_DECOMMIT_BLOCK;
+	int fl, sl;
+
+	for (fl = HD_FL - 1; fl >= 0 && (all || h->free_bytes > target);
+	     fl--) {
+		if (!(h->fl_map & (1ULL << fl)))
+			continue;
+		for (sl = HD_SL - 1; sl >= 0; sl--) {
+			uintptr_t b = h->bins[fl][sl], next;
+
+			for (; b; b = next) {
+				size_t size = hd_w0_size(hd_rd(h, b));
+
+				next = hd_rdlink(h, b + 16);
+				if (next && !hd_free_block_ok(h, next))
+					next = 0;
+				if (size < min + HD_MIN_BLOCK)
+					continue;
+				hd_decommit_free(h, hd_seg_of(h, b), b, size,
+						 min);
+				if (!all && h->free_bytes <= target)
+					return;
+			}
+		}
+	}
+}
+
+/* The user size of the largest free committed medium block, or 0. */
+size_t hd_largest_free(struct hd_heap *h)
+{
+	size_t best = 0;
+	uintptr_t b;
+	int fl, sl;
+
+	if (!h->fl_map)
+		return 0;
+	fl = 63 - __builtin_clzll(h->fl_map);
+	for (sl = HD_SL - 1; sl >= 0; sl--) {
+		for (b = h->bins[fl][sl]; b; b = hd_rdlink(h, b + 16)) {
+			size_t size = hd_w0_size(hd_rd(h, b));
+
+			if (size > best)
+				best = size;
+			if (hd_rdlink(h, b + 16) &&
+			    !hd_free_block_ok(h, hd_rdlink(h, b + 16)))
+				break;
+		}
+		if (best)
+			break;
+	}
+	return best ? best - HD_HDR : 0;
+}

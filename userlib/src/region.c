@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: the region layer.  Every ioctl, mmap and memfd call of the
+ * library is in this file, behind struct hd_backend.
+ *
+ * device   /dev/heapdev (uapi/heapdev.h).  One open file per process for all
+ *          heaps, opened lazily; each heap owns a window of the file's mmap
+ *          offset space.  Committed pages are the kernel's: allocated at
+ *          commit, never swapped, SIGBUS when uncommitted.
+ *
+ * memfd    one memfd per process, laid out like the device's offset space
+ *          (heap window n at n << 40).  Uncommitted pages are PROT_NONE;
+ *          commit = fallocate + mprotect(RW) + MADV_POPULATE_WRITE;
+ *          decommit = FALLOC_FL_PUNCH_HOLE + mprotect(PROT_NONE).  The
+ *          mappings are MADV_DONTFORK, so that, as with the device, a forked
+ *          child inherits no heap memory.
+ *
+ * Mappings are placed at 4 MiB-aligned addresses, the granule of the page
+ * map that resolves pointers to heaps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../uapi/heapdev.h"
+#include "internal.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define HD_DEVICE_PATH	"/dev/heapdev"
+#define HD_MEMFD_WINDOW_SHIFT 40
+#define HD_MEMFD_MAX_ID	((1U << 21) - 1)
+
+static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int hd_dev_fd = -1;
+static int hd_memfd = -1;
+static uint32_t hd_memfd_next_id;
+
+void *hd_os_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void hd_os_free(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
+/*
+ * Map @len bytes of @fd at @off at a 4 MiB-aligned address: reserve enough
+ * address space, put the mapping at the aligned address inside it, and
+ * give the slack back.
+ */
+static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
+			  uintptr_t *addr)
+{
+	size_t span = len + HD_CHUNK - HD_PAGE;
+	uintptr_t start, aligned;
+	void *p;
+
+	p = mmap(NULL, span, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	start = (uintptr_t)p;
+	aligned = (start + HD_CHUNK - 1) & ~(HD_CHUNK - 1);
+	p = mmap((void *)aligned, len, prot, MAP_SHARED | MAP_FIXED, fd,
+		 (off_t)off);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		munmap((void *)start, span);
+		return err == -EPERM || err == -EACCES ? err : -ENOMEM;
+	}
+	if (aligned > start)
+		munmap((void *)start, aligned - start);
+	if (start + span > aligned + len)
+		munmap((void *)(aligned + len), start + span - aligned - len);
+	*addr = aligned;
+	return 0;
+}
+
+static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
+{
+	(void)bh;
+	return munmap((void *)addr, len) ? -errno : 0;
+}
+
+/* ---- device backend ---- */
+
+static int hd_dev_ioctl(unsigned long cmd, void *arg)
+{
+	int ret;
+
+	do {
+		ret = ioctl(hd_dev_fd, cmd, arg);
+	} while (ret && errno == EINTR);
+	return ret ? -errno : 0;
+}
+
+static int hd_dev_open_locked(void)
+{
+	struct heapdev_info info = { .size = sizeof(info) };
+	int fd, err;
+
+	if (hd_dev_fd >= 0)
+		return 0;
+	fd = open(HD_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		hd_dbg("heapdev: cannot open %s: %s (load the heapdev module, "
+		       "or set HEAPDEV_BACKEND=memfd)", HD_DEVICE_PATH,
+		       strerror(-err));
+		return err;
+	}
+	hd_dev_fd = fd;
+	err = hd_dev_ioctl(HEAPDEV_IOC_GET_INFO, &info);
+	if (!err && (info.abi_version != HEAPDEV_ABI_VERSION ||
+		     info.page_size != HD_PAGE || info.window_size < HD_WINDOW))
+		err = -EPROTO;
+	if (err) {
+		hd_dbg("heapdev: %s: unsupported module (error %d, ABI %u, "
+		       "page size %u)", HD_DEVICE_PATH, err, info.abi_version,
+		       info.page_size);
+		close(fd);
+		hd_dev_fd = -1;
+	}
+	return err;
+}
+
+static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
+{
+	struct heapdev_create c = {
+		.size = sizeof(c),
+		.flags = exec ? HEAPDEV_HEAP_EXEC : 0,
+		.maximum = maximum,
+	};
+	int err = hd_dev_ioctl(HEAPDEV_IOC_CREATE, &c);
+
+	if (err) {
+		hd_dbg("heapdev: HEAPDEV_IOC_CREATE failed: %s",
+		       strerror(-err));
+		return err;
+	}
+	bh->id = c.heap_id;
+	bh->base_off = c.mmap_offset;
+	bh->window = c.reserved;
+	bh->committed = 0;
+	return 0;
+}
+
+static int hd_dev_destroy(struct hd_bheap *bh)
+{
+	struct heapdev_destroy d = { .size = sizeof(d), .heap_id = bh->id };
+
+	return hd_dev_ioctl(HEAPDEV_IOC_DESTROY, &d);
+}
+
+static int hd_dev_map(struct hd_bheap *bh, uint64_t off, size_t len,
+		      uintptr_t *addr)
+{
+	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
+
+	return hd_map_aligned(len, prot, hd_dev_fd, bh->base_off + off, addr);
+}
+
+static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			 size_t len)
+{
+	struct heapdev_commit c = {
+		.size = sizeof(c), .flags = HEAPDEV_COMMIT_POPULATE,
+		.heap_id = bh->id, .offset = off, .length = len,
+	};
+	int err = hd_dev_ioctl(HEAPDEV_IOC_COMMIT, &c);
+
+	(void)addr;
+	if (err)
+		return err == -EDQUOT || err == -ENOMEM ? -ENOMEM : err;
+	bh->committed = c.committed;
+	return 0;
+}
+
+static int hd_dev_decommit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			   size_t len)
+{
+	struct heapdev_decommit d = {
+		.size = sizeof(d), .heap_id = bh->id,
+		.offset = off, .length = len,
+	};
+	int err = hd_dev_ioctl(HEAPDEV_IOC_DECOMMIT, &d);
+
+	(void)addr;
+	if (!err)
+		bh->committed = d.committed;
+	return err;
+}
+
+/* The kernel's view of a device heap's committed bytes (for tests). */
+int hd_device_query(const struct hd_bheap *bh, uint64_t *committed)
+{
+	struct heapdev_query q = { .size = sizeof(q), .heap_id = bh->id };
+	int err;
+
+	if (bh->be->kind != HEAPDEV_BACKEND_DEVICE)
+		return -EOPNOTSUPP;
+	err = hd_dev_ioctl(HEAPDEV_IOC_QUERY, &q);
+	if (!err)
+		*committed = q.committed;
+	return err;
+}
+
+static const struct hd_backend hd_device_backend = {
+	.name = "device",
+	.kind = HEAPDEV_BACKEND_DEVICE,
+	.create = hd_dev_create,
+	.destroy = hd_dev_destroy,
+	.map = hd_dev_map,
+	.unmap = hd_unmap,
+	.commit = hd_dev_commit,
+	.decommit = hd_dev_decommit,
+};
+
+/* ---- memfd backend ---- */
+
+static int hd_memfd_open_locked(void)
+{
+	int fd;
+
+	if (hd_memfd >= 0)
+		return 0;
+	fd = memfd_create("heapdev", MFD_CLOEXEC);
+	if (fd < 0) {
+		hd_dbg("heapdev: memfd_create: %s", strerror(errno));
+		return -errno;
+	}
+	if (ftruncate(fd, (off_t)1 << 62)) {
+		int err = -errno;
+
+		hd_dbg("heapdev: ftruncate(memfd): %s", strerror(-err));
+		close(fd);
+		return err;
+	}
+	hd_memfd = fd;
+	return 0;
+}
+
+/* Window numbers of destroyed memfd heaps, reused before new ones. */
+static uint32_t *hd_memfd_freed;
+static uint32_t hd_memfd_nfreed, hd_memfd_freed_cap;
+
+static int hd_memfd_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
+{
+	uint32_t id = 0;
+
+	(void)exec;
+	pthread_mutex_lock(&hd_region_mutex);
+	if (hd_memfd_nfreed)
+		id = hd_memfd_freed[--hd_memfd_nfreed];
+	else if (hd_memfd_next_id < HD_MEMFD_MAX_ID)
+		id = ++hd_memfd_next_id;
+	pthread_mutex_unlock(&hd_region_mutex);
+	if (!id)
+		return -ENOMEM;
+	bh->id = id;
+	bh->base_off = (uint64_t)id << HD_MEMFD_WINDOW_SHIFT;
+	bh->window = maximum ? (maximum + HD_PAGE - 1) & ~(HD_PAGE - 1) :
+		     HD_WINDOW;
+	bh->committed = 0;
+	return 0;
+}
+
+static void hd_memfd_put_id(uint32_t id)
+{
+	pthread_mutex_lock(&hd_region_mutex);
+	if (hd_memfd_nfreed == hd_memfd_freed_cap) {
+		uint32_t cap = hd_memfd_freed_cap ? 2 * hd_memfd_freed_cap : 64;
+		uint32_t *n = realloc(hd_memfd_freed, cap * sizeof(*n));
+
+		if (n) {
+			hd_memfd_freed = n;
+			hd_memfd_freed_cap = cap;
+		}
+	}
+	if (hd_memfd_nfreed < hd_memfd_freed_cap)
+		hd_memfd_freed[hd_memfd_nfreed++] = id;
+	pthread_mutex_unlock(&hd_region_mutex);
+}
+
+static int hd_memfd_destroy(struct hd_bheap *bh)
+{
+	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)bh->base_off, (off_t)bh->window))
+		return -errno;
+	bh->committed = 0;
+	hd_memfd_put_id(bh->id);
+	return 0;
+}
+
+static int hd_memfd_map(struct hd_bheap *bh, uint64_t off, size_t len,
+			uintptr_t *addr)
+{
+	int err = hd_map_aligned(len, PROT_NONE, hd_memfd, bh->base_off + off,
+				 addr);
+
+	if (!err && madvise((void *)*addr, len, MADV_DONTFORK)) {
+		err = -errno;
+		munmap((void *)*addr, len);
+	}
+	return err;
+}
+
+static int hd_memfd_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			   size_t len)
+{
+	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
+	int err;
+
+	do {
+		err = fallocate(hd_memfd, 0, (off_t)(bh->base_off + off),
+				(off_t)len) ? -errno : 0;
+	} while (err == -EINTR);
+	if (err)
+		return err == -ENOSPC || err == -EFBIG ? -ENOMEM : err;
+	if (mprotect((void *)addr, len, prot)) {
+		err = -errno;
+		fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(bh->base_off + off), (off_t)len);
+		return err;
+	}
+	/* Best effort: avoids one page fault per page on first touch. */
+	madvise((void *)addr, len, MADV_POPULATE_WRITE);
+	bh->committed += len;
+	return 0;
+}
+
+static int hd_memfd_decommit(struct hd_bheap *bh, uintptr_t addr,
+			     uint64_t off, size_t len)
+{
+	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(bh->base_off + off), (off_t)len))
+		return -errno;
+	mprotect((void *)addr, len, PROT_NONE);
+	bh->committed -= len;
+	return 0;
+}
+
+static const struct hd_backend hd_memfd_backend = {
+	.name = "memfd",
+	.kind = HEAPDEV_BACKEND_MEMFD,
+	.create = hd_memfd_create,
+	.destroy = hd_memfd_destroy,
+	.map = hd_memfd_map,
+	.unmap = hd_unmap,
+	.commit = hd_memfd_commit,
+	.decommit = hd_memfd_decommit,
+};
+
+/* HEAPDEV_BACKEND, read once: a HEAPDEV_BACKEND_* or -EINVAL. */
+static int hd_env_backend(void)
+{
+	static int cached = -1;
+	const char *s;
+
+	if (cached != -1)
+		return cached;
+	s = getenv("HEAPDEV_BACKEND");
+	if (!s || !*s || !strcmp(s, "device"))
+		cached = HEAPDEV_BACKEND_DEVICE;
+	else if (!strcmp(s, "memfd"))
+		cached = HEAPDEV_BACKEND_MEMFD;
+	else
+		cached = -EINVAL;
+	return cached;
+}
+
+/**
+ * hd_backend_select() - find and open the backend of a new heap
+ * @which: HEAPDEV_BACKEND_*
+ * @be: out: the backend, ready for create()
+ *
+ * Return: 0, -EINVAL (bad choice or bad HEAPDEV_BACKEND), or the error of
+ * opening /dev/heapdev (-ENOENT when the module is not loaded, -EACCES) or
+ * of creating the memfd.
+ */
+int hd_backend_select(int which, const struct hd_backend **be)
+{
+	int err;
+
+	if (which == HEAPDEV_BACKEND_DEFAULT) {
+		pthread_mutex_lock(&hd_region_mutex);
+		which = hd_env_backend();
+		pthread_mutex_unlock(&hd_region_mutex);
+		if (which < 0) {
+			hd_dbg("heapdev: HEAPDEV_BACKEND must be \"device\" or "
+			       "\"memfd\"");
+			return which;
+		}
+	}
+	pthread_mutex_lock(&hd_region_mutex);
+	if (which == HEAPDEV_BACKEND_DEVICE) {
+		err = hd_dev_open_locked();
+		*be = &hd_device_backend;
+	} else if (which == HEAPDEV_BACKEND_MEMFD) {
+		err = hd_memfd_open_locked();
+		*be = &hd_memfd_backend;
+	} else {
+		err = -EINVAL;
+	}
+	pthread_mutex_unlock(&hd_region_mutex);
+	return err;
+}
+
+/*
+ * In a forked child: the parent's device file refuses the child (EPERM)
+ * and the memfd is the parent's; drop both, new heaps reopen them.
+ */
+void hd_region_atfork_child(void)
+{
+	pthread_mutex_init(&hd_region_mutex, NULL);
+	if (hd_dev_fd >= 0)
+		close(hd_dev_fd);
+	if (hd_memfd >= 0)
+		close(hd_memfd);
+	hd_dev_fd = -1;
+	hd_memfd = -1;
+	hd_memfd_next_id = 0;
+	hd_memfd_nfreed = 0;
+}

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: the low-fragmentation heap (LFH): size classes served from runs.
+ *
+ * 79 size classes cover requests up to 16376 bytes: slot strides of 32 to
+ * 1024 bytes in steps of 16 (so a slot is round_up(n + 8, 16) bytes, like
+ * native LFH blocks), then four strides per power of two up to 16 KiB.
+ * A class is activated after HD_LFH_TRIGGER (18) allocations of its size,
+ * as Windows does; before that its requests are medium blocks.
+ *
+ * A run is a medium block of 16, 32 or 64 KiB whose user area starts on a
+ * 16 KiB boundary, cut into slots: [8-byte header][data].  The segment's
+ * granule table maps every 16 KiB of the run to it, so a pointer finds its
+ * run in two loads.  Each run keeps a LIFO free list of slots (links encoded
+ * like the medium ones), a count of slots in use, and a bump index below
+ * which slots have been handed out at least once.
+ *
+ * Each class has a current run (the fast path pops from it), a list of
+ * partial runs and one cached empty run.  A run that empties beyond that
+ * goes back to the medium allocator at once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define HD_RUN_W1(cls)	(hd_w1(0) | 0x7E000ULL | (cls))
+#define HD_RUNS_PER_CHUNK 63
+
+struct hd_run hd_dummy_run;
+
+/* Smallest class whose stride is at least 256 * (i + 1), for i >= 4. */
+const uint8_t hd_class_big[64] = {
+	[4] = 63, [5] = 64, [6] = 65, [7] = 66,
+	[8] = 67, [9] = 67, [10] = 68, [11] = 68,
+	[12] = 69, [13] = 69, [14] = 70, [15] = 70,
+	[16] = 71, [17] = 71, [18] = 71, [19] = 71,
+	[20] = 72, [21] = 72, [22] = 72, [23] = 72,
+	[24] = 73, [25] = 73, [26] = 73, [27] = 73,
+	[28] = 74, [29] = 74, [30] = 74, [31] = 74,
+	[32] = 75, [33] = 75, [34] = 75, [35] = 75,
+	[36] = 75, [37] = 75, [38] = 75, [39] = 75,
+	[40] = 76, [41] = 76, [42] = 76, [43] = 76,
+	[44] = 76, [45] = 76, [46] = 76, [47] = 76,
+	[48] = 77, [49] = 77, [50] = 77, [51] = 77,
+	[52] = 77, [53] = 77, [54] = 77, [55] = 77,
+	[56] = 78, [57] = 78, [58] = 78, [59] = 78,
+	[60] = 78, [61] = 78, [62] = 78, [63] = 78,
+};
+
+static const uint16_t hd_big_strides[HD_NCLASS - 63] = {
+	1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+	5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
+};
+
+struct hd_run_chunk {
+	struct hd_run_chunk *next;
+	struct hd_run runs[HD_RUNS_PER_CHUNK];
+};
+
+static uint32_t hd_stride(unsigned int c)
+{
+	return c < 63 ? 32 + 16 * c : hd_big_strides[c - 63];
+}
+
+void hd_classes_init(struct hd_heap *h)
+{
+	unsigned int c;
+
+	for (c = 0; c < HD_NCLASS; c++) {
+		struct hd_class *cls = &h->cls[c];
+
+		cls->cur = &hd_dummy_run;
+		cls->stride = hd_stride(c);
+		cls->run_bytes = cls->stride <= 1024 ? 16384 :
+				 cls->stride <= 2048 ? 32768 : 65536;
+	}
+}
+
+/* Run structs come from per-heap chunks (main lock held). */
+static struct hd_run *hd_run_get(struct hd_heap *h)
+{
+	struct hd_run *run = h->run_pool;
+
+	if (!run) {
+		struct hd_run_chunk *ch = calloc(1, sizeof(*ch));
+		int i;
+
+		if (!ch)
+			return NULL;
+		ch->next = h->run_chunks;
+		h->run_chunks = ch;
+		for (i = HD_RUNS_PER_CHUNK - 1; i >= 0; i--) {
+			ch->runs[i].next = h->run_pool;
+			h->run_pool = &ch->runs[i];
+		}
+		run = h->run_pool;
+	}
+	h->run_pool = run->next;
+	memset(run, 0, sizeof(*run));
+	return run;
+}
+
+static void hd_run_put(struct hd_heap *h, struct hd_run *run)
+{
+	run->state = HD_RUN_DEAD;
+	run->next = h->run_pool;
+	h->run_pool = run;
+}
+
+void hd_runs_free_all(struct hd_heap *h)
+{
+	struct hd_run_chunk *ch = h->run_chunks, *next;
+
+	for (; ch; ch = next) {
+		next = ch->next;
+		free(ch);
+	}
+	h->run_chunks = NULL;
+	h->run_pool = NULL;
+}
+
+/* Hand out up to a page worth of never-used slots (free list empty). */
+static void hd_run_extend(struct hd_heap *h, struct hd_run *run)
+{
+	uint32_t k = 4096 / run->stride, i;
+	uintptr_t p;
+
+	if (k < 4)
+		k = 4;
+	if (k > run->nslots - run->bump)
+		k = run->nslots - run->bump;
+	for (i = run->bump + k; i-- > run->bump;) {
+		p = run->first + (uintptr_t)i * run->stride;
+		hd_wr(h, p - 8, hd_sfree(run->cls));
+		hd_wrlink(h, p, run->free);
+		run->free = p;
+	}
+	run->bump += k;
+}
+
+static void hd_gtab_set(struct hd_seg *s, struct hd_run *run, size_t bytes,
+			struct hd_run *val)
+{
+	size_t g = (run->first - 16 - s->sp.base) >> HD_GRANULE_SHIFT;
+	size_t i;
+
+	for (i = 0; i < bytes >> HD_GRANULE_SHIFT; i++)
+		s->gtab[g + i] = val;
+}
+
+/* Carve a new run for class @c out of the medium allocator (lock held). */
+static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
+{
+	struct hd_class *cls = &h->cls[c];
+	struct hd_seg *s;
+	struct hd_run *run;
+	uintptr_t b;
+
+	b = hd_medium_alloc_block(h, cls->run_bytes, HD_GRANULE, HD_K_RUN, &s);
+	if (!b)
+		return NULL;
+	if (!s->gtab)
+		s->gtab = calloc(s->sp.size >> HD_GRANULE_SHIFT,
+				 sizeof(*s->gtab));
+	run = s->gtab ? hd_run_get(h) : NULL;
+	if (!run) {
+		hd_medium_release_block(h, s, b);
+		return NULL;
+	}
+	hd_wr(h, b + 8, HD_RUN_W1(c));
+	run->first = b + HD_HDR + 16;
+	run->stride = cls->stride;
+	run->nslots = (cls->run_bytes - 24) / cls->stride;
+	run->span = run->nslots * run->stride;
+	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
+	run->cls = (uint16_t)c;
+	run->seg = s;
+	run->block = b;
+	hd_gtab_set(s, run, cls->run_bytes, run);
+	hd_run_extend(h, run);
+	return run;
+}
+
+/* Give an empty run back to the medium allocator (both locks held). */
+static void hd_run_release(struct hd_heap *h, struct hd_run *run)
+{
+	struct hd_seg *s = run->seg;
+
+	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, NULL);
+	hd_wr(h, run->block + 8, hd_w1(0));
+	hd_medium_release_block(h, s, run->block);
+	hd_run_put(h, run);
+}
+
+static void hd_partial_add(struct hd_class *cls, struct hd_run *run)
+{
+	run->state = HD_RUN_PARTIAL;
+	run->prev = NULL;
+	run->next = cls->partial;
+	if (cls->partial)
+		cls->partial->prev = run;
+	cls->partial = run;
+}
+
+static void hd_partial_del(struct hd_class *cls, struct hd_run *run)
+{
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		cls->partial = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+	run->next = run->prev = NULL;
+}
+
+/*
+ * Make cls->cur a run with a free slot.  Called with the LFH lock held;
+ * may drop it to take the heap lock.  Return: false when no memory.
+ */
+static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
+{
+	struct hd_class *cls = &h->cls[c];
+	struct hd_run *run;
+
+	for (;;) {
+		run = cls->cur;
+		if (run->free)
+			return true;
+		if (run != &hd_dummy_run) {
+			if (run->bump < run->nslots) {
+				hd_run_extend(h, run);
+				return true;
+			}
+			run->state = HD_RUN_FULL;
+			cls->cur = &hd_dummy_run;
+		}
+		run = cls->partial;
+		if (run)
+			hd_partial_del(cls, run);
+		else if ((run = cls->empty))
+			cls->empty = NULL;
+		if (run) {
+			run->state = HD_RUN_CURRENT;
+			cls->cur = run;
+			continue;
+		}
+		hd_unlock_lfh(h, flags);
+		hd_lock_main(h, flags);
+		run = hd_run_new(h, c);
+		hd_lock_lfh(h, flags);
+		hd_unlock_main(h, flags);
+		if (!run)
+			return false;
+		if (cls->cur == &hd_dummy_run) {
+			run->state = HD_RUN_CURRENT;
+			cls->cur = run;
+		} else {
+			hd_partial_add(cls, run);
+		}
+	}
+}
+
+/*
+ * Allocation of a small size whose class has no free slot at hand, or is
+ * not active yet.  Called with the LFH lock held; returns with it released.
+ */
+void *hd_small_alloc_slow(struct hd_heap *h, size_t n, uint32_t flags)
+{
+	unsigned int c = hd_class_of(n);
+	struct hd_class *cls = &h->cls[c];
+	struct hd_run *run;
+	uintptr_t p, next;
+	uint64_t key;
+
+	if (!cls->active) {
+		if (h->fixed || ++cls->count < HD_LFH_TRIGGER) {
+			hd_unlock_lfh(h, flags);
+			return hd_medium_alloc(h, n, flags);
+		}
+		cls->active = 1;
+		h->lfh_seen = true;
+		if (!(h->flags & HEAPDEV_NO_SERIALIZE))
+			atomic_store(&h->compat, 2);
+	}
+	for (;;) {
+		if (!hd_refill(h, c, flags)) {
+			hd_unlock_lfh(h, flags);
+			return NULL;
+		}
+		run = cls->cur;
+		p = run->free;
+		key = hd_key(h, p - 8);
+		next = hd_rdlink(h, p);
+		if (likely((*(uint64_t *)(p - 8) ^ key) == hd_sfree(c) &&
+			   (!next || next - run->first < run->span)))
+			break;
+		hd_small_corrupt_run(h, run, p, "corrupted free slot");
+	}
+	run->free = next;
+	run->used++;
+	*(uint64_t *)(p - 8) = hd_sbusy(n, c) ^ key;
+	h->small_bytes += n;
+	h->small_blocks++;
+	hd_unlock_lfh(h, flags);
+	if (flags & HEAPDEV_ZERO)
+		memset((void *)p, 0, n);
+	return (void *)p;
+}
+
+/*
+ * A free slot of @run failed its check: report it (this may end the
+ * process) and stop allocating from the run's free list and never-used
+ * slots.  Blocks in use can still be freed into it.
+ */
+void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run, uintptr_t p,
+			  const char *what)
+{
+	hd_corrupt(h, (void *)p, what);
+	run->free = 0;
+	run->bump = run->nslots;
+}
+
+/**
+ * hd_small_check() - whether @p is a live slot of @run
+ * @h: the heap (LFH lock held)
+ * @run: the run covering @p
+ * @p: user address
+ * @n: out: the requested size
+ *
+ * Return: 0 or -EINVAL.
+ */
+int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
+		   uintptr_t p, size_t *n)
+{
+	uintptr_t d = p - run->first;
+	uint64_t w;
+
+	if (d >= run->span || run->state == HD_RUN_DEAD)
+		return -EINVAL;
+	if (((d * run->recip) >> 32) * run->stride != d ||
+	    ((d * run->recip) >> 32) >= run->bump)
+		return -EINVAL;
+	w = hd_rd(h, p - 8);
+	if ((w & HD_SMASK) != (hd_sbusy(0, run->cls) & HD_SMASK))
+		return -EINVAL;
+	*n = (w >> 24) & 0xFFFFF;
+	return *n + 8 <= run->stride ? 0 : -EINVAL;
+}
+
+/*
+ * After a free into a run that is not the current one: a full run becomes
+ * partial; an empty run is cached once per class, or released.  Called
+ * with the LFH lock held; returns with it released.
+ */
+int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
+{
+	struct hd_class *cls = &h->cls[run->cls];
+
+	if (run->state == HD_RUN_FULL) {
+		hd_partial_add(cls, run);
+		if (run->used) {
+			hd_unlock_lfh(h, flags);
+			return 0;
+		}
+	}
+	if (run->used || run->state != HD_RUN_PARTIAL) {
+		hd_unlock_lfh(h, flags);
+		return 0;
+	}
+	hd_partial_del(cls, run);
+	if (!cls->empty) {
+		run->state = HD_RUN_EMPTY;
+		cls->empty = run;
+		hd_unlock_lfh(h, flags);
+		return 0;
+	}
+	/* Invisible to allocations now; release it under both locks. */
+	run->state = HD_RUN_EMPTY;
+	hd_unlock_lfh(h, flags);
+	hd_lock_main(h, flags);
+	hd_lock_lfh(h, flags);
+	if (run->state == HD_RUN_EMPTY && !run->used && run != cls->empty)
+		hd_run_release(h, run);
+	hd_unlock_lfh(h, flags);
+	hd_unlock_main(h, flags);
+	return 0;
+}
+
+/*
+ * Release every run without a block in use: the cached empty runs, empty
+ * partial runs and empty current runs (heap lock held; HeapCompact).
+ */
+void hd_small_trim(struct hd_heap *h, uint32_t flags)
+{
+	unsigned int c;
+
+	hd_lock_lfh(h, flags);
+	for (c = 0; c < HD_NCLASS; c++) {
+		struct hd_class *cls = &h->cls[c];
+		struct hd_run *run, *next;
+
+		if (cls->empty) {
+			hd_run_release(h, cls->empty);
+			cls->empty = NULL;
+		}
+		for (run = cls->partial; run; run = next) {
+			next = run->next;
+			if (run->used)
+				continue;
+			hd_partial_del(cls, run);
+			hd_run_release(h, run);
+		}
+		run = cls->cur;
+		if (run != &hd_dummy_run && !run->used) {
+			cls->cur = &hd_dummy_run;
+			hd_run_release(h, run);
+		}
+	}
+	hd_unlock_lfh(h, flags);
+}

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: heap walks, whole-heap validation and counters.
+ *
+ * A walk keeps no state outside the entry: the next entry is found from the
+ * previous one (its address, kind and the sequence number of its span kept
+ * in the cursor).  Blocks freed or merged between two calls do not derail
+ * it: when the previous entry no longer starts a block, the segment's block
+ * chain is scanned for the first block after it.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+enum { HD_CUR_REGION = 1, HD_CUR_BLOCK, HD_CUR_GAP, HD_CUR_LARGE };
+
+#define HD_REGION_HDR	(HD_SEG_HDR - 2 * HD_HDR)
+#define HD_FREE_W1	(hd_w1(0) | 0xF5EEULL)
+
+static void hd_walk_lock(struct hd_heap *h, uint32_t flags)
+{
+	hd_lock_main(h, flags);
+	hd_lock_lfh(h, flags);
+}
+
+static void hd_walk_unlock(struct hd_heap *h, uint32_t flags)
+{
+	hd_unlock_lfh(h, flags);
+	hd_unlock_main(h, flags);
+}
+
+static int hd_emit_region(struct hd_seg *s, struct hd_walk *w)
+{
+	w->addr = s->sp.base;
+	w->size = HD_REGION_HDR;
+	w->overhead = 0;
+	w->kind = HEAPDEV_WALK_REGION;
+	w->region = s->index;
+	w->committed = s->committed;
+	w->uncommitted = s->sp.size - s->committed;
+	w->first_block = s->area;
+	w->last_block = s->end;
+	w->cursor[0] = s->sp.seq;
+	w->cursor[1] = HD_CUR_REGION;
+	return 0;
+}
+
+static int hd_emit_large(struct hd_large *lg, struct hd_walk *w)
+{
+	w->addr = lg->sp.base + HD_LARGE_HDR;
+	w->size = lg->n;
+	w->overhead = 0;
+	w->kind = HEAPDEV_WALK_LARGE;
+	w->region = 64;
+	w->cursor[0] = lg->sp.seq;
+	w->cursor[1] = HD_CUR_LARGE;
+	return 0;
+}
+
+/* The first span after the segment with sequence number @seq. */
+static int hd_emit_after_seg(struct hd_heap *h, uint64_t seq,
+			     struct hd_walk *w)
+{
+	struct hd_span *sp;
+
+	for (sp = h->segs; sp; sp = sp->next)
+		if (sp->seq > seq)
+			return hd_emit_region((struct hd_seg *)sp, w);
+	if (h->larges)
+		return hd_emit_large((struct hd_large *)h->larges, w);
+	return -ENOENT;
+}
+
+/* Slot @i of @run. */
+static int hd_emit_slot(struct hd_heap *h, struct hd_seg *s,
+			struct hd_run *run, uint32_t i, struct hd_walk *w)
+{
+	uintptr_t p = run->first + (uintptr_t)i * run->stride;
+	uint64_t v = i < run->bump ? hd_rd(h, p - 8) : 0;
+
+	w->addr = p;
+	if ((v & HD_SMASK) == (hd_sbusy(0, run->cls) & HD_SMASK)) {
+		w->size = (v >> 24) & 0xFFFFF;
+		w->overhead = run->stride - (uint32_t)w->size;
+		w->kind = HEAPDEV_WALK_BUSY;
+	} else {
+		w->size = run->stride - 8;
+		w->overhead = 8;
+		w->kind = HEAPDEV_WALK_FREE;
+	}
+	w->region = s->index;
+	w->cursor[0] = s->sp.seq;
+	w->cursor[1] = HD_CUR_BLOCK;
+	return 0;
+}
+
+/* The entry whose header is at @x in @s (or what follows the segment). */
+static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
+		      struct hd_walk *w)
+{
+	uint64_t v, v1;
+	size_t size;
+
+	if (x >= s->end)
+		return hd_emit_after_seg(h, s->sp.seq, w);
+	if (x < s->area || !hd_seg_committed(s, x))
+		return -EINVAL;
+	v = hd_rd(h, x);
+	size = hd_w0_size(v);
+	if (!hd_w0_ok(v) || size < HD_MIN_BLOCK || size > s->end - x)
+		return -EINVAL;
+	w->addr = x + HD_HDR;
+	w->region = s->index;
+	w->cursor[0] = s->sp.seq;
+	w->cursor[1] = HD_CUR_BLOCK;
+	switch (hd_w0_kind(v)) {
+	case HD_K_MBUSY:
+		v1 = hd_rd(h, x + 8) & ((1ULL << 40) - 1);
+		w->size = v1;
+		w->overhead = (uint32_t)(size - HD_HDR - v1);
+		w->kind = HEAPDEV_WALK_BUSY;
+		return 0;
+	case HD_K_MFREE:
+		w->size = size >= 64 ? size - 64 : 0;
+		w->overhead = 32;
+		w->kind = HEAPDEV_WALK_FREE;
+		return 0;
+	case HD_K_GAP:
+		w->size = size - HD_HDR;
+		w->overhead = 0;
+		w->kind = HEAPDEV_WALK_UNCOMMITTED;
+		w->cursor[1] = HD_CUR_GAP;
+		return 0;
+	case HD_K_RUN: {
+		struct hd_run *run = hd_run_of(s, x + HD_HDR);
+
+		if (!run || run->block != x)
+			return -EINVAL;
+		return hd_emit_slot(h, s, run, 0, w);
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Header address of the first block of @s starting after @x. */
+static uintptr_t hd_block_after(struct hd_heap *h, struct hd_seg *s,
+				uintptr_t x)
+{
+	uintptr_t b = s->area;
+
+	while (b < s->end && b <= x) {
+		uint64_t v = hd_rd(h, b);
+
+		if (!hd_w0_ok(v) || hd_w0_size(v) < HD_MIN_BLOCK)
+			return s->end;
+		b += hd_w0_size(v);
+	}
+	return b;
+}
+
+/* The entry after a block, slot or gap entry of segment @s. */
+static int hd_walk_next_in_seg(struct hd_heap *h, struct hd_seg *s,
+			       struct hd_walk *w)
+{
+	uintptr_t p = w->addr, x;
+	struct hd_run *run;
+	uint64_t v;
+
+	if (w->cursor[1] == HD_CUR_GAP) {
+		struct hd_gap *g = hd_gap_find(s, p - HD_HDR);
+
+		if (g)
+			return hd_emit_at(h, s, g->end, w);
+		return hd_emit_at(h, s, hd_block_after(h, s, p - HD_HDR), w);
+	}
+	run = p >= s->sp.base && p < s->end ? hd_run_of(s, p) : NULL;
+	if (run && p - run->first < run->span &&
+	    (p - run->first) % run->stride == 0) {
+		uint32_t i = (uint32_t)((p - run->first) / run->stride) + 1;
+
+		if (i < run->nslots)
+			return hd_emit_slot(h, s, run, i, w);
+		v = hd_rd(h, run->block);
+		return hd_emit_at(h, s, run->block + hd_w0_size(v), w);
+	}
+	x = p - HD_HDR;
+	if (x >= s->area && x < s->end && hd_seg_committed(s, x)) {
+		v = hd_rd(h, x);
+		if (hd_w0_ok(v) && (hd_w0_kind(v) == HD_K_MBUSY ||
+				    hd_w0_kind(v) == HD_K_MFREE) &&
+		    hd_w0_size(v) >= HD_MIN_BLOCK &&
+		    hd_w0_size(v) <= s->end - x)
+			return hd_emit_at(h, s, x + hd_w0_size(v), w);
+	}
+	return hd_emit_at(h, s, hd_block_after(h, s, x), w);
+}
+
+static struct hd_span *hd_span_by_seq(struct hd_span *list, uint64_t seq)
+{
+	for (; list; list = list->next)
+		if (list->seq == seq)
+			return list;
+	return NULL;
+}
+
+static int hd_walk_locked(struct hd_heap *h, struct hd_walk *w)
+{
+	struct hd_span *sp;
+
+	if (!w->addr)
+		return hd_emit_region((struct hd_seg *)h->segs, w);
+	switch (w->cursor[1]) {
+	case HD_CUR_REGION:
+		sp = hd_span_of(w->addr);
+		if (!sp || sp->heap != h || sp->kind != HD_SPAN_SEG ||
+		    sp->base != w->addr)
+			return -EINVAL;
+		return hd_emit_at(h, (struct hd_seg *)sp,
+				  ((struct hd_seg *)sp)->area, w);
+	case HD_CUR_BLOCK:
+	case HD_CUR_GAP:
+		sp = hd_span_by_seq(h->segs, w->cursor[0]);
+		if (!sp)
+			return hd_emit_after_seg(h, w->cursor[0], w);
+		return hd_walk_next_in_seg(h, (struct hd_seg *)sp, w);
+	case HD_CUR_LARGE:
+		for (sp = h->larges; sp; sp = sp->next)
+			if (sp->seq > w->cursor[0])
+				return hd_emit_large((struct hd_large *)sp, w);
+		return -ENOENT;
+	default:
+		return -EINVAL;
+	}
+}
+
+/**
+ * hd_walk() - the entry after @w (or the first one when w->addr is 0)
+ * @h: the heap
+ * @w: in/out
+ *
+ * Return: 0, -ENOENT at the end, -EINVAL for a position not in @h.
+ */
+int hd_walk(struct hd_heap *h, struct hd_walk *w)
+{
+	int err;
+
+	hd_walk_lock(h, h->flags);
+	err = hd_walk_locked(h, w);
+	hd_walk_unlock(h, h->flags);
+	return err;
+}
+
+/* ---- validation ---- */
+
+struct hd_vstate {
+	size_t nfree;
+	size_t free_bytes;
+};
+
+static int hd_validate_run(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
+{
+	struct hd_run *run = hd_run_of(s, b + HD_HDR);
+	uint32_t i, used = 0, nfree = 0;
+	uintptr_t p;
+
+	if (!run || run->block != b || run->state == HD_RUN_DEAD ||
+	    run->first != b + 2 * HD_HDR || run->bump > run->nslots)
+		return -EINVAL;
+	for (i = 0; i < run->bump; i++) {
+		uint64_t v = hd_rd(h, run->first + (uintptr_t)i * run->stride -
+				   8);
+
+		if ((v & HD_SMASK) == (hd_sbusy(0, run->cls) & HD_SMASK)) {
+			if (((v >> 24) & 0xFFFFF) + 8 > run->stride)
+				return -EINVAL;
+			used++;
+		} else if (v != hd_sfree(run->cls)) {
+			return -EINVAL;
+		}
+	}
+	for (p = run->free; p; p = hd_rdlink(h, p)) {
+		if (p - run->first >= run->span ||
+		    (p - run->first) % run->stride ||
+		    (p - run->first) / run->stride >= run->bump ||
+		    hd_rd(h, p - 8) != hd_sfree(run->cls) ||
+		    ++nfree > run->bump)
+			return -EINVAL;
+	}
+	return used == run->used && used + nfree == run->bump ? 0 : -EINVAL;
+}
+
+static int hd_validate_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+			    size_t size)
+{
+	uintptr_t next = hd_rdlink(h, b + 16), prev = hd_rdlink(h, b + 24);
+
+	if (!hd_seg_committed(s, b + size - 8) ||
+	    hd_rd(h, b + size - 8) != hd_w0(HD_K_FOOT, 0, size) ||
+	    hd_rd(h, b + 8) != HD_FREE_W1)
+		return -EINVAL;
+	if (next) {
+		struct hd_seg *ns = hd_seg_of(h, next);
+
+		if ((next & 15) || !ns || next < ns->area ||
+		    !hd_seg_committed(ns, next) ||
+		    hd_w0_kind(hd_rd(h, next)) != HD_K_MFREE ||
+		    hd_rdlink(h, next + 24) != b)
+			return -EINVAL;
+	}
+	if (prev) {
+		struct hd_seg *ps = hd_seg_of(h, prev);
+
+		if ((prev & 15) || !ps || prev < ps->area ||
+		    !hd_seg_committed(ps, prev) ||
+		    hd_w0_kind(hd_rd(h, prev)) != HD_K_MFREE ||
+		    hd_rdlink(h, prev + 16) != b)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Check the block chain of a segment against its gaps and free lists. */
+static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
+			   struct hd_vstate *vs)
+{
+	unsigned int prev = 0, kind, need;
+	uintptr_t b = s->area;
+	uint32_t g = 0;
+
+	if (!hd_seg_sig_ok(h, s))
+		return -EINVAL;
+	while (b < s->end) {
+		uint64_t v;
+		size_t size;
+
+		if (!hd_seg_committed(s, b))
+			return -EINVAL;
+		v = hd_rd(h, b);
+		size = hd_w0_size(v);
+		kind = hd_w0_kind(v);
+		need = prev == HD_K_MFREE ? HD_F_PREV_FREE :
+		       prev == HD_K_GAP ? HD_F_PREV_GAP : 0;
+		if (!hd_w0_ok(v) || (size & 15) || size < HD_MIN_BLOCK ||
+		    size > s->end - b || hd_w0_flags(v) != need)
+			return -EINVAL;
+		switch (kind) {
+		case HD_K_MBUSY: {
+			uint64_t v1 = hd_rd(h, b + 8);
+			uint64_t n = v1 & ((1ULL << 40) - 1);
+
+			if ((v1 >> 40) != HD_MAGIC2 || n + HD_HDR > size ||
+			    size - HD_HDR - n >= 80)
+				return -EINVAL;
+			break;
+		}
+		case HD_K_MFREE:
+			if (prev == HD_K_MFREE ||
+			    hd_validate_free(h, s, b, size))
+				return -EINVAL;
+			vs->nfree++;
+			vs->free_bytes += size;
+			break;
+		case HD_K_GAP:
+			if (g >= s->ngaps || s->gaps[g].start != b ||
+			    s->gaps[g].end != b + size ||
+			    ((b + HD_HDR) & (HD_PAGE - 1)))
+				return -EINVAL;
+			g++;
+			break;
+		case HD_K_RUN:
+			if (hd_validate_run(h, s, b))
+				return -EINVAL;
+			break;
+		default:
+			return -EINVAL;
+		}
+		prev = kind;
+		b += size;
+	}
+	return b == s->end && g == s->ngaps ? 0 : -EINVAL;
+}
+
+/* Every free list: well linked, right bin, as many blocks as the chains. */
+static int hd_validate_lists(struct hd_heap *h, const struct hd_vstate *vs)
+{
+	size_t n = 0, bytes = 0;
+	unsigned int fl, sl;
+
+	for (fl = 0; fl < HD_FL; fl++) {
+		for (sl = 0; sl < HD_SL; sl++) {
+			uintptr_t b = h->bins[fl][sl], prev = 0;
+			bool has = h->sl_map[fl] & (1U << sl);
+
+			if (!!b != has)
+				return -EINVAL;
+			for (; b; prev = b, b = hd_rdlink(h, b + 16)) {
+				struct hd_seg *s = hd_seg_of(h, b);
+				size_t size;
+
+				if (!s || b < s->area ||
+				    !hd_seg_committed(s, b) ||
+				    hd_w0_kind(hd_rd(h, b)) != HD_K_MFREE ||
+				    hd_rdlink(h, b + 24) != prev ||
+				    ++n > vs->nfree)
+					return -EINVAL;
+				size = hd_w0_size(hd_rd(h, b));
+				bytes += size;
+			}
+		}
+		if (!!h->sl_map[fl] != !!(h->fl_map & (1ULL << fl)))
+			return -EINVAL;
+	}
+	return n == vs->nfree && bytes == vs->free_bytes &&
+	       bytes == h->free_bytes ? 0 : -EINVAL;
+}
+
+/**
+ * hd_validate_heap() - check every header, free block and list of @h
+ * @h: the heap
+ * @flags: effective flags
+ *
+ * Return: 0, or -EINVAL when anything is inconsistent.  Reads only
+ * committed memory, whatever the corruption.
+ */
+int hd_validate_heap(struct hd_heap *h, uint32_t flags)
+{
+	struct hd_vstate vs = { 0 };
+	struct hd_span *sp;
+	int err = 0;
+
+	hd_walk_lock(h, flags);
+	for (sp = h->segs; sp && !err; sp = sp->next)
+		err = hd_validate_seg(h, (struct hd_seg *)sp, &vs);
+	if (!err)
+		err = hd_validate_lists(h, &vs);
+	for (sp = h->larges; sp && !err; sp = sp->next)
+		err = hd_large_check(h, (struct hd_large *)sp,
+				     sp->base + HD_LARGE_HDR);
+	hd_walk_unlock(h, flags);
+	return err;
+}
+
+/* ---- counters ---- */
+
+void hd_info(struct hd_heap *h, struct heapdev_heap_info *info)
+{
+	hd_walk_lock(h, h->flags);
+	info->flags = h->flags & (HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC);
+	info->backend = h->bh.be->kind;
+	info->kernel_id = h->bh.id;
+	info->allocated = h->med_bytes + h->small_bytes + h->large_bytes;
+	info->committed = h->bh.committed;
+	info->reserved = h->reserved;
+	info->maximum = h->fixed ? h->bh.window : 0;
+	info->blocks = h->med_blocks + h->small_blocks + h->nlarge;
+	info->segments = h->nsegs;
+	info->large = (uint32_t)h->nlarge;
+	info->lfh = h->lfh_seen;
+	hd_walk_unlock(h, h->flags);
+}

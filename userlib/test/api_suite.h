@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+#ifndef HEAPDEV_TEST_API_SUITE_H
+#define HEAPDEV_TEST_API_SUITE_H
+
+/* Run every API check; results go to t.h's counters. */
+void api_suite(const char *self);
+
+/*
+ * Helper modes of the test binary (re-executed by the suite): returns the
+ * exit status, or -1 when argv asks for no helper mode.
+ */
+int api_suite_child(int argc, char **argv);
+
+#endif
