@@ -388,7 +388,7 @@ int hd_medium_check(const struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 		return -EINVAL;
 	w1 = hd_rd(h, b + 8);
 	if ((w1 >> 40) != HD_MAGIC2 || (w1 & ((1ULL << 40) - 1)) + HD_HDR >
-	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= 64)
+	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= 80)
 		return -EINVAL;
 	*w0 = w;
 	*n = w1 & ((1ULL << 40) - 1);
