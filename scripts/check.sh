@@ -78,7 +78,7 @@ if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 		ok=0
 	fi
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" |
-		awk '{p += $1; f += $3} END {print p, f}')
+		awk '{p += $1; f += $3} END {print p + 0, f + 0}')
 	read -r p f <<<"${line:-0 0}"
 	[ "$ok" = 1 ] || [ "$f" != 0 ] || f=1
 	record host userlib-check "$p" "$f"
