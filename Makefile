@@ -16,6 +16,7 @@
 #   make modules      heapdev.ko for every cached test kernel and for 7.2
 #   make userlib      libheapdev (see userlib/)
 #   make selftests    the kselftest programs (statically linked)
+#   make bench        the benchmark suite; writes bench/RESULTS.md
 #   make clean
 
 VERSION := $(shell cat VERSION)
@@ -27,7 +28,7 @@ KERNEL ?= 6.12
 export HEAPDEV_BUILD := $(BUILD)
 export KERNELS
 
-.PHONY: all run check module modules userlib selftests demo clean help
+.PHONY: all run check module modules userlib selftests demo bench clean help
 
 all: userlib selftests
 ifneq ($(wildcard $(KDIR)/Makefile),)
@@ -55,6 +56,9 @@ userlib:
 selftests:
 	$(MAKE) -C selftests KSFT_DIR=$$(scripts/ksrc.sh)/ksft \
 		OUTPUT=$(BUILD)/selftests
+
+bench:
+	$(MAKE) -C bench run
 
 demo: $(BUILD)/tools/heapdev-demo
 
