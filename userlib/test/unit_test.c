@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Unit tests of internals: size classes, header encoding, the page map and
+ * the biased lock.  Linked with the library's objects, not its API.
+ */
+#include <stdlib.h>
+
+#include "../src/internal.h"
+#include "t.h"
+
+static void classes(void)
+{
+	struct hd_heap *h = calloc(1, sizeof(*h));
+	bool exact = true, smallest = true, runs = true;
+	size_t n;
+	unsigned int c;
+
+	hd_classes_init(h);
+	for (n = 0; n <= HD_SMALL_MAX; n++) {
+		c = hd_class_of(n);
+		if (c >= HD_NCLASS || h->cls[c].stride < n + 8) {
+			exact = false;
+			break;
+		}
+		if (c && h->cls[c - 1].stride >= n + 8)
+			smallest = false;
+	}
+	T_OK(exact, "every size up to %d fits its class", HD_SMALL_MAX);
+	T_OK(smallest, "and gets the smallest class that fits");
+	T_EQ(hd_class_of(24), 0, "sizes 0..24 share the 32-byte class");
+	T_EQ(h->cls[hd_class_of(40)].stride, 48, "a 40-byte block has a "
+	     "48-byte slot (native stride round_up(n + 8, 16))");
+	T_EQ(h->cls[HD_NCLASS - 1].stride, 16384, "largest stride 16 KiB");
+	for (c = 0; c < HD_NCLASS; c++) {
+		struct hd_class *cls = &h->cls[c];
+
+		runs &= (cls->stride & 15) == 0 &&
+			(cls->run_bytes - 24) / cls->stride >= 3 &&
+			cls->run_bytes % HD_GRANULE == 0;
+	}
+	T_OK(runs, "every class: 16-byte strides, >= 3 slots per run, runs "
+	     "of whole granules");
+	free(h);
+}
+
+static void headers(void)
+{
+	struct hd_heap h = { .secret = 0x1234567890abcdefULL };
+	uint64_t word = 0, w;
+
+	hd_wr(&h, (uintptr_t)&word, hd_w0(HD_K_MFREE, HD_F_PREV_GAP, 4096));
+	w = hd_rd(&h, (uintptr_t)&word);
+	T_OK(hd_w0_ok(w) && hd_w0_kind(w) == HD_K_MFREE &&
+	     hd_w0_flags(w) == HD_F_PREV_GAP && hd_w0_size(w) == 4096,
+	     "header word 0 round trip");
+	T_OK(word != hd_w0(HD_K_MFREE, HD_F_PREV_GAP, 4096),
+	     "headers are stored encoded");
+	word ^= 1;
+	T_OK(hd_w0_kind(hd_rd(&h, (uintptr_t)&word)) != HD_K_MFREE,
+	     "a flipped bit changes the decoded kind");
+	T_EQ(hd_w0_size(hd_w0(HD_K_GAP, 0, 1ULL << 40)), 1ULL << 40,
+	     "sizes up to 1 TiB fit");
+	T_EQ((hd_sbusy(16376, 78) >> 24) & 0xFFFFF, 16376, "slot header keeps "
+	     "the requested size");
+}
+
+static void pagemap(void)
+{
+	struct hd_span sp = { .base = 0x7f0000400000UL, .size = 9 << 20 };
+
+	T_EQ(hd_pagemap_set(sp.base, sp.size, &sp), 0, "page map: register");
+	T_OK(hd_span_of(sp.base) == &sp && hd_span_of(sp.base + sp.size - 1) ==
+	     &sp, "page map: first and last byte resolve");
+	T_OK(!hd_span_of(sp.base + sp.size) && !hd_span_of(sp.base - 1),
+	     "page map: bytes outside do not");
+	T_OK(!hd_span_of(1ULL << 47) && !hd_span_of(~0ULL) && !hd_span_of(0),
+	     "page map: absurd addresses do not");
+	hd_pagemap_clear(sp.base, sp.size);
+	T_OK(!hd_span_of(sp.base + 5), "page map: cleared");
+}
+
+static void locks(void)
+{
+	struct hd_lock l;
+
+	hd_lock_init(&l, true);
+	T_OK(!hd_lock_held(&l), "lock: not held at first");
+	hd_lock(&l);
+	hd_lock(&l);
+	T_OK(hd_lock_held(&l), "lock: held, recursively");
+	hd_unlock(&l);
+	T_OK(hd_lock_held(&l), "lock: still held once");
+	hd_unlock(&l);
+	T_OK(!hd_lock_held(&l), "lock: released");
+	T_OK(atomic_load(&l.bias) == (hd_bias_supported() ? hd_self() : 0),
+	     "lock: biased to its creator when membarrier works (%s)",
+	     hd_bias_supported() ? "yes" : "no");
+	hd_lock_init(&l, false);
+	hd_lock(&l);
+	T_OK(hd_lock_held(&l) && atomic_load(&l.word) == 1,
+	     "unbiased lock: a futex mutex");
+	hd_unlock(&l);
+	T_OK(atomic_load(&l.word) == 0, "unbiased lock: released");
+}
+
+int main(int argc, char **argv)
+{
+	printf("# heapdev unit tests\n");
+	classes();
+	headers();
+	pagemap();
+	locks();
+	return t_done();
+}
