@@ -16,6 +16,7 @@
 #   make modules      heapdev.ko for every cached test kernel and for 7.2
 #   make userlib      libheapdev (see userlib/)
 #   make selftests    the kselftest programs (statically linked)
+#   make tools        heapstat and heapdev-demo (statically linked)
 #   make bench        the benchmark suite; writes bench/RESULTS.md
 #   make clean
 
@@ -28,9 +29,9 @@ KERNEL ?= 6.12
 export HEAPDEV_BUILD := $(BUILD)
 export KERNELS
 
-.PHONY: all run check module modules userlib selftests demo bench clean help
+.PHONY: all run check module modules userlib selftests tools bench clean help
 
-all: userlib selftests
+all: userlib selftests tools
 ifneq ($(wildcard $(KDIR)/Makefile),)
 all: module
 endif
@@ -60,9 +61,11 @@ selftests:
 bench:
 	$(MAKE) -C bench run
 
-demo: $(BUILD)/tools/heapdev-demo
+TOOLS := $(BUILD)/tools/heapdev-demo $(BUILD)/tools/heapstat
 
-$(BUILD)/tools/heapdev-demo: tools/heapdev-demo.c uapi/heapdev.h
+tools: $(TOOLS)
+
+$(BUILD)/tools/%: tools/%.c uapi/heapdev.h
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -Werror -static -Iuapi -o $@ $<
 

@@ -69,7 +69,9 @@ ksft=$("$HEAPDEV_TOP/scripts/ksrc.sh")/ksft
 step selftests-build make -C "$HEAPDEV_TOP/selftests" KSFT_DIR="$ksft" \
 	OUTPUT="$HEAPDEV_BUILD/selftests"
 
-vmfiles=(-f "$HEAPDEV_BUILD/selftests")
+step tools-build make -C "$HEAPDEV_TOP" tools BUILD="$HEAPDEV_BUILD"
+
+vmfiles=(-f "$HEAPDEV_BUILD/selftests" -f "$HEAPDEV_BUILD/tools/heapstat")
 if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 	log=$results/userlib-check.log
 	if make -C "$HEAPDEV_TOP/userlib" check >"$log" 2>&1; then

@@ -12,8 +12,8 @@
 series=${1:-6.12}
 need_pkgs gcc make qemu-system-x86 busybox-static cpio dwarves
 
-make -s -C "$HEAPDEV_TOP" demo BUILD="$HEAPDEV_BUILD" >&2
-files=(-f "$HEAPDEV_BUILD/tools/heapdev-demo")
+make -s -C "$HEAPDEV_TOP" tools BUILD="$HEAPDEV_BUILD" >&2
+files=(-f "$HEAPDEV_BUILD/tools/heapdev-demo" -f "$HEAPDEV_BUILD/tools/heapstat")
 if [ -f "$HEAPDEV_TOP/examples/Makefile" ]; then
 	make -s -C "$HEAPDEV_TOP/examples" vm >&2
 	files+=(-f "$HEAPDEV_BUILD/examples/vm")

@@ -4,7 +4,8 @@
  * each step.  Creates a growable, a fixed and an executable heap, maps
  * them, commits and touches pages, decommits some and destroys them all.
  *
- * Used by "make run"; needs /dev/heapdev (the module loaded).
+ * Used by "make run"; needs /dev/heapdev (the module loaded).  With
+ * HEAPSTAT naming the heapstat tool, each step also shows its summary.
  */
 
 #define _GNU_SOURCE
@@ -34,6 +35,18 @@ static void show(const char *what)
 	while (fgets(line, sizeof(line), f))
 		fputs(line, stdout);
 	fclose(f);
+
+	/* The same through heapstat, when $HEAPSTAT names it. */
+	if (getenv("HEAPSTAT")) {
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "%s -p %d", getenv("HEAPSTAT"),
+			 (int)getpid());
+		printf("--- %s: heapstat\n", what);
+		fflush(stdout);
+		if (system(cmd))
+			fprintf(stderr, "heapdev-demo: %s failed\n", cmd);
+	}
 }
 
 static void die(const char *what)
