@@ -18,18 +18,35 @@
 #   make selftests    the kselftest programs (statically linked)
 #   make tools        heapstat and heapdev-demo (statically linked)
 #   make bench        the benchmark suite; writes bench/RESULTS.md
+#   make install      library, headers, heapdev.pc, heapstat, man pages and
+#                     the udev rule under $(DESTDIR)$(PREFIX) (default
+#                     /usr/local), and the module for $(KDIR) when it exists
+#   make install-dkms the module's source under /usr/src for DKMS, then
+#                     dkms add/build/install (the files only with DESTDIR)
+#   make uninstall    remove what install put there
 #   make clean
 
 VERSION := $(shell cat VERSION)
 BUILD ?= $(CURDIR)/build
-KDIR ?= /lib/modules/$(shell uname -r)/build
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+# udev reads rules shipped by packages from /lib, local ones from /etc.
+UDEVRULESDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/udev/rules.d,/etc/udev/rules.d)
+DKMSSRC ?= /usr/src/heapdev-$(VERSION)
+KVER ?= $(shell uname -r)
+KDIR ?= /lib/modules/$(KVER)/build
 KERNELS ?= 6.1 6.12
 KERNEL ?= 6.12
 
 export HEAPDEV_BUILD := $(BUILD)
 export KERNELS
 
-.PHONY: all run check module modules userlib selftests tools bench clean help
+.PHONY: all run check module modules userlib selftests tools bench clean help \
+	install install-lib install-tools install-man install-udev \
+	install-module install-dkms uninstall
 
 all: userlib selftests tools
 ifneq ($(wildcard $(KDIR)/Makefile),)
@@ -52,7 +69,7 @@ modules:
 	@for k in $(KERNELS) 7.2; do scripts/build-module.sh $$k || exit 1; done
 
 userlib:
-	$(MAKE) -C userlib
+	$(MAKE) -C userlib BUILD=$(BUILD)/userlib
 
 selftests:
 	$(MAKE) -C selftests KSFT_DIR=$$(scripts/ksrc.sh)/ksft \
@@ -68,6 +85,73 @@ tools: $(TOOLS)
 $(BUILD)/tools/%: tools/%.c uapi/heapdev.h
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -Werror -static -Iuapi -o $@ $<
+
+MANPAGES := $(wildcard man/*.[1-8])
+
+install: install-lib install-tools install-man install-udev
+ifneq ($(wildcard $(KDIR)/Makefile),)
+install: install-module
+endif
+
+install-lib:
+	$(MAKE) -C userlib install BUILD=$(BUILD)/userlib DESTDIR=$(DESTDIR) \
+		PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)
+	install -d $(DESTDIR)$(INCLUDEDIR)/heapdev
+	install -m 644 uapi/heapdev.h $(DESTDIR)$(INCLUDEDIR)/heapdev/uapi.h
+
+install-tools: $(BUILD)/tools/heapstat
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/tools/heapstat $(DESTDIR)$(BINDIR)/heapstat
+
+install-man:
+	@for m in $(MANPAGES); do \
+		s=$${m##*.}; \
+		install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		if [ -L $$m ]; then \
+			cp -P $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+		else \
+			install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+		fi; \
+	done
+
+install-udev:
+	install -d $(DESTDIR)$(UDEVRULESDIR)
+	install -m 644 udev/60-heapdev.rules $(DESTDIR)$(UDEVRULESDIR)/
+
+install-module: module
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=updates $(if $(DESTDIR),DEPMOD=true) \
+		modules_install
+
+install-dkms:
+	install -d $(DESTDIR)$(DKMSSRC)/module $(DESTDIR)$(DKMSSRC)/uapi
+	install -m 644 Kbuild VERSION $(DESTDIR)$(DKMSSRC)/
+	install -m 644 module/*.c module/*.h $(DESTDIR)$(DKMSSRC)/module/
+	install -m 644 uapi/heapdev.h $(DESTDIR)$(DKMSSRC)/uapi/
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf \
+		>$(DESTDIR)$(DKMSSRC)/dkms.conf
+ifeq ($(DESTDIR),)
+	dkms add -m heapdev -v $(VERSION)
+	dkms build -m heapdev -v $(VERSION)
+	dkms install -m heapdev -v $(VERSION)
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libheapdev.so* $(DESTDIR)$(LIBDIR)/libheapdev.a
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/heapdev.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/heapdev.h
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/heapdev
+	rm -f $(DESTDIR)$(BINDIR)/heapstat
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/,$(foreach m,$(MANPAGES),man$(subst .,,$(suffix $(m)))/$(notdir $(m))))
+	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-heapdev.rules
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/heapdev.ko*
+ifeq ($(DESTDIR),)
+	-dkms remove -m heapdev -v $(VERSION) --all 2>/dev/null
+	rm -rf $(DKMSSRC)
+	-depmod $(KVER) 2>/dev/null
+else
+	rm -rf $(DESTDIR)$(DKMSSRC)
+endif
 
 clean:
 	rm -rf $(BUILD)

@@ -44,6 +44,19 @@ step() {
 	fi
 }
 
+# counted NAME LOG COMMAND...: a suite that ends with "N passed, N failed".
+counted() {
+	local name=$1 log=$2 ok=1 line p f
+	shift 2
+	"$@" >"$log" 2>&1 || ok=0
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" |
+		awk '{p += $1; f += $3} END {print p + 0, f + 0}')
+	read -r p f <<<"$line"
+	[ "$ok" = 1 ] || [ "$f" != 0 ] || f=1
+	record host "$name" "$p" "$f"
+	[ "$f" = 0 ] || grep -E '^not ok|FAIL|rror' "$log" | tail -n 40 | sed 's/^/    /'
+}
+
 checkpatch() {
 	local ksrc out
 	ksrc=$("$HEAPDEV_TOP/scripts/ksrc.sh")
@@ -73,22 +86,13 @@ step tools-build make -C "$HEAPDEV_TOP" tools BUILD="$HEAPDEV_BUILD"
 
 vmfiles=(-f "$HEAPDEV_BUILD/selftests" -f "$HEAPDEV_BUILD/tools/heapstat")
 if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
-	log=$results/userlib-check.log
-	if make -C "$HEAPDEV_TOP/userlib" check >"$log" 2>&1; then
-		ok=1
-	else
-		ok=0
-	fi
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" |
-		awk '{p += $1; f += $3} END {print p + 0, f + 0}')
-	read -r p f <<<"${line:-0 0}"
-	[ "$ok" = 1 ] || [ "$f" != 0 ] || f=1
-	record host userlib-check "$p" "$f"
-	[ "$f" = 0 ] || tail -n 40 "$log" | sed 's/^/    /'
+	counted userlib-check "$results/userlib-check.log" \
+		make -C "$HEAPDEV_TOP/userlib" check
 	step userlib-vmtest make -C "$HEAPDEV_TOP/userlib" vmtest
 	vm=$HEAPDEV_BUILD/userlib/vm/heapdev-api-test
 	[ -x "$vm" ] && vmfiles+=(-f "$vm")
 fi
+counted install "$results/install.log" "$HEAPDEV_TOP/scripts/test-install.sh"
 
 for k in $KERNELS; do
 	echo "== VM: Debian $k"
