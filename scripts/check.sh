@@ -54,7 +54,7 @@ counted() {
 	read -r p f <<<"$line"
 	[ "$ok" = 1 ] || [ "$f" != 0 ] || f=1
 	record host "$name" "$p" "$f"
-	[ "$f" = 0 ] || grep -E '^not ok|FAIL|rror' "$log" | tail -n 40 | sed 's/^/    /'
+	[ "$f" = 0 ] || grep -E '^not ok|FAILED|Error [0-9]|Assertion|Sanitizer' "$log" | tail -n 40 | sed 's/^/    /'
 }
 
 checkpatch() {
@@ -93,12 +93,18 @@ if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 	[ -x "$vm" ] && vmfiles+=(-f "$vm")
 fi
 counted install "$results/install.log" "$HEAPDEV_TOP/scripts/test-install.sh"
+step kselftest-tree-build "$HEAPDEV_TOP/scripts/kselftest-tree.sh"
 
 for k in $KERNELS; do
 	echo "== VM: Debian $k"
 	log=$results/vm-$k.log
+	kfiles=()
+	# The kernel-tree build of the selftests runs on the kernel it came from.
+	if [ "$k" = 6.1 ] && [ -x "$HEAPDEV_BUILD/kselftest-install/run_kselftest.sh" ]; then
+		kfiles=(-f "kselftest-tree=$HEAPDEV_BUILD/kselftest-install")
+	fi
 	set +e
-	"$HEAPDEV_TOP/scripts/vm-run.sh" -k "$k" -l "$log" "${vmfiles[@]}" \
+	"$HEAPDEV_TOP/scripts/vm-run.sh" -k "$k" -l "$log" "${vmfiles[@]}" "${kfiles[@]}" \
 		"$HEAPDEV_TOP/scripts/vm-check.job" >/dev/null 2>&1
 	rc=$?
 	set -e

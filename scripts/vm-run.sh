@@ -11,7 +11,9 @@
 # job's, or 125 when the VM died before the job finished.
 #
 #   -k SERIES   kernel series: 6.1 (default) or 6.12
-#   -f FILE     copy FILE into the VM (repeatable; directories too)
+#   -f FILE     copy FILE into /opt/heapdev in the VM (repeatable; for a
+#               directory, its contents); -f NAME=FILE copies it to
+#               /opt/heapdev/NAME instead
 #   -p PARAMS   module parameters for insmod
 #   -n          do not load the module
 #   -c          JOB is a command line, not a script
@@ -73,11 +75,17 @@ if [ -n "$ko" ]; then
 	printf '%s\n' "$params" >"$root/lib/heapdev.params"
 fi
 for f in "${files[@]}"; do
+	dest=$root/opt/heapdev/
+	if [[ $f == *=* ]]; then
+		dest=$root/opt/heapdev/${f%%=*}
+		f=${f#*=}
+	fi
 	[ -e "$f" ] || die "no such file: $f"
 	if [ -d "$f" ]; then
-		cp -a "$f"/. "$root/opt/heapdev/"
+		mkdir -p "$dest"
+		cp -a "$f"/. "$dest"
 	else
-		cp -a "$f" "$root/opt/heapdev/"
+		cp -a "$f" "$dest"
 	fi
 done
 
