@@ -11,17 +11,20 @@
  */
 #include <errno.h>
 
+#include "../include/heapdev/win32.h"
+#include "fast.h"
 #include "internal.h"
 
 /* A bad pointer was passed to free/size/realloc. */
-static HD_COLD int hd_bad_ptr(const struct hd_heap *h, const void *p)
+HD_COLD int hd_bad_ptr(const struct hd_heap *h, const void *p)
 {
 	hd_corrupt(h, p, "not a live block of this heap (double, foreign or "
 		   "wild pointer, or a corrupted header)");
 	return -EINVAL;
 }
 
-static inline void *hd_small_alloc(struct hd_heap *h, size_t n,
+/* An LFH-sized allocation with the LFH lock taken the general way. */
+static void *hd_small_alloc_locked(struct hd_heap *h, size_t n,
 				   uint32_t flags)
 {
 	unsigned int c = hd_class_of(n);
@@ -30,22 +33,15 @@ static inline void *hd_small_alloc(struct hd_heap *h, size_t n,
 	uint64_t key;
 
 	hd_lock_lfh(h, flags);
-	run = h->cls[c].cur;
+	run = h->cur[c];
 	p = run->free;
-	if (unlikely(!p))
+	if (p - run->first >= run->span)
 		return hd_small_alloc_slow(h, n, flags);
 	key = hd_key(h, p - 8);
 	next = hd_rdlink(h, p);
-	if (unlikely((*(uint64_t *)(p - 8) ^ key) != hd_sfree(c) ||
-		     (next && next - run->first >= run->span))) {
-		hd_small_corrupt_run(h, run, p, "corrupted free slot");
-		return hd_small_alloc_slow(h, n, flags);
-	}
 	run->free = next;
 	run->used++;
-	*(uint64_t *)(p - 8) = hd_sbusy(n, c) ^ key;
-	h->small_bytes += n;
-	h->small_blocks++;
+	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^ key;
 	hd_unlock_lfh(h, flags);
 	if (flags & HEAPDEV_ZERO)
 		memset((void *)p, 0, n);
@@ -63,47 +59,27 @@ static inline void *hd_small_alloc(struct hd_heap *h, size_t n,
  */
 void *hd_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 {
-	if (likely(n <= HD_SMALL_MAX && !h->fixed))
-		return hd_small_alloc(h, n, flags);
-	if (h->fixed)
-		return n < HD_FIXED_LIMIT ? hd_medium_alloc(h, n, flags) : NULL;
-	if (n < HD_LARGE_MIN)
+	if (n <= HD_SMALL_MAX && !h->fixed)
+		return hd_small_alloc_locked(h, n, flags);
+	return hd_alloc_big(h, n, flags);
+}
+
+/* Requests that are not LFH-sized, or any request of a fixed heap. */
+void *hd_alloc_big(struct hd_heap *h, size_t n, uint32_t flags)
+{
+	if (h->fixed) {
+		if (n >= HD_FIXED_LIMIT)
+			return NULL;
+		if (n <= HD_SMALL_MAX)
+			return hd_medium_alloc(h, n, flags);
+	}
+	if (n <= HD_SMALL_MAX)
+		return hd_small_alloc_slow(h, n, flags);
+	if (n < HD_LARGE_MIN || h->fixed)
 		return hd_medium_alloc(h, n, flags);
 	if (n > HD_MAX_REQUEST)
 		return NULL;
 	return hd_large_alloc(h, n, flags);
-}
-
-/* Free a slot of @run (LFH lock held; returns with it released). */
-static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
-				uintptr_t p, uint32_t flags)
-{
-	uintptr_t d = p - run->first;
-	uint64_t key, w;
-	uint32_t idx;
-
-	if (unlikely(d >= run->span))
-		goto bad;
-	idx = (uint32_t)((d * run->recip) >> 32);
-	if (unlikely((uintptr_t)idx * run->stride != d || idx >= run->bump))
-		goto bad;
-	key = hd_key(h, p - 8);
-	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely((w & HD_SMASK) != (hd_sbusy(0, run->cls) & HD_SMASK)))
-		goto bad;
-	*(uint64_t *)(p - 8) = hd_sfree(run->cls) ^ key;
-	hd_wrlink(h, p, run->free);
-	run->free = p;
-	run->used--;
-	h->small_bytes -= (w >> 24) & 0xFFFFF;
-	h->small_blocks--;
-	if (unlikely(run->state != HD_RUN_CURRENT))
-		return hd_small_free_slow(h, run, flags);
-	hd_unlock_lfh(h, flags);
-	return 0;
-bad:
-	hd_unlock_lfh(h, flags);
-	return hd_bad_ptr(h, (void *)p);
 }
 
 static int hd_free_medium(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
@@ -131,7 +107,7 @@ static int hd_free_large(struct hd_heap *h, struct hd_large *lg, uintptr_t p,
 	int err;
 
 	hd_lock_main(h, flags);
-	err = hd_span_of(p) == &lg->sp ? hd_large_check(h, lg, p) : -EINVAL;
+	err = hd_large_check(h, lg, p);
 	if (!err)
 		hd_large_free(h, lg);
 	hd_unlock_main(h, flags);
@@ -149,23 +125,31 @@ static int hd_free_large(struct hd_heap *h, struct hd_large *lg, uintptr_t p,
  */
 int hd_free(struct hd_heap *h, void *ptr, uint32_t flags)
 {
-	uintptr_t p = (uintptr_t)ptr;
-	struct hd_span *sp = hd_span_of(p);
-	struct hd_run *run;
-	struct hd_seg *s;
-	int err;
+	struct hd_span *sp = hd_span_raw((uintptr_t)ptr);
 
 	if (unlikely(!sp || sp->heap != h))
 		return hd_bad_ptr(h, ptr);
-	if (unlikely(sp->kind != HD_SPAN_SEG))
+	return hd_free_other(h, sp, (uintptr_t)ptr, flags);
+}
+
+/* Free @p of span @sp with the locks taken the general way. */
+int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+		  uint32_t flags)
+{
+	struct hd_seg *s = (struct hd_seg *)sp;
+	struct hd_run *run;
+	int err;
+
+	if (sp->kind == HD_SPAN_LARGE)
 		return hd_free_large(h, (struct hd_large *)sp, p, flags);
-	s = (struct hd_seg *)sp;
 	for (;;) {
 		run = hd_run_of(s, p);
-		if (likely(run)) {
+		if (run) {
 			hd_lock_lfh(h, flags);
-			if (likely(hd_run_of(s, p) == run))
-				return hd_small_free(h, run, p, flags);
+			/* the run may have been released meanwhile */
+			if (hd_run_of(s, p) == run)
+				return hd_small_free(h, run, p, flags) ?
+				       hd_bad_ptr(h, (void *)p) : 0;
 			hd_unlock_lfh(h, flags);
 			continue;
 		}
@@ -173,6 +157,95 @@ int hd_free(struct hd_heap *h, void *ptr, uint32_t flags)
 		if (err != -EAGAIN)
 			return err;
 	}
+}
+
+/* ---- out-of-line paths of the fast paths (fast.h) ---- */
+
+/* An allocation failed: report it as @api does. */
+static HD_COLD void *hd_alloc_fail(struct hd_heap *h, size_t n,
+				   uint32_t flags, int api)
+{
+	if (api == HD_API_NATIVE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	hd_last_error = ERROR_NOT_ENOUGH_MEMORY;
+	if (flags & HEAP_GENERATE_EXCEPTIONS)
+		hd_raise(STATUS_NO_MEMORY, h, NULL, n, "HeapAlloc");
+	return NULL;
+}
+
+/* Allocation through a handle that is not this thread's cached heap. */
+void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
+{
+	struct hd_heap *h = hd_heap_get(hh);
+	uint32_t flags;
+	void *p;
+
+	if (unlikely(!h)) {
+		if (api == HD_API_NATIVE)
+			errno = EINVAL;
+		else
+			hd_last_error = ERROR_INVALID_HANDLE;
+		return NULL;
+	}
+	flags = h->flags | call_flags;
+	p = hd_alloc(h, n, flags);
+	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+}
+
+/* Allocation that needs the LFH lock taken the general way. */
+void *hd_alloc_locked_path(struct hd_heap *h, size_t n, uint32_t flags,
+			   int api)
+{
+	void *p = hd_alloc(h, n, flags);
+
+	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+}
+
+/* The current run is exhausted (LFH lock held). */
+void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
+{
+	void *p = hd_small_alloc_slow(h, n, flags);
+
+	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+}
+
+/* A bad free in the fast path: report it as @api does. */
+int hd_bad_free(const struct hd_heap *h, uintptr_t p, int api)
+{
+	hd_bad_ptr(h, (void *)p);
+	if (api == HD_API_W32)
+		hd_last_error = ERROR_INVALID_PARAMETER;
+	return -EINVAL;
+}
+
+/* Free with a pointer or handle that the fast path did not resolve. */
+int hd_free_path(const void *hh, uint32_t call_flags, void *p, int api)
+{
+	struct hd_heap *h = hd_heap_get(hh);
+	int err;
+
+	if (!h) {
+		if (api == HD_API_W32)
+			hd_last_error = ERROR_INVALID_HANDLE;
+		return -EBADF;
+	}
+	err = hd_free(h, p, h->flags | call_flags);
+	if (err && api == HD_API_W32)
+		hd_last_error = ERROR_INVALID_PARAMETER;
+	return err;
+}
+
+/* Free that needs the locks taken the general way. */
+int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+			uint32_t flags, int api)
+{
+	int err = hd_free_other(h, sp, p, flags);
+
+	if (err && api == HD_API_W32)
+		hd_last_error = ERROR_INVALID_PARAMETER;
+	return err;
 }
 
 /* What a pointer is, checked under the lock that protects it. */
@@ -281,7 +354,6 @@ static void *hd_small_realloc(struct hd_heap *h, struct hd_blockref *ref,
 	    ((flags & HEAPDEV_IN_PLACE) && n >= ref->n))
 		return NULL;
 	hd_wr(h, p - 8, hd_sbusy(n, run->cls));
-	h->small_bytes += n - ref->n;
 	return (void *)p;
 }
 

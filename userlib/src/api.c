@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 
+#include "fast.h"
 #include "internal.h"
 
 #define HD_CALL_FLAGS	(HEAPDEV_NOLOCK | HEAPDEV_ZERO | HEAPDEV_IN_PLACE)
@@ -57,17 +58,15 @@ int heapdev_destroy(struct heapdev_heap *heap)
 
 void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
 {
-	struct hd_heap *h = hd_heap_get(heap);
-	void *p;
+	struct hd_heap *h = hd_heap_cached(heap);
 
-	if (unlikely(!h)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	p = hd_alloc(h, size, hd_eff(h, flags & ~HEAPDEV_IN_PLACE));
-	if (unlikely(!p))
-		errno = ENOMEM;
-	return p;
+	flags &= HEAPDEV_NOLOCK | HEAPDEV_ZERO;
+	if (unlikely(!h))
+		return hd_alloc_path(heap, flags, size, HD_API_NATIVE);
+	if (unlikely(size > HD_SMALL_MAX || (h->flags & HD_HF_FIXED)))
+		return hd_alloc_locked_path(h, size, h->flags | flags,
+					    HD_API_NATIVE);
+	return hd_small_alloc_fast(h, size, h->flags | flags, HD_API_NATIVE);
 }
 
 void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
@@ -91,14 +90,17 @@ void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
 
 int heapdev_free(struct heapdev_heap *heap, void *ptr, unsigned int flags)
 {
-	struct hd_heap *h;
+	struct hd_span *sp;
 
 	if (!ptr)
 		return 0;
-	h = hd_heap_get(heap);
-	if (unlikely(!h))
-		return -EBADF;
-	return hd_free(h, ptr, hd_eff(h, flags));
+	flags &= HEAPDEV_NOLOCK;
+	/* One page map lookup checks the pointer and the heap. */
+	sp = hd_span_raw((uintptr_t)ptr);
+	if (unlikely(!sp || sp->handle != (uintptr_t)heap))
+		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
+	return hd_free_fast(sp->heap, sp, (uintptr_t)ptr,
+			    sp->heap->flags | flags, HD_API_NATIVE);
 }
 
 int heapdev_size(struct heapdev_heap *heap, const void *ptr,

@@ -34,6 +34,13 @@ static struct hd_heap *hd_reg_head, *hd_reg_tail;
 static size_t hd_reg_count;
 static _Atomic(struct hd_heap *) hd_proc;
 static pthread_once_t hd_init_once = PTHREAD_ONCE_INIT;
+static struct hd_heap *hd_heap_pool;	/* recycled heap structs */
+
+/* What hd_tls.heap points to before a thread resolved any heap. */
+static struct hd_heap hd_null_heap = { .handle = 1 };
+__thread struct hd_tls hd_tls __attribute__((tls_model("initial-exec"))) = {
+	0, &hd_null_heap
+};
 static uint64_t hd_seed;
 static _Atomic uint64_t hd_seed_ctr;
 
@@ -52,6 +59,7 @@ static void hd_atfork_parent(void)
 }
 
 static void hd_heap_free_meta(struct hd_heap *h);
+static void hd_heap_struct_put_locked(struct hd_heap *h);
 
 /*
  * The child inherits no heap memory (device mappings are VM_DONTCOPY,
@@ -72,7 +80,10 @@ static void hd_atfork_child(void)
 			hd_pagemap_clear(sp->base, sp->size);
 		hd_larges_free_all(h, false);
 		hd_heap_free_meta(h);
+		hd_heap_struct_put_locked(h);
 	}
+	hd_tls.handle = 0;
+	hd_tls.heap = &hd_null_heap;
 	hd_reg_head = hd_reg_tail = NULL;
 	hd_reg_count = 0;
 	atomic_store(&hd_proc, NULL);
@@ -530,8 +541,9 @@ static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 	err = hd_heap_commit(h, base, woff, commit);
 	if (err)
 		goto err_unmap;
-	s->sp.kind = HD_SPAN_SEG;
+	s->sp.kind = h->fixed ? HD_SPAN_FSEG : HD_SPAN_SEG;
 	s->sp.heap = h;
+	s->sp.handle = h->handle ? h->handle : base;
 	s->sp.base = base;
 	s->sp.size = size;
 	s->sp.woff = woff;
@@ -539,6 +551,11 @@ static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 	s->area = base + HD_SEG_HDR - HD_HDR;
 	s->end = base + size;
 	s->committed = commit;
+	if (!h->fixed) {
+		s->gtab = calloc(size >> HD_GRANULE_SHIFT, sizeof(*s->gtab));
+		if (!s->gtab)
+			goto err_decommit;
+	}
 	if (commit < size) {
 		err = hd_gap_insert(s, base + commit - HD_HDR, s->end);
 		if (err)
@@ -568,8 +585,10 @@ err_ext:
 	if (!h->fixed)
 		hd_heap_ext_free(h, woff, size);
 err_free:
-	if (s)
+	if (s) {
 		free(s->gaps);
+		free(s->gtab);
+	}
 	free(s);
 err:
 	*errp = err;
@@ -737,6 +756,39 @@ int hd_grow(struct hd_heap *h, size_t need)
 
 /* ---- heaps ---- */
 
+/* A zeroed heap struct, recycled when possible. */
+static struct hd_heap *hd_heap_struct_get(void)
+{
+	struct hd_heap *h;
+
+	pthread_mutex_lock(&hd_reg_mutex);
+	h = hd_heap_pool;
+	if (h)
+		hd_heap_pool = h->rnext;
+	pthread_mutex_unlock(&hd_reg_mutex);
+	if (!h)
+		h = aligned_alloc(64, sizeof(*h));
+	if (h)
+		memset(h, 0, sizeof(*h));
+	return h;
+}
+
+/* Called with hd_reg_mutex held (or in the single-threaded fork child). */
+static void hd_heap_struct_put_locked(struct hd_heap *h)
+{
+	atomic_store_explicit((_Atomic uintptr_t *)&h->handle, 0,
+			      memory_order_release);
+	h->rnext = hd_heap_pool;
+	hd_heap_pool = h;
+}
+
+static void hd_heap_struct_put(struct hd_heap *h)
+{
+	pthread_mutex_lock(&hd_reg_mutex);
+	hd_heap_struct_put_locked(h);
+	pthread_mutex_unlock(&hd_reg_mutex);
+}
+
 static void hd_heap_free_meta(struct hd_heap *h)
 {
 	struct hd_span *sp, *next;
@@ -747,7 +799,21 @@ static void hd_heap_free_meta(struct hd_heap *h)
 	}
 	hd_runs_free_all(h);
 	free(h->ext);
-	free(h);
+	h->ext = NULL;
+	h->segs = NULL;
+}
+
+/* The live heap whose handle is @hh (page map lookup), or NULL. */
+struct hd_heap *hd_heap_get_slow(const void *hh)
+{
+	struct hd_span *sp = hd_span_of((uintptr_t)hh);
+
+	if (!sp || sp->base != (uintptr_t)hh ||
+	    sp->heap->handle != (uintptr_t)hh)
+		return NULL;
+	hd_tls.heap = sp->heap;
+	hd_tls.handle = (uintptr_t)hh;
+	return sp->heap;
 }
 
 /**
@@ -775,12 +841,11 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 	err = hd_backend_select(backend, &be);
 	if (err)
 		return err;
-	h = aligned_alloc(64, sizeof(*h));
+	h = hd_heap_struct_get();
 	if (!h)
 		return -ENOMEM;
-	memset(h, 0, sizeof(*h));
-	h->flags = flags;
 	h->fixed = maximum != 0;
+	h->flags = flags | (h->fixed ? HD_HF_FIXED : 0);
 	h->secret = hd_random();
 	h->lsecret = hd_random() & ~0xFULL;
 	hd_lock_init(&h->lock, !(flags & HEAPDEV_NO_SERIALIZE));
@@ -826,7 +891,7 @@ err_destroy:
 	be->destroy(&h->bh);
 err_free:
 	free(h->ext);
-	free(h);
+	hd_heap_struct_put(h);
 	return err;
 }
 
@@ -853,6 +918,7 @@ int hd_heap_destroy(struct hd_heap *h)
 	hd_larges_free_all(h, true);
 	h->bh.be->destroy(&h->bh);
 	hd_heap_free_meta(h);
+	hd_heap_struct_put(h);
 	return 0;
 }
 

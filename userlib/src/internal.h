@@ -81,6 +81,9 @@ enum {
 	HD_K_FOOT = 15,		/* footer of a free block */
 };
 
+/* Internal bit of heap->flags: a fixed-size heap. */
+#define HD_HF_FIXED	0x80000000u
+
 #define HD_F_PREV_FREE	0x10	/* the previous block is free (footer valid) */
 #define HD_F_PREV_GAP	0x20	/* the previous block is a gap */
 #define HD_MAGIC	0xA53CULL
@@ -116,54 +119,63 @@ struct hd_lock {
 	_Atomic uintptr_t owner;
 };
 
-extern __thread char hd_tls_self __attribute__((tls_model("initial-exec")));
-
+/* A number unique to each live thread: its thread pointer. */
 static inline uintptr_t hd_self(void)
 {
-	return (uintptr_t)&hd_tls_self;
+	return (uintptr_t)__builtin_thread_pointer();
 }
 
 HD_HIDDEN void hd_lock_init(struct hd_lock *l, bool biased);
 HD_HIDDEN void hd_lock_slow(struct hd_lock *l);
 HD_HIDDEN void hd_unlock_slow(struct hd_lock *l);
-HD_HIDDEN void hd_lock_backoff(struct hd_lock *l);
 HD_HIDDEN bool hd_lock_held(struct hd_lock *l);
 HD_HIDDEN bool hd_bias_supported(void);
 
-static inline void hd_lock(struct hd_lock *l)
+/*
+ * Take @l if this thread holds its bias: plain loads and stores only.
+ * Return: false (and no change) otherwise, or when a revocation started.
+ */
+static inline bool hd_lock_fast(struct hd_lock *l)
 {
-	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
-		uint32_t d = atomic_load_explicit(&l->depth,
-						  memory_order_relaxed);
+	uint32_t d;
 
-		atomic_store_explicit(&l->depth, d + 1, memory_order_relaxed);
-		if (d)
-			return;
-		atomic_signal_fence(memory_order_seq_cst);
-		if (likely(!atomic_load_explicit(&l->revoking,
-						 memory_order_relaxed)))
-			return;
-		hd_lock_backoff(l);
-	}
-	hd_lock_slow(l);
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) != hd_self())
+		return false;
+	d = atomic_load_explicit(&l->depth, memory_order_relaxed);
+	atomic_store_explicit(&l->depth, d + 1, memory_order_relaxed);
+	if (d)
+		return true;
+	/* Paired with membarrier() in the revoking thread. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (likely(!atomic_load_explicit(&l->revoking, memory_order_relaxed)))
+		return true;
+	/* Undo; the revoker polls the depth. */
+	atomic_store_explicit(&l->depth, 0, memory_order_release);
+	return false;
 }
 
+/* Release @l taken by hd_lock_fast(). */
+static inline void hd_unlock_fast(struct hd_lock *l)
+{
+	atomic_store_explicit(&l->depth,
+			      atomic_load_explicit(&l->depth,
+						   memory_order_relaxed) - 1,
+			      memory_order_release);
+}
+
+static inline void hd_lock(struct hd_lock *l)
+{
+	if (!hd_lock_fast(l))
+		hd_lock_slow(l);
+}
+
+/* While this thread holds @l through its bias, the bias stays. */
 static inline void hd_unlock(struct hd_lock *l)
 {
-	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
-		uint32_t d = atomic_load_explicit(&l->depth,
-						  memory_order_relaxed) - 1;
-
-		atomic_store_explicit(&l->depth, d, memory_order_release);
-		if (d)
-			return;
-		atomic_signal_fence(memory_order_seq_cst);
-		if (unlikely(atomic_load_explicit(&l->revoking,
-						  memory_order_relaxed)))
-			hd_unlock_slow(l);
-		return;
-	}
-	hd_unlock_slow(l);
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self())
+		hd_unlock_fast(l);
+	else
+		hd_unlock_slow(l);
 }
 
 /* ---- backends (region.c) ---- */
@@ -216,7 +228,9 @@ HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
 
 /* ---- heaps ---- */
 
-enum { HD_SPAN_SEG = 1, HD_SPAN_LARGE = 2 };
+/* Segments of growable heaps (with a granule table), large spans, segments
+ * of fixed heaps (no LFH runs). */
+enum { HD_SPAN_SEG = 1, HD_SPAN_LARGE = 2, HD_SPAN_FSEG = 3 };
 
 /**
  * struct hd_span - a mapped part of a heap's window
@@ -228,10 +242,12 @@ enum { HD_SPAN_SEG = 1, HD_SPAN_LARGE = 2 };
  * @seq: creation number, for the order of heap walks
  * @next: next span of the same kind in the heap
  * @prev: previous span of the same kind
+ * @handle: the heap's handle (checked by frees without touching the heap)
  */
 struct hd_span {
 	int kind;
 	struct hd_heap *heap;
+	uintptr_t handle;
 	uintptr_t base;
 	size_t size;
 	uint64_t woff;
@@ -288,9 +304,11 @@ enum { HD_RUN_CURRENT = 1, HD_RUN_PARTIAL, HD_RUN_FULL, HD_RUN_EMPTY,
 
 /**
  * struct hd_run - an LFH run: equal slots of one size class
- * @free: first free slot (user address), 0 when none
+ * @free: first free slot (user address); first + span when none
  * @first: user address of slot 0
  * @span: bytes covered by the slots (nslots * stride)
+ * @hbusy: plain header of a busy slot of the class, size 0
+ * @hfree: plain header of a free slot of the class
  * @used: slots in use
  * @stride: slot size
  * @recip: ceil(2^32 / stride), to turn offsets into slot numbers
@@ -306,6 +324,8 @@ enum { HD_RUN_CURRENT = 1, HD_RUN_PARTIAL, HD_RUN_FULL, HD_RUN_EMPTY,
 struct hd_run {
 	uintptr_t free;
 	uintptr_t first;
+	uint64_t hbusy;
+	uint64_t hfree;
 	uint32_t span;
 	uint32_t used;
 	uint32_t stride;
@@ -320,8 +340,7 @@ struct hd_run {
 };
 
 /**
- * struct hd_class - an LFH size class
- * @cur: run served by the fast path (hd_dummy_run when none)
+ * struct hd_class - an LFH size class (its current run is heap->cur[])
  * @partial: other runs with free slots
  * @empty: one cached empty run
  * @stride: slot size
@@ -330,7 +349,6 @@ struct hd_run {
  * @active: served by runs
  */
 struct hd_class {
-	struct hd_run *cur;
 	struct hd_run *partial;
 	struct hd_run *empty;
 	uint32_t stride;
@@ -359,8 +377,7 @@ struct hd_heap {
 	uint64_t lsecret;
 
 	struct hd_lock lfh_lock __attribute__((aligned(64)));
-	size_t small_bytes;
-	size_t small_blocks;
+	struct hd_run *cur[HD_NCLASS];	/* hd_dummy_run when none */
 	struct hd_class cls[HD_NCLASS];
 	struct hd_run *run_pool;
 	void *run_chunks;
@@ -401,11 +418,14 @@ HD_HIDDEN void hd_pagemap_clear(uintptr_t base, size_t size);
 
 extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
 
-/* The span containing @p, or NULL: lock-free, never dereferences @p. */
-static inline struct hd_span *hd_span_of(uintptr_t p)
+/*
+ * The span registered for the 4 MiB granule of @p, or NULL: lock-free,
+ * never dereferences @p.  @p may lie beyond the span's end (in the last
+ * granule of a span whose size is not a multiple of 4 MiB).
+ */
+static inline struct hd_span *hd_span_raw(uintptr_t p)
 {
 	struct hd_span **leaf;
-	struct hd_span *sp;
 
 	if (unlikely((p >> HD_PM_L1_SHIFT) >= HD_PM_L1))
 		return NULL;
@@ -413,30 +433,51 @@ static inline struct hd_span *hd_span_of(uintptr_t p)
 				    memory_order_acquire);
 	if (unlikely(!leaf))
 		return NULL;
-	sp = atomic_load_explicit((_Atomic(struct hd_span *) *)
-				  &leaf[(p >> HD_CHUNK_SHIFT) & (HD_PM_L2 - 1)],
-				  memory_order_acquire);
+	return atomic_load_explicit((_Atomic(struct hd_span *) *)
+				    &leaf[(p >> HD_CHUNK_SHIFT) &
+					  (HD_PM_L2 - 1)],
+				    memory_order_acquire);
+}
+
+/* The span containing @p, or NULL. */
+static inline struct hd_span *hd_span_of(uintptr_t p)
+{
+	struct hd_span *sp = hd_span_raw(p);
+
 	if (!sp || p - sp->base >= sp->size)
 		return NULL;
 	return sp;
 }
 
+/*
+ * Each thread remembers the last heap it resolved.  Heap structs are never
+ * given back to libc (destroyed ones are recycled with their handle
+ * cleared), so the cached pointer can always be read; it is used only if
+ * the heap it points to still has that handle.
+ */
+struct hd_tls {
+	uintptr_t handle;
+	struct hd_heap *heap;	/* never NULL: hd_null_heap at first */
+};
+
+extern __thread struct hd_tls hd_tls __attribute__((tls_model("initial-exec")));
+HD_HIDDEN struct hd_heap *hd_heap_get_slow(const void *h);
+
 /* The live heap whose handle is @h, or NULL. */
 static inline struct hd_heap *hd_heap_get(const void *h)
 {
-	struct hd_span *sp = hd_span_of((uintptr_t)h);
-
-	if (unlikely(!sp || sp->base != (uintptr_t)h ||
-		     sp->heap->handle != (uintptr_t)h))
-		return NULL;
-	return sp->heap;
+	if (likely((uintptr_t)h == hd_tls.handle &&
+		   hd_tls.heap->handle == (uintptr_t)h))
+		return hd_tls.heap;
+	return hd_heap_get_slow(h);
 }
 
 /* ---- header encoding ---- */
 
+/* Headers are XOR-encoded with the heap's secret and their own address. */
 static inline uint64_t hd_key(const struct hd_heap *h, uintptr_t addr)
 {
-	return h->secret ^ ((uint64_t)addr * HD_KEYMUL);
+	return h->secret ^ addr;
 }
 
 static inline uint64_t hd_rd(const struct hd_heap *h, uintptr_t addr)
@@ -509,19 +550,20 @@ static inline uint64_t hd_sfree(unsigned int cls)
 
 /* ---- size classes (small.c) ---- */
 
-extern const uint8_t hd_class_big[64];
+/* hd_class_tab[i]: the smallest class whose stride is at least 16 * i. */
+extern const uint8_t hd_class_tab[(HD_SMALL_MAX + 23) / 16 + 1];
 extern struct hd_run hd_dummy_run;
 
+/* The size class of a request of @n <= HD_SMALL_MAX bytes. */
 static inline unsigned int hd_class_of(size_t n)
 {
-	if (n <= 1016)
-		return n <= 24 ? 0 : (unsigned int)((n + 8 + 15) >> 4) - 2;
-	return hd_class_big[(n + 8 - 1) >> 8];
+	return hd_class_tab[(n + 23) >> 4];
 }
 
 /* ---- error reporting (error.c) ---- */
 
 HD_HIDDEN extern _Atomic int hd_terminate;
+extern __thread uint32_t hd_last_error __attribute__((tls_model("initial-exec")));
 HD_HIDDEN extern int hd_debug;
 HD_HIDDEN void hd_corrupt(const struct hd_heap *h, const void *p,
 			  const char *what);
@@ -591,7 +633,7 @@ static inline struct hd_seg *hd_seg_of(const struct hd_heap *h, uintptr_t p)
 {
 	struct hd_span *sp = hd_span_of(p);
 
-	if (!sp || sp->heap != h || sp->kind != HD_SPAN_SEG)
+	if (!sp || sp->heap != h || sp->kind == HD_SPAN_LARGE)
 		return NULL;
 	return (struct hd_seg *)sp;
 }
@@ -635,6 +677,8 @@ HD_HIDDEN int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 HD_HIDDEN void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run,
 				    uintptr_t p, const char *what);
 HD_HIDDEN void hd_small_trim(struct hd_heap *h, uint32_t flags);
+HD_HIDDEN void hd_small_usage(struct hd_heap *h, size_t *bytes,
+			      size_t *blocks);
 HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);
 
 /* The run holding user address @p of segment @s, or NULL. */
@@ -660,6 +704,10 @@ HD_HIDDEN void hd_larges_free_all(struct hd_heap *h, bool unmap);
 /* ---- operations (alloc.c) ---- */
 
 HD_HIDDEN void *hd_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN void *hd_alloc_big(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+			    uint32_t flags);
+HD_HIDDEN int hd_bad_ptr(const struct hd_heap *h, const void *p);
 HD_HIDDEN int hd_free(struct hd_heap *h, void *p, uint32_t flags);
 HD_HIDDEN void *hd_realloc(struct hd_heap *h, void *p, size_t n,
 			   uint32_t flags, int *err);

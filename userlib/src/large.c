@@ -85,6 +85,7 @@ void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 		goto err_unmap;
 	lg->sp.kind = HD_SPAN_LARGE;
 	lg->sp.heap = h;
+	lg->sp.handle = h->handle;
 	lg->sp.base = base;
 	lg->sp.size = total;
 	lg->sp.woff = woff;

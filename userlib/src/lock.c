@@ -26,11 +26,10 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
-
-__thread char hd_tls_self __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t hd_bias_once = PTHREAD_ONCE_INIT;
 static bool hd_bias_ok;
@@ -97,30 +96,25 @@ static void hd_word_unlock(struct hd_lock *l)
 		hd_futex_wake(&l->word, 1);
 }
 
-/* Called with the futex mutex held: take the bias away for good. */
+/*
+ * Called with the futex mutex held: take the bias away for good.  The
+ * owner never wakes us (its release is a plain store), so poll its depth:
+ * revocation happens once per heap, and the owner may hold the lock for a
+ * long time through HeapLock.
+ */
 static void hd_revoke(struct hd_lock *l)
 {
+	struct timespec ts = { 0, 1000 * 1000 };
 	uint32_t d;
 
 	atomic_store_explicit(&l->revoking, 1, memory_order_relaxed);
 	syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	while ((d = atomic_load_explicit(&l->depth, memory_order_acquire)))
-		hd_futex_wait(&l->depth, d);
+		syscall(SYS_futex, &l->depth, FUTEX_WAIT_PRIVATE, d, &ts,
+			NULL, 0);
 	atomic_store_explicit(&l->bias, 0, memory_order_release);
 	atomic_store_explicit(&l->revoking, 0, memory_order_release);
 	hd_futex_wake(&l->revoking, INT32_MAX);
-}
-
-/*
- * The biased owner found a revocation under way when taking the lock at
- * depth 0: undo its claim, let the revoker finish, then queue on the mutex.
- */
-void hd_lock_backoff(struct hd_lock *l)
-{
-	atomic_store_explicit(&l->depth, 0, memory_order_release);
-	hd_futex_wake(&l->depth, 1);
-	while (atomic_load_explicit(&l->revoking, memory_order_acquire))
-		hd_futex_wait(&l->revoking, 1);
 }
 
 void hd_lock_slow(struct hd_lock *l)
@@ -131,6 +125,10 @@ void hd_lock_slow(struct hd_lock *l)
 		l->count++;
 		return;
 	}
+	/* The biased owner backed off a revocation: let it finish. */
+	while (atomic_load_explicit(&l->bias, memory_order_acquire) == self &&
+	       atomic_load_explicit(&l->revoking, memory_order_acquire))
+		hd_futex_wait(&l->revoking, 1);
 	hd_word_lock(l);
 	if (atomic_load_explicit(&l->bias, memory_order_acquire))
 		hd_revoke(l);
@@ -140,11 +138,6 @@ void hd_lock_slow(struct hd_lock *l)
 
 void hd_unlock_slow(struct hd_lock *l)
 {
-	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self()) {
-		/* The biased owner left at depth 0 during a revocation. */
-		hd_futex_wake(&l->depth, 1);
-		return;
-	}
 	if (--l->count)
 		return;
 	atomic_store_explicit(&l->owner, 0, memory_order_relaxed);

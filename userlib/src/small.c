@@ -29,23 +29,29 @@
 
 struct hd_run hd_dummy_run;
 
-/* Smallest class whose stride is at least 256 * (i + 1), for i >= 4. */
-const uint8_t hd_class_big[64] = {
-	[4] = 63, [5] = 64, [6] = 65, [7] = 66,
-	[8] = 67, [9] = 67, [10] = 68, [11] = 68,
-	[12] = 69, [13] = 69, [14] = 70, [15] = 70,
-	[16] = 71, [17] = 71, [18] = 71, [19] = 71,
-	[20] = 72, [21] = 72, [22] = 72, [23] = 72,
-	[24] = 73, [25] = 73, [26] = 73, [27] = 73,
-	[28] = 74, [29] = 74, [30] = 74, [31] = 74,
-	[32] = 75, [33] = 75, [34] = 75, [35] = 75,
-	[36] = 75, [37] = 75, [38] = 75, [39] = 75,
-	[40] = 76, [41] = 76, [42] = 76, [43] = 76,
-	[44] = 76, [45] = 76, [46] = 76, [47] = 76,
-	[48] = 77, [49] = 77, [50] = 77, [51] = 77,
-	[52] = 77, [53] = 77, [54] = 77, [55] = 77,
-	[56] = 78, [57] = 78, [58] = 78, [59] = 78,
-	[60] = 78, [61] = 78, [62] = 78, [63] = 78,
+#define HD_T4(c)	c, c, c, c
+#define HD_T16(c)	HD_T4(c), HD_T4(c), HD_T4(c), HD_T4(c)
+#define HD_T64(c)	HD_T16(c), HD_T16(c), HD_T16(c), HD_T16(c)
+
+/*
+ * hd_class_tab[(n + 23) / 16] is the class of an n-byte request: index i
+ * needs a stride of at least 16 * i.  Classes 0..62 have strides 32..1024
+ * in steps of 16; then 1280, 1536, 1792, 2048, 2560, ... 16384.
+ */
+const uint8_t hd_class_tab[(HD_SMALL_MAX + 23) / 16 + 1] = {
+	0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+	14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+	30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
+	46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61,
+	62,				/* 1024 */
+	HD_T16(63),			/* 1040..1280 */
+	HD_T16(64), HD_T16(65), HD_T16(66),
+	HD_T16(67), HD_T16(67),		/* ..2560 */
+	HD_T16(68), HD_T16(68), HD_T16(69), HD_T16(69),
+	HD_T16(70), HD_T16(70),		/* ..4096 */
+	HD_T64(71), HD_T64(72), HD_T64(73), HD_T64(74),	/* ..8192 */
+	HD_T64(75), HD_T64(75), HD_T64(76), HD_T64(76),
+	HD_T64(77), HD_T64(77), HD_T64(78), HD_T64(78),	/* ..16384 */
 };
 
 static const uint16_t hd_big_strides[HD_NCLASS - 63] = {
@@ -70,7 +76,7 @@ void hd_classes_init(struct hd_heap *h)
 	for (c = 0; c < HD_NCLASS; c++) {
 		struct hd_class *cls = &h->cls[c];
 
-		cls->cur = &hd_dummy_run;
+		h->cur[c] = &hd_dummy_run;
 		cls->stride = hd_stride(c);
 		cls->run_bytes = cls->stride <= 1024 ? 16384 :
 				 cls->stride <= 2048 ? 32768 : 65536;
@@ -118,6 +124,12 @@ void hd_runs_free_all(struct hd_heap *h)
 	}
 	h->run_chunks = NULL;
 	h->run_pool = NULL;
+}
+
+/* Whether the run has a usable free slot (not the end-of-list sentinel). */
+static bool hd_run_has_free(const struct hd_run *run)
+{
+	return run->free - run->first < run->span;
 }
 
 /* Hand out up to a page worth of never-used slots (free list empty). */
@@ -173,6 +185,9 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->stride = cls->stride;
 	run->nslots = (cls->run_bytes - 24) / cls->stride;
 	run->span = run->nslots * run->stride;
+	run->free = run->first + run->span;
+	run->hbusy = hd_sbusy(0, c) & HD_SMASK;
+	run->hfree = hd_sfree(c);
 	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
 	run->cls = (uint16_t)c;
 	run->seg = s;
@@ -186,6 +201,11 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 {
 	struct hd_seg *s = run->seg;
+	uint32_t i;
+
+	/* Stale slot headers must never decode again (see hd_small_free). */
+	for (i = 0; i < run->bump; i++)
+		*(uint64_t *)(run->first + (uintptr_t)i * run->stride - 8) = 0;
 
 	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, NULL);
 	hd_wr(h, run->block + 8, hd_w1(0));
@@ -215,7 +235,7 @@ static void hd_partial_del(struct hd_class *cls, struct hd_run *run)
 }
 
 /*
- * Make cls->cur a run with a free slot.  Called with the LFH lock held;
+ * Make heap->cur[c] a run with a free slot.  Called with the LFH lock held;
  * may drop it to take the heap lock.  Return: false when no memory.
  */
 static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
@@ -224,16 +244,19 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 	struct hd_run *run;
 
 	for (;;) {
-		run = cls->cur;
-		if (run->free)
+		run = h->cur[c];
+		if (hd_run_has_free(run))
 			return true;
 		if (run != &hd_dummy_run) {
+			if (run->free != run->first + run->span)
+				hd_small_corrupt_run(h, run, run->free,
+						     "corrupted free-list link");
 			if (run->bump < run->nslots) {
 				hd_run_extend(h, run);
 				return true;
 			}
 			run->state = HD_RUN_FULL;
-			cls->cur = &hd_dummy_run;
+			h->cur[c] = &hd_dummy_run;
 		}
 		run = cls->partial;
 		if (run)
@@ -242,7 +265,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 			cls->empty = NULL;
 		if (run) {
 			run->state = HD_RUN_CURRENT;
-			cls->cur = run;
+			h->cur[c] = run;
 			continue;
 		}
 		hd_unlock_lfh(h, flags);
@@ -252,9 +275,9 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 		hd_unlock_main(h, flags);
 		if (!run)
 			return false;
-		if (cls->cur == &hd_dummy_run) {
+		if (h->cur[c] == &hd_dummy_run) {
 			run->state = HD_RUN_CURRENT;
-			cls->cur = run;
+			h->cur[c] = run;
 		} else {
 			hd_partial_add(cls, run);
 		}
@@ -288,20 +311,17 @@ void *hd_small_alloc_slow(struct hd_heap *h, size_t n, uint32_t flags)
 			hd_unlock_lfh(h, flags);
 			return NULL;
 		}
-		run = cls->cur;
+		run = h->cur[c];
 		p = run->free;
 		key = hd_key(h, p - 8);
 		next = hd_rdlink(h, p);
-		if (likely((*(uint64_t *)(p - 8) ^ key) == hd_sfree(c) &&
-			   (!next || next - run->first < run->span)))
+		if (likely((*(uint64_t *)(p - 8) ^ key) == run->hfree))
 			break;
 		hd_small_corrupt_run(h, run, p, "corrupted free slot");
 	}
 	run->free = next;
 	run->used++;
 	*(uint64_t *)(p - 8) = hd_sbusy(n, c) ^ key;
-	h->small_bytes += n;
-	h->small_blocks++;
 	hd_unlock_lfh(h, flags);
 	if (flags & HEAPDEV_ZERO)
 		memset((void *)p, 0, n);
@@ -317,7 +337,7 @@ void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run, uintptr_t p,
 			  const char *what)
 {
 	hd_corrupt(h, (void *)p, what);
-	run->free = 0;
+	run->free = run->first + run->span;
 	run->bump = run->nslots;
 }
 
@@ -342,7 +362,7 @@ int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 	    ((d * run->recip) >> 32) >= run->bump)
 		return -EINVAL;
 	w = hd_rd(h, p - 8);
-	if ((w & HD_SMASK) != (hd_sbusy(0, run->cls) & HD_SMASK))
+	if ((w & HD_SMASK) != run->hbusy)
 		return -EINVAL;
 	*n = (w >> 24) & 0xFFFFF;
 	return *n + 8 <= run->stride ? 0 : -EINVAL;
@@ -388,6 +408,41 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 }
 
 /*
+ * Bytes and number of the blocks in use in LFH runs (both locks held).
+ * Counted on demand rather than on every allocation: only HeapSummary and
+ * heapdev_get_info need them.
+ */
+void hd_small_usage(struct hd_heap *h, size_t *bytes, size_t *blocks)
+{
+	struct hd_span *sp;
+	size_t g, i;
+
+	*bytes = *blocks = 0;
+	for (sp = h->segs; sp; sp = sp->next) {
+		struct hd_seg *s = (struct hd_seg *)sp;
+
+		for (g = 0; s->gtab && g < (sp->size >> HD_GRANULE_SHIFT);
+		     g++) {
+			struct hd_run *run = s->gtab[g];
+
+			if (!run || run->first - 16 !=
+			    sp->base + (g << HD_GRANULE_SHIFT))
+				continue;
+			for (i = 0; i < run->bump; i++) {
+				uintptr_t p = run->first + i * run->stride;
+				uint64_t w = hd_rd(h, p - 8);
+
+				if ((w & HD_SMASK) !=
+				    (hd_sbusy(0, run->cls) & HD_SMASK))
+					continue;
+				*bytes += (w >> 24) & 0xFFFFF;
+				(*blocks)++;
+			}
+		}
+	}
+}
+
+/*
  * Release every run without a block in use: the cached empty runs, empty
  * partial runs and empty current runs (heap lock held; HeapCompact).
  */
@@ -411,9 +466,9 @@ void hd_small_trim(struct hd_heap *h, uint32_t flags)
 			hd_partial_del(cls, run);
 			hd_run_release(h, run);
 		}
-		run = cls->cur;
+		run = h->cur[c];
 		if (run != &hd_dummy_run && !run->used) {
-			cls->cur = &hd_dummy_run;
+			h->cur[c] = &hd_dummy_run;
 			hd_run_release(h, run);
 		}
 	}

@@ -213,7 +213,7 @@ static int hd_walk_locked(struct hd_heap *h, struct hd_walk *w)
 	switch (w->cursor[1]) {
 	case HD_CUR_REGION:
 		sp = hd_span_of(w->addr);
-		if (!sp || sp->heap != h || sp->kind != HD_SPAN_SEG ||
+		if (!sp || sp->heap != h || sp->kind == HD_SPAN_LARGE ||
 		    sp->base != w->addr)
 			return -EINVAL;
 		return hd_emit_at(h, (struct hd_seg *)sp,
@@ -279,7 +279,8 @@ static int hd_validate_run(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
 			return -EINVAL;
 		}
 	}
-	for (p = run->free; p; p = hd_rdlink(h, p)) {
+	for (p = run->free; p != run->first + run->span;
+	     p = hd_rdlink(h, p)) {
 		if (p - run->first >= run->span ||
 		    (p - run->first) % run->stride ||
 		    (p - run->first) / run->stride >= run->bump ||
@@ -445,15 +446,18 @@ int hd_validate_heap(struct hd_heap *h, uint32_t flags)
 
 void hd_info(struct hd_heap *h, struct heapdev_heap_info *info)
 {
+	size_t sbytes, sblocks;
+
 	hd_walk_lock(h, h->flags);
+	hd_small_usage(h, &sbytes, &sblocks);
 	info->flags = h->flags & (HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC);
 	info->backend = h->bh.be->kind;
 	info->kernel_id = h->bh.id;
-	info->allocated = h->med_bytes + h->small_bytes + h->large_bytes;
+	info->allocated = h->med_bytes + sbytes + h->large_bytes;
 	info->committed = h->bh.committed;
 	info->reserved = h->reserved;
 	info->maximum = h->fixed ? h->bh.window : 0;
-	info->blocks = h->med_blocks + h->small_blocks + h->nlarge;
+	info->blocks = h->med_blocks + sblocks + h->nlarge;
 	info->segments = h->nsegs;
 	info->large = (uint32_t)h->nlarge;
 	info->lfh = h->lfh_seen;

@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "../include/heapdev/win32.h"
+#include "fast.h"
 #include "internal.h"
 
 /* Call flags that take effect; unknown bits (e.g. 0xE00) are ignored. */
@@ -19,7 +20,7 @@
 			 HEAP_CREATE_ENABLE_EXECUTE)
 #define HD_W32_CURSOR	0x48440000u
 
-static __thread DWORD hd_last_error __attribute__((tls_model("initial-exec")));
+__thread uint32_t hd_last_error __attribute__((tls_model("initial-exec")));
 
 DWORD WINAPI GetLastError(void)
 {
@@ -60,23 +61,17 @@ BOOL WINAPI HeapDestroy(HANDLE hHeap)
 
 LPVOID WINAPI HeapAlloc(HANDLE hHeap, DWORD dwFlags, SIZE_T dwBytes)
 {
-	struct hd_heap *h = hd_heap_get(hHeap);
+	struct hd_heap *h = hd_heap_cached(hHeap);
 	uint32_t flags;
-	void *p;
 
-	if (unlikely(!h)) {
-		hd_last_error = ERROR_INVALID_HANDLE;
-		return NULL;
-	}
+	if (unlikely(!h))
+		return hd_alloc_path(hHeap, dwFlags & HD_W32_CALL, dwBytes,
+				     HD_API_W32);
 	flags = h->flags | (dwFlags & HD_W32_CALL);
-	p = hd_alloc(h, dwBytes, flags);
-	if (unlikely(!p)) {
-		hd_last_error = ERROR_NOT_ENOUGH_MEMORY;
-		if (flags & HEAP_GENERATE_EXCEPTIONS)
-			hd_raise(STATUS_NO_MEMORY, h, NULL, dwBytes,
-				 "HeapAlloc");
-	}
-	return p;
+	if (unlikely(dwBytes > HD_SMALL_MAX ||
+		     (flags & (HEAP_GENERATE_EXCEPTIONS | HD_HF_FIXED))))
+		return hd_alloc_locked_path(h, dwBytes, flags, HD_API_W32);
+	return hd_small_alloc_fast(h, dwBytes, flags, HD_API_W32);
 }
 
 LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
@@ -110,20 +105,18 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 
 BOOL WINAPI HeapFree(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem)
 {
-	struct hd_heap *h;
+	struct hd_span *sp;
 
 	if (!lpMem)
 		return TRUE;
-	h = hd_heap_get(hHeap);
-	if (unlikely(!h)) {
-		hd_last_error = ERROR_INVALID_HANDLE;
-		return FALSE;
-	}
-	if (unlikely(hd_free(h, lpMem, h->flags | (dwFlags & HD_W32_CALL)))) {
-		hd_last_error = ERROR_INVALID_PARAMETER;
-		return FALSE;
-	}
-	return TRUE;
+	/* One page map lookup checks the pointer and the handle. */
+	sp = hd_span_raw((uintptr_t)lpMem);
+	if (unlikely(!sp || sp->handle != (uintptr_t)hHeap))
+		return !hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
+				     HD_API_W32);
+	return !hd_free_fast(sp->heap, sp, (uintptr_t)lpMem,
+			     sp->heap->flags | (dwFlags & HD_W32_CALL),
+			     HD_API_W32);
 }
 
 SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)

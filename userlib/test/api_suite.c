@@ -1037,6 +1037,7 @@ static void generate_exceptions(void)
 	pid_t pid;
 	int st;
 
+	exc_calls = 0;
 	heapdev_set_exception_handler(exc_handler);
 	if (!sigsetjmp(exc_jmp, 1))
 		p = HeapAlloc(h, 0, ~(SIZE_T)0);

@@ -88,7 +88,8 @@ static void admin_view(void)
 	HEAP_SUMMARY s = { .cb = sizeof(s) };
 	HANDLE g = HeapCreate(0, 0, 0);
 	HANDLE f = HeapCreate(HEAP_CREATE_ENABLE_EXECUTE, 1 << 16, 1 << 20);
-	struct proc_line pl;
+	struct proc_line pl = { 0 };
+	bool found;
 	void *p[40];
 	int i;
 
@@ -99,9 +100,11 @@ static void admin_view(void)
 	HeapSummary(g, 0, &s);
 	T_OK(info.backend == HEAPDEV_BACKEND_DEVICE, "kernel proofs run on "
 	     "the device backend");
-	T_OK(proc_find(info.kernel_id, &pl), "%s lists heap %u of pid %d",
-	     PROC, info.kernel_id, getpid());
-	T_OK(pl.committed == s.cbCommitted && pl.committed == info.committed,
+	found = proc_find(info.kernel_id, &pl);
+	T_OK(found, "%s lists heap %u of pid %d", PROC, info.kernel_id,
+	     getpid());
+	T_OK(found && pl.committed == s.cbCommitted &&
+	     pl.committed == info.committed,
 	     "growable heap: %s committed %llu == HeapSummary %zu", PROC,
 	     pl.committed, s.cbCommitted);
 	T_OK(pl.flags[0] == 'G' && pl.maximum == 0, "growable heap flags %s",
@@ -110,12 +113,14 @@ static void admin_view(void)
 		HeapFree(g, 0, p[i]);
 	HeapCompact(g, 0);
 	HeapSummary(g, 0, &s);
-	T_OK(proc_find(info.kernel_id, &pl) && pl.committed == s.cbCommitted,
+	found = proc_find(info.kernel_id, &pl);
+	T_OK(found && pl.committed == s.cbCommitted,
 	     "after frees and HeapCompact: %llu == %zu", pl.committed,
 	     s.cbCommitted);
 	heapdev_get_info((struct heapdev_heap *)f, &info);
 	HeapSummary(f, 0, &s);
-	T_OK(proc_find(info.kernel_id, &pl) && pl.committed == s.cbCommitted &&
+	found = proc_find(info.kernel_id, &pl);
+	T_OK(found && pl.committed == s.cbCommitted &&
 	     pl.maximum == 1 << 20 && !strcmp(pl.flags, "FX"),
 	     "fixed executable heap: committed %llu == %zu, maximum %llu, "
 	     "flags %s", pl.committed, s.cbCommitted, pl.maximum, pl.flags);
@@ -168,7 +173,8 @@ static void fixed_limit(void)
 	struct heapdev_heap_info info = { .size = sizeof(info) };
 	uint64_t committed = 0;
 	int fd = open(DEV, O_RDWR | O_CLOEXEC);
-	struct proc_line pl;
+	struct proc_line pl = { 0 };
+	bool found;
 	HANDLE h;
 	int n = 0;
 
@@ -189,7 +195,8 @@ static void fixed_limit(void)
 	while (HeapAlloc(h, 0, 3000))
 		n++;
 	heapdev_get_info((struct heapdev_heap *)h, &info);
-	T_OK(proc_find(info.kernel_id, &pl) && pl.committed <= 256 << 10 &&
+	found = proc_find(info.kernel_id, &pl);
+	T_OK(found && pl.committed <= 256 << 10 &&
 	     pl.committed == info.committed, "a full fixed heap (%d blocks) "
 	     "commits %llu <= its 256 KiB maximum", n, pl.committed);
 	HeapDestroy(h);
