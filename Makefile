@@ -82,9 +82,13 @@ TOOLS := $(BUILD)/tools/heapdev-demo $(BUILD)/tools/heapstat
 
 tools: $(TOOLS)
 
+# Static by default (the VM has no shared libc); packagers pass TOOL_LDFLAGS=.
+TOOL_LDFLAGS ?= -static
+
 $(BUILD)/tools/%: tools/%.c uapi/heapdev.h
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -Wextra -Werror -static -Iuapi -o $@ $<
+	$(CC) -O2 -g -Wall -Wextra -Werror $(CPPFLAGS) $(CFLAGS) -Iuapi \
+		$(LDFLAGS) $(TOOL_LDFLAGS) -o $@ $<
 
 MANPAGES := $(wildcard man/*.[1-8])
 
