@@ -211,41 +211,45 @@ void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
 }
 
-/* A bad free in the fast path: report it as @api does. */
+/* The result of a free for @api: TRUE/FALSE, or 0/-errno. */
+static int hd_free_result(int err, int api)
+{
+	if (api == HD_API_NATIVE)
+		return err;
+	if (err)
+		hd_last_error = err == -EBADF ? ERROR_INVALID_HANDLE :
+				ERROR_INVALID_PARAMETER;
+	return !err;
+}
+
+/* A bad free in the fast path (nothing locked any more). */
 int hd_bad_free(const struct hd_heap *h, uintptr_t p, int api)
 {
-	hd_bad_ptr(h, (void *)p);
-	if (api == HD_API_W32)
-		hd_last_error = ERROR_INVALID_PARAMETER;
-	return -EINVAL;
+	return hd_free_result(hd_bad_ptr(h, (void *)p), api);
+}
+
+/* The freed slot's run was not the current one (LFH lock held). */
+int hd_free_slow_path(struct hd_heap *h, struct hd_run *run, uint32_t flags,
+		      int api)
+{
+	return hd_free_result(hd_small_free_slow(h, run, flags), api);
 }
 
 /* Free with a pointer or handle that the fast path did not resolve. */
 int hd_free_path(const void *hh, uint32_t call_flags, void *p, int api)
 {
 	struct hd_heap *h = hd_heap_get(hh);
-	int err;
 
-	if (!h) {
-		if (api == HD_API_W32)
-			hd_last_error = ERROR_INVALID_HANDLE;
-		return -EBADF;
-	}
-	err = hd_free(h, p, h->flags | call_flags);
-	if (err && api == HD_API_W32)
-		hd_last_error = ERROR_INVALID_PARAMETER;
-	return err;
+	if (!h)
+		return hd_free_result(-EBADF, api);
+	return hd_free_result(hd_free(h, p, h->flags | call_flags), api);
 }
 
 /* Free that needs the locks taken the general way. */
 int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 			uint32_t flags, int api)
 {
-	int err = hd_free_other(h, sp, p, flags);
-
-	if (err && api == HD_API_W32)
-		hd_last_error = ERROR_INVALID_PARAMETER;
-	return err;
+	return hd_free_result(hd_free_other(h, sp, p, flags), api);
 }
 
 /* What a pointer is, checked under the lock that protects it. */

@@ -29,11 +29,23 @@ HD_HIDDEN void *hd_alloc_locked_path(struct hd_heap *h, size_t n,
 				     uint32_t flags, int api);
 HD_HIDDEN void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags,
 			       int api);
+/*
+ * Free paths return what the API returns: TRUE/FALSE for Win32, 0 or a
+ * negative errno for the native API.
+ */
 HD_HIDDEN int hd_free_path(const void *hh, uint32_t call_flags, void *p,
 			   int api);
 HD_HIDDEN int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp,
 				  uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_bad_free(const struct hd_heap *h, uintptr_t p, int api);
+HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
+				uint32_t flags, int api);
+
+/* What a free that worked returns for @api. */
+static inline int hd_free_ok(int api)
+{
+	return api == HD_API_W32;
+}
 
 /* The heap of handle @hh if it is this thread's cached one, else NULL. */
 static inline struct hd_heap *hd_heap_cached(const void *hh)
@@ -44,6 +56,13 @@ static inline struct hd_heap *hd_heap_cached(const void *hh)
 		   h->handle == (uintptr_t)hh))
 		return h;
 	return NULL;
+}
+
+/* Release the LFH lock taken by hd_lock_fast() (or not at all). */
+static inline void hd_unlock_lfh_fast(struct hd_heap *h, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_unlock_fast(&h->lfh_lock);
 }
 
 /* Allocate an LFH size (n <= HD_SMALL_MAX) on a growable heap. */
@@ -67,8 +86,7 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 	run->used++;
 	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
 			       hd_key(h, p - 8);
-	if (!(flags & HEAPDEV_NO_SERIALIZE))
-		hd_unlock_fast(&h->lfh_lock);
+	hd_unlock_lfh_fast(h, flags);
 	if (flags & HEAPDEV_ZERO)
 		return memset((void *)p, 0, n);
 	return (void *)p;
@@ -76,7 +94,7 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 
 /*
  * Free slot @p of @run; the LFH lock is held unless @flags has
- * HEAP_NO_SERIALIZE, and released here.
+ * HEAP_NO_SERIALIZE, and released here.  Return: 0 or -EINVAL.
  *
  * No exact slot arithmetic: a pointer that is not a slot start finds user
  * data (or a header wiped when its run was released) where the header
@@ -86,9 +104,12 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 				uintptr_t p, uint32_t flags)
 {
+	uintptr_t d = p - run->first;
 	uint64_t key, w;
 
-	if (unlikely((p - run->first >= run->span) | (p & 15)))
+	/* In the run and 16-byte aligned: rotating the low bits up makes a
+	 * misaligned offset huge. */
+	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
 		goto bad;
 	key = hd_key(h, p - 8);
 	w = *(uint64_t *)(p - 8) ^ key;
@@ -109,28 +130,44 @@ bad:
 
 /*
  * Free @p, whose 4 MiB granule belongs to span @sp of @h.  Slots of LFH
- * runs are freed inline when no atomic lock is needed.
+ * runs are freed inline when no atomic lock is needed: a biased or absent
+ * lock also means that no other thread uses the heap, so the run cannot
+ * have been released since the granule table was read.
  */
 static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api)
 {
 	struct hd_run *run;
+	uintptr_t d;
+	uint64_t key, w;
 
 	/* Segments of growable heaps always have a granule table. */
-	if (likely(sp->kind == HD_SPAN_SEG &&
-		   (run = ((struct hd_seg *)sp)->gtab[(p - sp->base) >>
-						      HD_GRANULE_SHIFT]) &&
-		   ((flags & HEAPDEV_NO_SERIALIZE) ||
-		    hd_lock_fast(&h->lfh_lock)))) {
-		/*
-		 * A biased or absent lock means no other thread uses the
-		 * heap, so the run cannot have been released meanwhile.
-		 */
-		if (likely(!hd_small_free(h, run, p, flags)))
-			return 0;
-		return hd_bad_free(h, p, api);
-	}
-	return hd_free_locked_path(h, sp, p, flags, api);
+	if (unlikely(sp->kind != HD_SPAN_SEG))
+		return hd_free_locked_path(h, sp, p, flags, api);
+	/* &hd_dummy_run (no slot, fails the test below) when not in a run */
+	run = ((struct hd_seg *)sp)->gtab[(p - sp->base) >> HD_GRANULE_SHIFT];
+	if (!(flags & HEAPDEV_NO_SERIALIZE) && !hd_lock_fast(&h->lfh_lock))
+		return hd_free_locked_path(h, sp, p, flags, api);
+	d = p - run->first;
+	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
+		goto bad;
+	key = hd_key(h, p - 8);
+	w = *(uint64_t *)(p - 8) ^ key;
+	if (unlikely((w & HD_SMASK) != run->hbusy))
+		goto bad;
+	*(uint64_t *)(p - 8) = run->hfree ^ key;
+	hd_wrlink(h, p, run->free);
+	run->free = p;
+	run->used--;
+	if (unlikely(run->state != HD_RUN_CURRENT))
+		return hd_free_slow_path(h, run, flags, api);
+	hd_unlock_lfh_fast(h, flags);
+	return hd_free_ok(api);
+bad:
+	hd_unlock_lfh_fast(h, flags);
+	if (run == &hd_dummy_run)	/* a medium block, or not a block */
+		return hd_free_locked_path(h, sp, p, flags, api);
+	return hd_bad_free(h, p, api);
 }
 
 #endif /* HEAPDEV_FAST_H */

@@ -552,9 +552,13 @@ static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 	s->end = base + size;
 	s->committed = commit;
 	if (!h->fixed) {
-		s->gtab = calloc(size >> HD_GRANULE_SHIFT, sizeof(*s->gtab));
+		size_t g, n = size >> HD_GRANULE_SHIFT;
+
+		s->gtab = malloc(n * sizeof(*s->gtab));
 		if (!s->gtab)
 			goto err_decommit;
+		for (g = 0; g < n; g++)
+			s->gtab[g] = &hd_dummy_run;
 	}
 	if (commit < size) {
 		err = hd_gap_insert(s, base + commit - HD_HDR, s->end);

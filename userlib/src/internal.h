@@ -132,19 +132,16 @@ HD_HIDDEN bool hd_lock_held(struct hd_lock *l);
 HD_HIDDEN bool hd_bias_supported(void);
 
 /*
- * Take @l if this thread holds its bias: plain loads and stores only.
- * Return: false (and no change) otherwise, or when a revocation started.
+ * Take @l if this thread holds its bias and does not hold the lock yet:
+ * plain loads and stores only.  Return: false (and no change) otherwise,
+ * or when a revocation has started.
  */
 static inline bool hd_lock_fast(struct hd_lock *l)
 {
-	uint32_t d;
-
-	if (atomic_load_explicit(&l->bias, memory_order_relaxed) != hd_self())
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) != hd_self() ||
+	    atomic_load_explicit(&l->depth, memory_order_relaxed))
 		return false;
-	d = atomic_load_explicit(&l->depth, memory_order_relaxed);
-	atomic_store_explicit(&l->depth, d + 1, memory_order_relaxed);
-	if (d)
-		return true;
+	atomic_store_explicit(&l->depth, 1, memory_order_relaxed);
 	/* Paired with membarrier() in the revoking thread. */
 	atomic_signal_fence(memory_order_seq_cst);
 	if (likely(!atomic_load_explicit(&l->revoking, memory_order_relaxed)))
@@ -157,10 +154,7 @@ static inline bool hd_lock_fast(struct hd_lock *l)
 /* Release @l taken by hd_lock_fast(). */
 static inline void hd_unlock_fast(struct hd_lock *l)
 {
-	atomic_store_explicit(&l->depth,
-			      atomic_load_explicit(&l->depth,
-						   memory_order_relaxed) - 1,
-			      memory_order_release);
+	atomic_store_explicit(&l->depth, 0, memory_order_release);
 }
 
 static inline void hd_lock(struct hd_lock *l)
@@ -173,7 +167,10 @@ static inline void hd_lock(struct hd_lock *l)
 static inline void hd_unlock(struct hd_lock *l)
 {
 	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == hd_self())
-		hd_unlock_fast(l);
+		atomic_store_explicit(&l->depth,
+				      atomic_load_explicit(&l->depth,
+							   memory_order_relaxed) - 1,
+				      memory_order_release);
 	else
 		hd_unlock_slow(l);
 }
@@ -271,7 +268,8 @@ struct hd_gap {
  * @gaps: uncommitted ranges sorted by address
  * @ngaps: entries in @gaps
  * @gcap: capacity of @gaps
- * @gtab: for each 16 KiB granule, the run covering it, or NULL
+ * @gtab: for each 16 KiB granule, the run covering it, or &hd_dummy_run
+ *	(growable heaps only)
  * @index: region index reported by walks
  */
 struct hd_seg {
@@ -307,6 +305,7 @@ enum { HD_RUN_CURRENT = 1, HD_RUN_PARTIAL, HD_RUN_FULL, HD_RUN_EMPTY,
  * @free: first free slot (user address); first + span when none
  * @first: user address of slot 0
  * @span: bytes covered by the slots (nslots * stride)
+ * @span16: @span / 16
  * @hbusy: plain header of a busy slot of the class, size 0
  * @hfree: plain header of a free slot of the class
  * @used: slots in use
@@ -327,6 +326,7 @@ struct hd_run {
 	uint64_t hbusy;
 	uint64_t hfree;
 	uint32_t span;
+	uint32_t span16;
 	uint32_t used;
 	uint32_t stride;
 	uint32_t recip;
@@ -416,7 +416,8 @@ HD_HIDDEN void hd_pagemap_clear(uintptr_t base, size_t size);
 #define HD_PM_L1	(1U << (47 - HD_PM_L1_SHIFT))
 #define HD_PM_L2	(1U << (HD_PM_L1_SHIFT - HD_CHUNK_SHIFT))
 
-extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
+/* Level 1; entries without a leaf point to hd_pagemap_zero (all NULL). */
+HD_HIDDEN extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
 
 /*
  * The span registered for the 4 MiB granule of @p, or NULL: lock-free,
@@ -431,8 +432,6 @@ static inline struct hd_span *hd_span_raw(uintptr_t p)
 		return NULL;
 	leaf = atomic_load_explicit(&hd_pagemap[p >> HD_PM_L1_SHIFT],
 				    memory_order_acquire);
-	if (unlikely(!leaf))
-		return NULL;
 	return atomic_load_explicit((_Atomic(struct hd_span *) *)
 				    &leaf[(p >> HD_CHUNK_SHIFT) &
 					  (HD_PM_L2 - 1)],
@@ -460,7 +459,8 @@ struct hd_tls {
 	struct hd_heap *heap;	/* never NULL: hd_null_heap at first */
 };
 
-extern __thread struct hd_tls hd_tls __attribute__((tls_model("initial-exec")));
+HD_HIDDEN extern __thread struct hd_tls hd_tls
+	__attribute__((tls_model("initial-exec")));
 HD_HIDDEN struct hd_heap *hd_heap_get_slow(const void *h);
 
 /* The live heap whose handle is @h, or NULL. */
@@ -551,8 +551,12 @@ static inline uint64_t hd_sfree(unsigned int cls)
 /* ---- size classes (small.c) ---- */
 
 /* hd_class_tab[i]: the smallest class whose stride is at least 16 * i. */
-extern const uint8_t hd_class_tab[(HD_SMALL_MAX + 23) / 16 + 1];
-extern struct hd_run hd_dummy_run;
+HD_HIDDEN extern const uint8_t hd_class_tab[(HD_SMALL_MAX + 23) / 16 + 1];
+/*
+ * A run without slots: the current run of classes that have none, and the
+ * granule table entry of granules without a run.
+ */
+HD_HIDDEN extern struct hd_run hd_dummy_run;
 
 /* The size class of a request of @n <= HD_SMALL_MAX bytes. */
 static inline unsigned int hd_class_of(size_t n)
@@ -563,7 +567,8 @@ static inline unsigned int hd_class_of(size_t n)
 /* ---- error reporting (error.c) ---- */
 
 HD_HIDDEN extern _Atomic int hd_terminate;
-extern __thread uint32_t hd_last_error __attribute__((tls_model("initial-exec")));
+HD_HIDDEN extern __thread uint32_t hd_last_error
+	__attribute__((tls_model("initial-exec")));
 HD_HIDDEN extern int hd_debug;
 HD_HIDDEN void hd_corrupt(const struct hd_heap *h, const void *p,
 			  const char *what);
@@ -684,11 +689,12 @@ HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);
 /* The run holding user address @p of segment @s, or NULL. */
 static inline struct hd_run *hd_run_of(const struct hd_seg *s, uintptr_t p)
 {
-	struct hd_run **gtab = s->gtab;
+	struct hd_run **gtab = s->gtab, *run;
 
 	if (!gtab)
 		return NULL;
-	return gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
+	run = gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
+	return run == &hd_dummy_run ? NULL : run;
 }
 
 /* ---- large blocks (large.c) ---- */

@@ -125,6 +125,14 @@ void hd_lock_slow(struct hd_lock *l)
 		l->count++;
 		return;
 	}
+	/* Recursion of the biased owner. */
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == self &&
+	    atomic_load_explicit(&l->depth, memory_order_relaxed)) {
+		atomic_store_explicit(&l->depth, atomic_load_explicit(
+			&l->depth, memory_order_relaxed) + 1,
+			memory_order_relaxed);
+		return;
+	}
 	/* The biased owner backed off a revocation: let it finish. */
 	while (atomic_load_explicit(&l->bias, memory_order_acquire) == self &&
 	       atomic_load_explicit(&l->revoking, memory_order_acquire))

@@ -14,7 +14,12 @@
 
 #include "internal.h"
 
-_Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
+/* The leaf of every level-1 entry that has none: never written. */
+static struct hd_span *hd_pagemap_zero[HD_PM_L2];
+
+_Atomic(struct hd_span **) hd_pagemap[HD_PM_L1] = {
+	[0 ... HD_PM_L1 - 1] = hd_pagemap_zero
+};
 static pthread_mutex_t hd_pagemap_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static struct hd_span **hd_pagemap_leaf(uintptr_t addr)
@@ -22,11 +27,11 @@ static struct hd_span **hd_pagemap_leaf(uintptr_t addr)
 	_Atomic(struct hd_span **) *slot = &hd_pagemap[addr >> HD_PM_L1_SHIFT];
 	struct hd_span **leaf = atomic_load_explicit(slot, memory_order_acquire);
 
-	if (leaf)
+	if (leaf != hd_pagemap_zero)
 		return leaf;
 	pthread_mutex_lock(&hd_pagemap_mutex);
 	leaf = atomic_load_explicit(slot, memory_order_relaxed);
-	if (!leaf) {
+	if (leaf == hd_pagemap_zero) {
 		leaf = hd_os_alloc(HD_PM_L2 * sizeof(*leaf));
 		if (leaf)
 			atomic_store_explicit(slot, leaf, memory_order_release);
@@ -71,7 +76,7 @@ void hd_pagemap_clear(uintptr_t base, size_t size)
 		struct hd_span **leaf = atomic_load_explicit(
 			&hd_pagemap[a >> HD_PM_L1_SHIFT], memory_order_acquire);
 
-		if (leaf)
+		if (leaf != hd_pagemap_zero)
 			hd_pagemap_store(leaf, a, NULL);
 	}
 }

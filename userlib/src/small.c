@@ -172,10 +172,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	b = hd_medium_alloc_block(h, cls->run_bytes, HD_GRANULE, HD_K_RUN, &s);
 	if (!b)
 		return NULL;
-	if (!s->gtab)
-		s->gtab = calloc(s->sp.size >> HD_GRANULE_SHIFT,
-				 sizeof(*s->gtab));
-	run = s->gtab ? hd_run_get(h) : NULL;
+	run = hd_run_get(h);
 	if (!run) {
 		hd_medium_release_block(h, s, b);
 		return NULL;
@@ -185,6 +182,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->stride = cls->stride;
 	run->nslots = (cls->run_bytes - 24) / cls->stride;
 	run->span = run->nslots * run->stride;
+	run->span16 = run->span >> 4;
 	run->free = run->first + run->span;
 	run->hbusy = hd_sbusy(0, c) & HD_SMASK;
 	run->hfree = hd_sfree(c);
@@ -207,7 +205,7 @@ static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 	for (i = 0; i < run->bump; i++)
 		*(uint64_t *)(run->first + (uintptr_t)i * run->stride - 8) = 0;
 
-	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, NULL);
+	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, &hd_dummy_run);
 	hd_wr(h, run->block + 8, hd_w1(0));
 	hd_medium_release_block(h, s, run->block);
 	hd_run_put(h, run);
@@ -425,7 +423,7 @@ void hd_small_usage(struct hd_heap *h, size_t *bytes, size_t *blocks)
 		     g++) {
 			struct hd_run *run = s->gtab[g];
 
-			if (!run || run->first - 16 !=
+			if (run == &hd_dummy_run || run->first - 16 !=
 			    sp->base + (g << HD_GRANULE_SHIFT))
 				continue;
 			for (i = 0; i < run->bump; i++) {

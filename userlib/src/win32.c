@@ -112,11 +112,11 @@ BOOL WINAPI HeapFree(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem)
 	/* One page map lookup checks the pointer and the handle. */
 	sp = hd_span_raw((uintptr_t)lpMem);
 	if (unlikely(!sp || sp->handle != (uintptr_t)hHeap))
-		return !hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
-				     HD_API_W32);
-	return !hd_free_fast(sp->heap, sp, (uintptr_t)lpMem,
-			     sp->heap->flags | (dwFlags & HD_W32_CALL),
-			     HD_API_W32);
+		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
+				    HD_API_W32);
+	return hd_free_fast(sp->heap, sp, (uintptr_t)lpMem,
+			    sp->heap->flags | (dwFlags & HD_W32_CALL),
+			    HD_API_W32);
 }
 
 SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
