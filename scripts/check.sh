@@ -5,7 +5,9 @@
 #
 #   host:  checkpatch --strict and sparse on the module, warning-free
 #          module builds against 6.1, 6.12 and 7.2, the library's host
-#          tests (memfd backend, ASan/UBSan)
+#          tests (memfd backend, ASan/UBSan), make install/uninstall and
+#          DKMS (test-install.sh), the Debian packages (test-deb.sh), the
+#          selftests built inside a kernel tree (kselftest-tree.sh)
 #   VM:    for each kernel in $KERNELS (default "6.1 6.12"), boot it under
 #          QEMU, load the module and run scripts/vm-check.job
 #
@@ -93,6 +95,7 @@ if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 	[ -x "$vm" ] && vmfiles+=(-f "$vm")
 fi
 counted install "$results/install.log" "$HEAPDEV_TOP/scripts/test-install.sh"
+counted debian-packages "$results/deb.log" "$HEAPDEV_TOP/scripts/test-deb.sh"
 step kselftest-tree-build "$HEAPDEV_TOP/scripts/kselftest-tree.sh"
 
 for k in $KERNELS; do
