@@ -68,6 +68,7 @@
 /* Decommit policy (see DESIGN.md). */
 #define HD_DECOMMIT_BLOCK	(64UL << 10)	/* whole free pages in a block */
 #define HD_DECOMMIT_SLACK	(1UL << 20)	/* free committed bytes kept */
+#define HD_DECOMMIT_DELAY	100000000ULL	/* ns above the slack */
 
 /* Block kinds, in the low nibble of a header word. */
 enum {
@@ -388,6 +389,8 @@ struct hd_heap {
 	uint32_t sl_map[HD_FL];
 	uintptr_t bins[HD_FL][HD_SL];
 	size_t free_bytes;
+	size_t run_bytes;
+	uint64_t trim_since;
 	size_t med_bytes;
 	size_t med_blocks;
 	size_t large_bytes;

@@ -23,6 +23,7 @@
  * pages over and over.
  */
 #include <errno.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -40,6 +41,44 @@ static void hd_mapping(size_t size, unsigned int *fl, unsigned int *sl)
 	m = 63 - __builtin_clzll(size);
 	*fl = m - (HD_SL_SHIFT + 4) + 1;
 	*sl = (unsigned int)(size >> (m - HD_SL_SHIFT)) ^ HD_SL;
+}
+
+/* The free bytes the heap may keep committed. */
+static size_t hd_slack(const struct hd_heap *h)
+{
+	return HD_DECOMMIT_SLACK + (h->med_bytes + h->run_bytes) / 8;
+}
+
+static uint64_t hd_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The heap keeps more free committed memory than its slack.  A large
+ * excess (more than four times the slack: a heap that shrank) is
+ * decommitted at once; a small one only once it has lasted
+ * HD_DECOMMIT_DELAY, so that a heap whose free memory swings around the
+ * slack does not commit and decommit the same pages over and over.
+ */
+static void hd_maybe_trim(struct hd_heap *h)
+{
+	uint64_t now;
+
+	if (h->free_bytes <= 4 * hd_slack(h)) {
+		now = hd_now();
+		if (!h->trim_since) {
+			h->trim_since = now;
+			return;
+		}
+		if (now - h->trim_since < HD_DECOMMIT_DELAY)
+			return;
+	}
+	h->trim_since = 0;
+	hd_trim(h, false);
 }
 
 /* Whether @x can be a free block of @h (before following a link to it). */
@@ -304,6 +343,8 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 	size = hd_split(h, s, b, size, bsize);
 	hd_wr(h, b, hd_w0(kind, flags, size));
 	s->nbusy++;
+	if (h->trim_since && h->free_bytes <= hd_slack(h))
+		h->trim_since = 0;
 	*segp = s;
 	return b;
 }
@@ -336,12 +377,6 @@ void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 	return (void *)(b + HD_HDR);
 }
 
-/* The free bytes the heap may keep committed. */
-static size_t hd_slack(const struct hd_heap *h)
-{
-	return HD_DECOMMIT_SLACK + h->med_bytes / 8;
-}
-
 /*
  * Give a busy block (medium or run) back to the free lists, coalescing,
  * and apply the decommit policy.
@@ -356,7 +391,7 @@ void hd_medium_release_block(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
 	hd_make_free(h, s, b, size, flags);
 	s->nbusy--;
 	if (unlikely(h->free_bytes > hd_slack(h)))
-		hd_trim(h, false);
+		hd_maybe_trim(h);
 	if (unlikely(!s->nbusy))
 		hd_seg_maybe_release(h, s);
 }

@@ -69,6 +69,19 @@ static uint32_t hd_stride(unsigned int c)
 	return c < 63 ? 32 + 16 * c : hd_big_strides[c - 63];
 }
 
+/*
+ * Runs hold at least 32 slots up to 8 KiB strides (so that a class does
+ * not cycle through runs that fill and empty with every few blocks), are
+ * at least one 16 KiB granule and at most 256 KiB.
+ */
+static uint32_t hd_run_bytes(uint32_t stride)
+{
+	uint32_t bytes = (32 * stride + 24 + HD_GRANULE - 1) &
+			 ~(uint32_t)(HD_GRANULE - 1);
+
+	return bytes > (256U << 10) ? 256U << 10 : bytes;
+}
+
 void hd_classes_init(struct hd_heap *h)
 {
 	unsigned int c;
@@ -78,8 +91,7 @@ void hd_classes_init(struct hd_heap *h)
 
 		h->cur[c] = &hd_dummy_run;
 		cls->stride = hd_stride(c);
-		cls->run_bytes = cls->stride <= 1024 ? 16384 :
-				 cls->stride <= 2048 ? 32768 : 65536;
+		cls->run_bytes = hd_run_bytes(cls->stride);
 	}
 }
 
@@ -192,6 +204,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->block = b;
 	hd_gtab_set(s, run, cls->run_bytes, run);
 	hd_run_extend(h, run);
+	h->run_bytes += cls->run_bytes;
 	return run;
 }
 
@@ -206,6 +219,7 @@ static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 		*(uint64_t *)(run->first + (uintptr_t)i * run->stride - 8) = 0;
 
 	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, &hd_dummy_run);
+	h->run_bytes -= h->cls[run->cls].run_bytes;
 	hd_wr(h, run->block + 8, hd_w1(0));
 	hd_medium_release_block(h, s, run->block);
 	hd_run_put(h, run);
