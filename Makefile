@@ -17,6 +17,9 @@
 #   make userlib      libheapdev (see userlib/)
 #   make selftests    the kselftest programs (statically linked)
 #   make tools        heapstat and heapdev-demo (statically linked)
+#   make check-debug  the VM tests on a 7.2 kernel with KASAN, lockdep,
+#                     DEBUG_VM, kmemleak and fault injection, built once
+#                     into the cache (about 40 minutes the first time)
 #   make bench        the benchmark suite; writes bench/RESULTS.md
 #   make install      library, headers, heapdev.pc, heapstat, man pages and
 #                     the udev rule under $(DESTDIR)$(PREFIX) (default
@@ -44,7 +47,7 @@ KERNEL ?= 6.12
 export HEAPDEV_BUILD := $(BUILD)
 export KERNELS
 
-.PHONY: all run check module modules userlib selftests tools bench clean help \
+.PHONY: all run check check-debug module modules userlib selftests tools bench clean help \
 	install install-lib install-tools install-man install-udev \
 	install-module install-dkms uninstall
 
@@ -61,6 +64,9 @@ run:
 
 check:
 	scripts/check.sh
+
+check-debug:
+	CHECK_HOST=0 KERNELS=debug scripts/check.sh
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules

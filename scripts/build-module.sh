@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# build-module.sh SERIES|7.2 [make args...]
+# build-module.sh SERIES [make args...]
 #
 # Build heapdev.ko against a cached Debian kernel (6.1, 6.12; see
-# kernels.sh) or against the prepared 7.2 tree (ksrc-7.2.sh), in
-# build/kmod/<kernel>/ so that builds for different kernels never share
-# objects.  Warnings are errors.  Prints the path of heapdev.ko.
+# kernels.sh), the prepared 7.2 compile-check tree (7.2, ksrc-7.2.sh) or
+# the debug kernel (debug, debug-kernel.sh), in build/kmod/<kernel>/ so
+# that builds for different kernels never share objects.  Warnings are
+# errors.  Prints the path of heapdev.ko.
 
 . "$(dirname "$0")/common.sh"
 
@@ -19,6 +20,9 @@ need_pkgs gcc make dwarves
 if [ "$series" = 7.2 ]; then
 	kbuild=$("$HEAPDEV_TOP/scripts/ksrc-7.2.sh")
 	kver=7.2-defconfig
+elif [ "$series" = debug ]; then
+	read -r kver kbuild _ <<<"$("$HEAPDEV_TOP/scripts/debug-kernel.sh")"
+	kver=$kver-debug
 else
 	read -r _ kver kbuild _ <<<"$("$HEAPDEV_TOP/scripts/kernels.sh" "$series")"
 fi

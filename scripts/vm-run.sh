@@ -10,7 +10,8 @@
 # The console goes to stdout and to the log file; the exit status is the
 # job's, or 125 when the VM died before the job finished.
 #
-#   -k SERIES   kernel series: 6.1 (default) or 6.12
+#   -k SERIES   kernel series: 6.1 (default), 6.12, or debug (the 7.2
+#               debug kernel of debug-kernel.sh)
 #   -f FILE     copy FILE into /opt/heapdev in the VM (repeatable; for a
 #               directory, its contents); -f NAME=FILE copies it to
 #               /opt/heapdev/NAME instead
@@ -50,7 +51,12 @@ shift $((OPTIND - 1))
 
 need_pkgs qemu-system-x86 busybox-static cpio
 
-read -r _ kver _ vmlinuz <<<"$("$HEAPDEV_TOP/scripts/kernels.sh" "$series")"
+if [ "$series" = debug ]; then
+	read -r kver _ vmlinuz <<<"$("$HEAPDEV_TOP/scripts/debug-kernel.sh")"
+	kver=$kver-debug
+else
+	read -r _ kver _ vmlinuz <<<"$("$HEAPDEV_TOP/scripts/kernels.sh" "$series")"
+fi
 ko=
 [ -n "$noload" ] || ko=$("$HEAPDEV_TOP/scripts/build-module.sh" "$series")
 
