@@ -917,10 +917,14 @@ int hd_heap_destroy(struct hd_heap *h)
 		hd_pagemap_clear(sp->base, sp->size);
 	for (sp = h->larges; sp; sp = sp->next)
 		hd_pagemap_clear(sp->base, sp->size);
+	/*
+	 * The backend releases every page first (one call), so that the
+	 * unmaps below find no page left to zap.
+	 */
+	h->bh.be->destroy(&h->bh);
 	for (sp = h->segs; sp; sp = sp->next)
 		h->bh.be->unmap(&h->bh, sp->base, sp->size);
 	hd_larges_free_all(h, true);
-	h->bh.be->destroy(&h->bh);
 	hd_heap_free_meta(h);
 	hd_heap_struct_put(h);
 	return 0;
