@@ -325,8 +325,9 @@ HEAPDEV_API struct heapdev_heap *heapdev_process_heap(void);
 
 /**
  * heapdev_heaps() - list the live heaps of the process
- * @heaps: out: up to @capacity heaps, the process heap first, then the
- *	others in creation order; may be NULL when @capacity is 0
+ * @heaps: out: the live heaps, the process heap (if created) first, then
+ *	the others in creation order; filled only when all of them fit in
+ *	@capacity entries (as GetProcessHeaps); may be NULL
  * @capacity: entries at @heaps
  * @count: out: number of live heaps (may exceed @capacity)
  *
