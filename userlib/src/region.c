@@ -59,9 +59,43 @@ void hd_os_free(void *p, size_t len)
 }
 
 /*
- * Map @len bytes of @fd at @off at a 4 MiB-aligned address: reserve enough
- * address space, put the mapping at the aligned address inside it, and
- * give the slack back.
+ * Reserved 4 MiB-aligned slots of 4 MiB (PROT_NONE, no memory behind them)
+ * kept from unmapped spans, so that a heap per request costs one mmap for
+ * its first segment instead of a reserve, a map and two trims.
+ */
+#define HD_SLOT_CACHE	64
+static uintptr_t hd_slots[HD_SLOT_CACHE];
+static unsigned int hd_nslots;
+static pthread_mutex_t hd_slot_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static uintptr_t hd_slot_get(void)
+{
+	uintptr_t a = 0;
+
+	pthread_mutex_lock(&hd_slot_mutex);
+	if (hd_nslots)
+		a = hd_slots[--hd_nslots];
+	pthread_mutex_unlock(&hd_slot_mutex);
+	return a;
+}
+
+static bool hd_slot_put(uintptr_t a)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&hd_slot_mutex);
+	if (hd_nslots < HD_SLOT_CACHE) {
+		hd_slots[hd_nslots++] = a;
+		kept = true;
+	}
+	pthread_mutex_unlock(&hd_slot_mutex);
+	return kept;
+}
+
+/*
+ * Map @len bytes of @fd at @off at a 4 MiB-aligned address: over a cached
+ * slot when the mapping fits one, else reserve enough address space, put
+ * the mapping at the aligned address inside it, and give the slack back.
  */
 static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 			  uintptr_t *addr)
@@ -70,6 +104,15 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 	uintptr_t start, aligned;
 	void *p;
 
+	if (len <= HD_CHUNK && (aligned = hd_slot_get())) {
+		p = mmap((void *)aligned, len, prot, MAP_SHARED | MAP_FIXED, fd,
+			 (off_t)off);
+		if (p != MAP_FAILED) {
+			*addr = aligned;
+			return 0;
+		}
+		hd_slot_put(aligned);
+	}
 	p = mmap(NULL, span, PROT_NONE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
@@ -92,9 +135,21 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 	return 0;
 }
 
+/*
+ * Unmap a span; a span of at most 4 MiB becomes a reserved slot again (one
+ * mmap over it, which also drops its pages from this process).
+ */
 static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 {
 	(void)bh;
+	if (len <= HD_CHUNK &&
+	    mmap((void *)addr, HD_CHUNK, PROT_NONE, MAP_PRIVATE |
+		 MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) !=
+	    MAP_FAILED) {
+		if (hd_slot_put(addr))
+			return 0;
+		len = HD_CHUNK;
+	}
 	return munmap((void *)addr, len) ? -errno : 0;
 }
 
@@ -429,6 +484,7 @@ int hd_backend_select(int which, const struct hd_backend **be)
 void hd_region_atfork_child(void)
 {
 	pthread_mutex_init(&hd_region_mutex, NULL);
+	pthread_mutex_init(&hd_slot_mutex, NULL);
 	if (hd_dev_fd >= 0)
 		close(hd_dev_fd);
 	if (hd_memfd >= 0)
