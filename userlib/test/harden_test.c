@@ -161,8 +161,12 @@ enum { T_DOUBLE, T_WILD, T_FOREIGN, T_HEADER, T_SIZE, T_LFH_LINK,
        T_VALIDATE, T_COUNT };
 
 static const char *const t_names[T_COUNT] = {
-	"double free", "wild free", "foreign free", "free of a corrupted "
-	"header", "HeapSize of a freed block", "corrupted LFH free list",
+	"double free",
+	"wild free",
+	"foreign free",
+	"free of a corrupted header",
+	"HeapSize of a freed block",
+	"corrupted LFH free list",
 	"HeapValidate (must not terminate)",
 };
 
