@@ -58,6 +58,17 @@ static inline struct hd_heap *hd_heap_cached(const void *hh)
 	return NULL;
 }
 
+/*
+ * After a free into @run: a full run must join its class's partial list,
+ * an empty one (other than the current run) be cached or released.
+ * Frees into partial runs need nothing more.
+ */
+static inline bool hd_run_needs_care(const struct hd_run *run)
+{
+	return run->state == HD_RUN_FULL ||
+	       (!run->used && run->state != HD_RUN_CURRENT);
+}
+
 /* Release the LFH lock taken by hd_lock_fast() (or not at all). */
 static inline void hd_unlock_lfh_fast(struct hd_heap *h, uint32_t flags)
 {
@@ -97,9 +108,9 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
  * HEAP_NO_SERIALIZE, and released here.  Return: 0 or -EINVAL.
  *
  * No exact slot arithmetic: a pointer that is not a slot start finds user
- * data (or a header wiped when its run was released) where the header
- * would be, and 44 bits of it must match an encoding that depends on the
- * heap's secret and on the address.
+ * data where the header would be, and 44 bits of it must match an encoding
+ * that depends on the heap's secret and on the address.  (Headers left in
+ * memory by released runs all say "free": runs are released empty.)
  */
 static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 				uintptr_t p, uint32_t flags)
@@ -119,7 +130,7 @@ static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 	hd_wrlink(h, p, run->free);
 	run->free = p;
 	run->used--;
-	if (unlikely(run->state != HD_RUN_CURRENT))
+	if (unlikely(hd_run_needs_care(run)))
 		return hd_small_free_slow(h, run, flags);
 	hd_unlock_lfh(h, flags);
 	return 0;
@@ -159,7 +170,7 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	hd_wrlink(h, p, run->free);
 	run->free = p;
 	run->used--;
-	if (unlikely(run->state != HD_RUN_CURRENT))
+	if (unlikely(hd_run_needs_care(run)))
 		return hd_free_slow_path(h, run, flags, api);
 	hd_unlock_lfh_fast(h, flags);
 	return hd_free_ok(api);

@@ -212,12 +212,11 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 {
 	struct hd_seg *s = run->seg;
-	uint32_t i;
 
-	/* Stale slot headers must never decode again (see hd_small_free). */
-	for (i = 0; i < run->bump; i++)
-		*(uint64_t *)(run->first + (uintptr_t)i * run->stride - 8) = 0;
-
+	/*
+	 * The slot headers stay: the run is empty, so none of them says
+	 * "busy", and a stale pointer into it is refused.
+	 */
 	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, &hd_dummy_run);
 	h->run_bytes -= h->cls[run->cls].run_bytes;
 	hd_wr(h, run->block + 8, hd_w1(0));
