@@ -15,9 +15,17 @@ need_pkgs gcc make qemu-system-x86 busybox-static cpio dwarves
 make -s -C "$HEAPDEV_TOP" tools BUILD="$HEAPDEV_BUILD" >&2
 files=(-f "$HEAPDEV_BUILD/tools/heapdev-demo" -f "$HEAPDEV_BUILD/tools/heapstat")
 if [ -f "$HEAPDEV_TOP/examples/Makefile" ]; then
-	make -s -C "$HEAPDEV_TOP/examples" vm >&2
-	files+=(-f "$HEAPDEV_BUILD/examples/vm")
+	make -s -C "$HEAPDEV_TOP/examples" BUILD="$HEAPDEV_BUILD/examples" \
+		LIBBUILD="$HEAPDEV_BUILD/userlib" >&2
+	order=$(mktemp -d)
+	trap 'rm -rf "$order"' EXIT
+	for p in "$HEAPDEV_BUILD"/examples/*; do
+		[ -x "$p" ] || continue
+		files+=(-f "$p")
+		basename "$p" >>"$order/demo-order"
+	done
+	files+=(-f "$order/demo-order")
 fi
 
-exec "$HEAPDEV_TOP/scripts/vm-run.sh" -q -k "$series" "${files[@]}" \
+"$HEAPDEV_TOP/scripts/vm-run.sh" -q -k "$series" "${files[@]}" \
 	"$HEAPDEV_TOP/scripts/vm-demo.job"
