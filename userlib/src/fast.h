@@ -118,8 +118,10 @@ static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 	uintptr_t d = p - run->first;
 	uint64_t key, w;
 
-	/* In the run and 16-byte aligned: rotating the low bits up makes a
-	 * misaligned offset huge. */
+	/*
+	 * In the run and 16-byte aligned: rotating the low bits up makes a
+	 * misaligned offset huge.
+	 */
 	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
 		goto bad;
 	key = hd_key(h, p - 8);

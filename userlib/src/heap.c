@@ -431,7 +431,8 @@ size_t hd_decommit_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 		tail = 0;
 		gend = f1;
 	} else if (hd_w0_kind(hd_rd(h, f1)) == HD_K_GAP &&
-		   (ng = hd_gap_find(s, f1))) {
+		   hd_gap_find(s, f1)) {
+		ng = hd_gap_find(s, f1);
 		pb = f1 + HD_HDR;
 		tail = 0;
 		gend = ng->end;

@@ -226,8 +226,10 @@ HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
 
 /* ---- heaps ---- */
 
-/* Segments of growable heaps (with a granule table), large spans, segments
- * of fixed heaps (no LFH runs). */
+/*
+ * Segments of growable heaps (with a granule table), large spans, segments
+ * of fixed heaps (no LFH runs).
+ */
 enum { HD_SPAN_SEG = 1, HD_SPAN_LARGE = 2, HD_SPAN_FSEG = 3 };
 
 /**
@@ -298,8 +300,13 @@ struct hd_large {
 	size_t committed;
 };
 
-enum { HD_RUN_CURRENT = 1, HD_RUN_PARTIAL, HD_RUN_FULL, HD_RUN_EMPTY,
-       HD_RUN_DEAD };
+enum {
+	HD_RUN_CURRENT = 1,	/* heap->cur[] of its class */
+	HD_RUN_PARTIAL,		/* on its class's partial list */
+	HD_RUN_FULL,		/* no free slot, on no list */
+	HD_RUN_EMPTY,		/* cached or being released */
+	HD_RUN_DEAD,		/* back in the pool */
+};
 
 /**
  * struct hd_run - an LFH run: equal slots of one size class

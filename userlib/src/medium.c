@@ -242,15 +242,19 @@ uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 	uintptr_t next;
 
 	if (*flags & HD_F_PREV_FREE) {
-		uint64_t foot = hd_rd(h, b - 8), pw;
+		uint64_t foot = hd_rd(h, b - 8), pw = 0;
 		size_t psize = hd_w0_size(foot);
 		uintptr_t p = b - psize;
+		bool ok = hd_w0_ok(foot) && hd_w0_kind(foot) == HD_K_FOOT &&
+			  psize >= HD_MIN_BLOCK && p >= s->area &&
+			  hd_seg_committed(s, p);
 
-		if (!hd_w0_ok(foot) || hd_w0_kind(foot) != HD_K_FOOT ||
-		    psize < HD_MIN_BLOCK || p < s->area ||
-		    !hd_seg_committed(s, p) ||
-		    (pw = hd_rd(h, p), hd_w0_kind(pw) != HD_K_MFREE) ||
-		    hd_w0_size(pw) != psize) {
+		if (ok) {
+			pw = hd_rd(h, p);
+			ok = hd_w0_kind(pw) == HD_K_MFREE &&
+			     hd_w0_size(pw) == psize;
+		}
+		if (!ok) {
 			hd_corrupt(h, (void *)(b + HD_HDR),
 				   "corrupted footer of the previous block");
 		} else {

@@ -104,7 +104,8 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 	uintptr_t start, aligned;
 	void *p;
 
-	if (len <= HD_CHUNK && (aligned = hd_slot_get())) {
+	aligned = len <= HD_CHUNK ? hd_slot_get() : 0;
+	if (aligned) {
 		p = mmap((void *)aligned, len, prot, MAP_SHARED | MAP_FIXED, fd,
 			 (off_t)off);
 		if (p != MAP_FAILED) {

@@ -270,10 +270,12 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 			h->cur[c] = &hd_dummy_run;
 		}
 		run = cls->partial;
-		if (run)
+		if (run) {
 			hd_partial_del(cls, run);
-		else if ((run = cls->empty))
+		} else {
+			run = cls->empty;
 			cls->empty = NULL;
+		}
 		if (run) {
 			run->state = HD_RUN_CURRENT;
 			h->cur[c] = run;

@@ -157,8 +157,10 @@ static void signature(void)
 
 /* ---- termination on corruption, in children ---- */
 
-enum { T_DOUBLE, T_WILD, T_FOREIGN, T_HEADER, T_SIZE, T_LFH_LINK,
-       T_VALIDATE, T_COUNT };
+enum {
+	T_DOUBLE, T_WILD, T_FOREIGN, T_HEADER, T_SIZE, T_LFH_LINK,
+	T_VALIDATE, T_COUNT
+};
 
 static const char *const t_names[T_COUNT] = {
 	"double free",

@@ -175,8 +175,10 @@ static void stress(int nthreads, int iters)
 
 /* ---- HeapLock blocks every call ---- */
 
-enum { OP_ALLOC, OP_FREE_MEDIUM, OP_REALLOC, OP_SIZE, OP_VALIDATE, OP_WALK,
-       OP_COMPACT, OP_SUMMARY, OP_LOCK, OP_FREE_LFH, OP_NOSER, OP_COUNT };
+enum {
+	OP_ALLOC, OP_FREE_MEDIUM, OP_REALLOC, OP_SIZE, OP_VALIDATE, OP_WALK,
+	OP_COMPACT, OP_SUMMARY, OP_LOCK, OP_FREE_LFH, OP_NOSER, OP_COUNT
+};
 
 static const char *const op_names[OP_COUNT] = {
 	"HeapAlloc", "HeapFree (medium)", "HeapReAlloc", "HeapSize",
