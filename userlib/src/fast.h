@@ -58,17 +58,6 @@ static inline struct hd_heap *hd_heap_cached(const void *hh)
 	return NULL;
 }
 
-/*
- * After a free into @run: a full run must join its class's partial list,
- * an empty one (other than the current run) be cached or released.
- * Frees into partial runs need nothing more.
- */
-static inline bool hd_run_needs_care(const struct hd_run *run)
-{
-	return run->state == HD_RUN_FULL ||
-	       (!run->used && run->state != HD_RUN_CURRENT);
-}
-
 /* Release the LFH lock taken by hd_lock_fast() (or not at all). */
 static inline void hd_unlock_lfh_fast(struct hd_heap *h, uint32_t flags)
 {
@@ -126,13 +115,16 @@ static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 		goto bad;
 	key = hd_key(h, p - 8);
 	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely((w & HD_SMASK) != run->hbusy))
+	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
 		goto bad;
 	*(uint64_t *)(p - 8) = run->hfree ^ key;
 	hd_wrlink(h, p, run->free);
 	run->free = p;
-	run->used--;
-	if (unlikely(hd_run_needs_care(run)))
+	/*
+	 * A full run must join its class's partial list, an emptied partial
+	 * run be cached or released; other frees need nothing more.
+	 */
+	if (unlikely(--run->used == run->care))
 		return hd_small_free_slow(h, run, flags);
 	hd_unlock_lfh(h, flags);
 	return 0;
@@ -166,13 +158,16 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 		goto bad;
 	key = hd_key(h, p - 8);
 	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely((w & HD_SMASK) != run->hbusy))
+	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
 		goto bad;
 	*(uint64_t *)(p - 8) = run->hfree ^ key;
 	hd_wrlink(h, p, run->free);
 	run->free = p;
-	run->used--;
-	if (unlikely(hd_run_needs_care(run)))
+	/*
+	 * A full run must join its class's partial list, an emptied partial
+	 * run be cached or released; other frees need nothing more.
+	 */
+	if (unlikely(--run->used == run->care))
 		return hd_free_slow_path(h, run, flags, api);
 	hd_unlock_lfh_fast(h, flags);
 	return hd_free_ok(api);

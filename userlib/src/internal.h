@@ -323,6 +323,9 @@ enum {
  * @bump: slots [bump, nslots) have never been handed out
  * @cls: size class
  * @state: HD_RUN_*
+ * @care: the value of @used after a free that needs the slow path (the
+ *	first free into a full run, the last one of a partial run), or
+ *	UINT32_MAX
  * @next: list link (partial list of the class)
  * @prev: list link
  * @seg: segment holding the run
@@ -340,6 +343,7 @@ struct hd_run {
 	uint32_t recip;
 	uint32_t nslots;
 	uint32_t bump;
+	uint32_t care;
 	uint16_t cls;
 	uint8_t state;
 	struct hd_run *next, *prev;
@@ -545,6 +549,7 @@ static inline uint64_t hd_w1(uint64_t n)
 }
 
 /* LFH slot headers. */
+/* kind:4 | 0:4 | magic:16 | requested size:20 | class:8 | 0:12 */
 static inline uint64_t hd_sbusy(size_t n, unsigned int cls)
 {
 	return HD_K_SBUSY | (HD_MAGIC << 8) | ((uint64_t)n << 24) |
@@ -556,7 +561,23 @@ static inline uint64_t hd_sfree(unsigned int cls)
 	return HD_K_SFREE | (HD_MAGIC << 8) | ((uint64_t)cls << 44);
 }
 
-#define HD_SMASK	(0xFFFFFFULL | (0xFFULL << 44) | (0xFFFULL << 52))
+/*
+ * Whether decoded header @w is "busy" for the class of @hbusy (which has
+ * size 0): every bit but the size must match.  Rotating the size field to
+ * the top and shifting it out checks the other 44 bits without a 64-bit
+ * mask constant.
+ */
+static inline bool hd_sbusy_is(uint64_t w, uint64_t hbusy)
+{
+	uint64_t x = w ^ hbusy;
+
+	return !(((x << 20) | (x >> 44)) << 20);
+}
+
+static inline size_t hd_ssize(uint64_t w)
+{
+	return (w >> 24) & 0xFFFFF;
+}
 
 /* ---- size classes (small.c) ---- */
 

@@ -119,9 +119,21 @@ static struct hd_run *hd_run_get(struct hd_heap *h)
 	return run;
 }
 
+/* Set a run's state, and which free will need the slow path. */
+static void hd_run_state(struct hd_run *run, uint8_t state)
+{
+	run->state = state;
+	if (state == HD_RUN_PARTIAL)
+		run->care = 0;
+	else if (state == HD_RUN_FULL)
+		run->care = run->used - 1;
+	else
+		run->care = UINT32_MAX;
+}
+
 static void hd_run_put(struct hd_heap *h, struct hd_run *run)
 {
-	run->state = HD_RUN_DEAD;
+	hd_run_state(run, HD_RUN_DEAD);
 	run->next = h->run_pool;
 	h->run_pool = run;
 }
@@ -196,7 +208,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->span = run->nslots * run->stride;
 	run->span16 = run->span >> 4;
 	run->free = run->first + run->span;
-	run->hbusy = hd_sbusy(0, c) & HD_SMASK;
+	run->hbusy = hd_sbusy(0, c);
 	run->hfree = hd_sfree(c);
 	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
 	run->cls = (uint16_t)c;
@@ -226,7 +238,7 @@ static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 
 static void hd_partial_add(struct hd_class *cls, struct hd_run *run)
 {
-	run->state = HD_RUN_PARTIAL;
+	hd_run_state(run, HD_RUN_PARTIAL);
 	run->prev = NULL;
 	run->next = cls->partial;
 	if (cls->partial)
@@ -266,7 +278,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 				hd_run_extend(h, run);
 				return true;
 			}
-			run->state = HD_RUN_FULL;
+			hd_run_state(run, HD_RUN_FULL);
 			h->cur[c] = &hd_dummy_run;
 		}
 		run = cls->partial;
@@ -277,7 +289,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 			cls->empty = NULL;
 		}
 		if (run) {
-			run->state = HD_RUN_CURRENT;
+			hd_run_state(run, HD_RUN_CURRENT);
 			h->cur[c] = run;
 			continue;
 		}
@@ -289,7 +301,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 		if (!run)
 			return false;
 		if (h->cur[c] == &hd_dummy_run) {
-			run->state = HD_RUN_CURRENT;
+			hd_run_state(run, HD_RUN_CURRENT);
 			h->cur[c] = run;
 		} else {
 			hd_partial_add(cls, run);
@@ -375,9 +387,9 @@ int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 	    ((d * run->recip) >> 32) >= run->bump)
 		return -EINVAL;
 	w = hd_rd(h, p - 8);
-	if ((w & HD_SMASK) != run->hbusy)
+	if (!hd_sbusy_is(w, run->hbusy))
 		return -EINVAL;
-	*n = (w >> 24) & 0xFFFFF;
+	*n = hd_ssize(w);
 	return *n + 8 <= run->stride ? 0 : -EINVAL;
 }
 
@@ -403,13 +415,13 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 	}
 	hd_partial_del(cls, run);
 	if (!cls->empty) {
-		run->state = HD_RUN_EMPTY;
+		hd_run_state(run, HD_RUN_EMPTY);
 		cls->empty = run;
 		hd_unlock_lfh(h, flags);
 		return 0;
 	}
 	/* Invisible to allocations now; release it under both locks. */
-	run->state = HD_RUN_EMPTY;
+	hd_run_state(run, HD_RUN_EMPTY);
 	hd_unlock_lfh(h, flags);
 	hd_lock_main(h, flags);
 	hd_lock_lfh(h, flags);
@@ -445,10 +457,9 @@ void hd_small_usage(struct hd_heap *h, size_t *bytes, size_t *blocks)
 				uintptr_t p = run->first + i * run->stride;
 				uint64_t w = hd_rd(h, p - 8);
 
-				if ((w & HD_SMASK) !=
-				    (hd_sbusy(0, run->cls) & HD_SMASK))
+				if (!hd_sbusy_is(w, run->hbusy))
 					continue;
-				*bytes += (w >> 24) & 0xFFFFF;
+				*bytes += hd_ssize(w);
 				(*blocks)++;
 			}
 		}

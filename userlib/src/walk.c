@@ -79,8 +79,8 @@ static int hd_emit_slot(struct hd_heap *h, struct hd_seg *s,
 	uint64_t v = i < run->bump ? hd_rd(h, p - 8) : 0;
 
 	w->addr = p;
-	if ((v & HD_SMASK) == (hd_sbusy(0, run->cls) & HD_SMASK)) {
-		w->size = (v >> 24) & 0xFFFFF;
+	if (hd_sbusy_is(v, run->hbusy)) {
+		w->size = hd_ssize(v);
 		w->overhead = run->stride - (uint32_t)w->size;
 		w->kind = HEAPDEV_WALK_BUSY;
 	} else {
@@ -271,8 +271,8 @@ static int hd_validate_run(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
 		uint64_t v = hd_rd(h, run->first + (uintptr_t)i * run->stride -
 				   8);
 
-		if ((v & HD_SMASK) == (hd_sbusy(0, run->cls) & HD_SMASK)) {
-			if (((v >> 24) & 0xFFFFF) + 8 > run->stride)
+		if (hd_sbusy_is(v, run->hbusy)) {
+			if (hd_ssize(v) + 8 > run->stride)
 				return -EINVAL;
 			used++;
 		} else if (v != hd_sfree(run->cls)) {

@@ -9,8 +9,11 @@
  *
  * TEST: pair64 | random | destroy | create | all (default all);
  * ALLOCATOR: heapdev | heapdev-ns | glibc | mimalloc | jemalloc | all.
- * Prints nanoseconds per operation and the ratio to glibc.  Under
- * valgrind --tool=callgrind, run one TEST and ALLOCATOR at a time.
+ * Prints nanoseconds per operation.  Under valgrind --tool=callgrind,
+ * run one TEST and ALLOCATOR at a time ("none" measures the harness).
+ * jemalloc uses initial-exec TLS and cannot always be dlopen()ed late:
+ * LD_PRELOAD=libjemalloc.so.2 makes it available (and replaces malloc in
+ * that process, so take glibc's numbers from a run without it).
  */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -87,6 +90,10 @@ static void load_others(void)
 		mi_heap_destroy_p = (void (*)(void *))dlsym(mi,
 							    "mi_heap_destroy");
 	}
+	if (!je)
+		fprintf(stderr, "# jemalloc not loaded (%s); run with "
+			"LD_PRELOAD=libjemalloc.so.2 for its numbers\n",
+			dlerror());
 	if (je) {
 		je_mallocx_p = (void *(*)(size_t, int))dlsym(je, "mallocx");
 		je_dallocx_p = (void (*)(void *, int))dlsym(je, "dallocx");

@@ -60,7 +60,7 @@ static void headers(void)
 	     "a flipped bit changes the decoded kind");
 	T_EQ(hd_w0_size(hd_w0(HD_K_GAP, 0, 1ULL << 40)), 1ULL << 40,
 	     "sizes up to 1 TiB fit");
-	T_EQ((hd_sbusy(16376, 78) >> 24) & 0xFFFFF, 16376, "slot header keeps "
+	T_EQ(hd_ssize(hd_sbusy(16376, 78)), 16376, "slot header keeps "
 	     "the requested size");
 }
 
