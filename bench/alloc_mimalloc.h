@@ -12,7 +12,7 @@
 #define ALLOC_NAME "mimalloc"
 #define A_HAS_DESTROY 1
 #define A_HAS_MODES 0
-#define A_MEM_EVERY 1
+#define A_MEM_EVERY 16
 
 struct bheap {
 	mi_heap_t *h;

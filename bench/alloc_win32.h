@@ -21,7 +21,7 @@
 #ifdef _WIN32
 #define A_MEM_EVERY 256		/* HeapWalk is O(blocks): sample less often */
 #else
-#define A_MEM_EVERY 1
+#define A_MEM_EVERY 64		/* HeapSummary is O(live small blocks) */
 #endif
 
 struct bheap {

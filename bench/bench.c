@@ -32,13 +32,15 @@
  *                blocks of -s (64) bytes and queues them (at most 64
  *                batches), another frees them; one shared heap
  *   large        20 live blocks of 5..25 MiB; an op frees a random one and
- *                allocates a new one, writing one byte per 4 KiB page
+ *                allocates a new one, writing one byte per 4 KiB page (the
+ *                page faults of fresh memory are part of what it measures)
  *   realloc      16 buffers grown round-robin by 1..128 bytes with realloc
  *                (the new last byte written), each restarting at 16 B when
  *                it passes 64 KiB; an op is one realloc
  *   destroy      allocate -N blocks of 16..256 B (not timed), then time
  *                releasing them: -H destroy (destroy the heap) or -H free
- *                (free each block, in allocation order)
+ *                (free each block, in allocation order); -c cycles of
+ *                this (default 10^6 / N, 3 to 30) after one warm-up cycle
  *
  * Every timed phase runs on a heap that has been through a warm-up pass of
  * the same workload, so that page faults of fresh memory are out of the
@@ -73,6 +75,7 @@ static struct {
 	long nlive;
 	int batch;
 	long gen;
+	long cycles;
 	int mem;
 	int how_destroy;
 	uint64_t seed;
@@ -271,6 +274,7 @@ static NOINLINE void wset_ops(struct worker *w, long long ops)
 static void wset_ops_mem(struct worker *w, long long ops)
 {
 	long long k, end = w->k + ops, c;
+	long long every = A_MEM_EVERY * (w->nslots > 1024 ? w->nslots / 1024 : 1);
 
 	for (k = w->k; k < end; k++) {
 		uint32_t i = rnd_below(&w->rng, (uint32_t)w->nslots);
@@ -288,7 +292,7 @@ static void wset_ops_mem(struct worker *w, long long ops)
 		w->live += n;
 		if (w->live > w->peak_live)
 			w->peak_live = w->live;
-		if (k % A_MEM_EVERY == 0) {
+		if (k % every == 0) {
 			c = a_committed(w->b);
 			if (c > w->peak_committed)
 				w->peak_committed = c;
@@ -544,7 +548,9 @@ static void w_large(void)
 	int i;
 
 	a_attach(b, &c);
-	large_ops(&c, v, len, &rng, 40);
+	for (i = 0; i < 20; i++)	/* the 20 live blocks */
+		v[i] = xalloc(&c, ((size_t)5 << 20) + rnd_below(&rng, 20u << 20));
+	large_ops(&c, v, len, &rng, 20);
 	timed_begin();
 	large_ops(&c, v, len, &rng, opt.ops);
 	timed_end();
@@ -625,6 +631,8 @@ static void w_destroy(void)
 		cycles = 30;
 	if (cycles < 3)
 		cycles = 3;
+	if (opt.cycles)
+		cycles = opt.cycles;
 	if (opt.how_destroy && !A_HAS_DESTROY)
 		die("this allocator has no heap to destroy");
 	for (cyc = 0; cyc < cycles + 1; cyc++) {
@@ -666,8 +674,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench-%s WORKLOAD [-m ser|ns] [-n OPS] [-t THREADS] "
 		"[-s SIZE]\n"
-		"       [-b BATCH] [-N LIVE] [-g GEN] [-H destroy|free] "
-		"[--mem]\n"
+		"       [-b BATCH] [-N LIVE] [-g GEN] [-c CYCLES]\n"
+		"       [-H destroy|free] [-S SEED] [--mem]\n"
 		"WORKLOAD: lifo fifo wset larson xmalloc large realloc "
 		"destroy\n", ALLOC_NAME);
 	exit(2);
@@ -705,6 +713,8 @@ int main(int argc, char **argv)
 			opt.nlive = atol(v);
 		else if (!strcmp(a, "-g"))
 			opt.gen = atol(v);
+		else if (!strcmp(a, "-c"))
+			opt.cycles = atol(v);
 		else if (!strcmp(a, "-H"))
 			opt.how_destroy = !strcmp(v, "destroy");
 		else if (!strcmp(a, "-S"))

@@ -1,0 +1,848 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Run heapdev's benchmark suite and write bench/RESULTS.md and the chart.
+
+Called by `make -C bench run` (= `make bench`).  Every number in the report
+comes from this one run:
+
+  time        each (workload, allocator) program is run REPS times; the
+              runs are interleaved (every repetition goes through all
+              workloads, and within a workload through all allocators in a
+              fresh random order), and the report uses medians
+  callgrind   each program once more under callgrind with fewer ops; the
+              workloads bracket their timed phase with client requests, so
+              the counts cover exactly what the timer covers
+  memory      the random working set again, tracking peak live bytes and
+              sampling each heap's committed bytes
+  VM          kbench and vmbench inside a QEMU guest with the module
+              (scripts/vm-run.sh)
+
+Ratios are heapdev time / competitor time everywhere: below 1 means heapdev
+is faster.
+"""
+import argparse
+import concurrent.futures
+import glob
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+
+# ---- allocators -----------------------------------------------------------
+
+# key: (program, mode, label)
+ALLOCS = {
+    "hd":     ("bench-heapdev", "ser", "heapdev"),
+    "hd-ns":  ("bench-heapdev", "ns", "heapdev NO_SERIALIZE"),
+    "hdn-ns": ("bench-heapdev-native", "ns", "heapdev native API, NO_SERIALIZE"),
+    "glibc":  ("bench-glibc", "ser", "glibc malloc"),
+    "je":     ("bench-jemalloc", "ser", "jemalloc arena"),
+    "mi":     ("bench-mimalloc", "ser", "mimalloc heap"),
+    "tbb":    ("bench-tbb", "ser", "TBB pool"),
+    "wine":   ("bench-wine.exe", "ser", "Wine HeapAlloc"),
+    "wine-ns": ("bench-wine.exe", "ns", "Wine HeapAlloc NO_SERIALIZE"),
+}
+COMPETITORS = ["glibc", "je", "mi", "tbb", "wine"]
+SHORT = {"glibc": "glibc", "je": "jemalloc", "mi": "mimalloc", "tbb": "TBB",
+         "wine": "Wine"}
+
+# ---- workloads ------------------------------------------------------------
+#
+# id, title, arguments, ops (full run), single-threaded (NO_SERIALIZE rows),
+# destroy kind (None, "destroy" or "free")
+
+WORKLOADS = [
+    ("lifo16", "LIFO, 16 B, batches of 100", "lifo -s 16 -b 100", 5000000, True, None),
+    ("fifo16", "FIFO, 16 B, batches of 100", "fifo -s 16 -b 100", 5000000, True, None),
+    ("lifo256", "LIFO, 256 B, batches of 100", "lifo -s 256 -b 100", 3000000, True, None),
+    ("fifo256", "FIFO, 256 B, batches of 100", "fifo -s 256 -b 100", 3000000, True, None),
+    ("wset1", "random working set, 1 thread", "wset -t 1 -N 1024", 3000000, True, None),
+    ("wset2", "random working set, 2 threads, one heap", "wset -t 2 -N 1024", 3000000, False, None),
+    ("larson", "larson, 2 threads, cross-thread frees", "larson -t 2 -N 1000", 3000000, False, None),
+    ("xmalloc", "producer/consumer (xmalloc), 64 B", "xmalloc -s 64", 2000000, False, None),
+    ("large", "large blocks 5-25 MiB", "large", 40, True, None),
+    ("realloc", "realloc growth to 64 KiB", "realloc", 1000000, True, None),
+]
+for n, e in ((1000, "1e3"), (10000, "1e4"), (100000, "1e5"), (1000000, "1e6")):
+    WORKLOADS.append(("destroy" + e, "destroy, %s live blocks" % e,
+                      "destroy -N %d -H destroy" % n, 0, True, "destroy"))
+    WORKLOADS.append(("free" + e, "free each, %s live blocks" % e,
+                      "destroy -N %d -H free" % n, 0, True, "free"))
+
+CG_OPS = {"lifo16": 300000, "fifo16": 300000, "lifo256": 200000,
+          "fifo256": 200000, "wset1": 300000, "wset2": 300000,
+          "larson": 300000, "xmalloc": 200000, "large": 6, "realloc": 200000}
+CG_CYCLES = {"1e3": 10, "1e4": 3, "1e5": 1, "1e6": 1}
+
+
+def allocs_for(w):
+    """Allocator keys that run workload w."""
+    wid, _, _, _, single, dkind = w
+    if dkind == "destroy":
+        return ["hd", "hd-ns", "je", "mi", "tbb", "wine", "wine-ns"]
+    if dkind == "free":
+        return ["hd", "hd-ns", "glibc", "je", "mi", "tbb", "wine"]
+    keys = ["hd"]
+    if single:
+        keys += ["hd-ns", "hdn-ns"]
+    keys += ["glibc", "je", "mi", "tbb", "wine"]
+    if single:
+        keys.append("wine-ns")
+    return keys
+
+
+# ---- running ----------------------------------------------------------------
+
+class Runner:
+    def __init__(self, args):
+        self.build = os.path.abspath(args.build)
+        self.quick = args.quick
+        self.wine = args.wine
+        self.env = dict(os.environ, HEAPDEV_BACKEND="memfd")
+        self.wine64 = shutil.which("wine64") or "/usr/lib/wine/wine64"
+        self.wineserver = (shutil.which("wineserver") or
+                           "/usr/lib/wine/wineserver64")
+        self.wenv = dict(self.env, WINEPREFIX=os.path.join(self.build, "wineprefix"),
+                         WINEDEBUG="-all")
+        self.failures = []
+        self.out_path = os.path.join(self.build, "run.out")
+        self.err_path = os.path.join(self.build, "run.err")
+
+    def cmd(self, key, args):
+        prog, mode, _ = ALLOCS[key]
+        argv = [os.path.join(self.build, prog)] + args.split() + ["-m", mode]
+        if prog.endswith(".exe"):
+            return [self.wine64] + argv, self.wenv
+        return argv, self.env
+
+    def ops_args(self, w):
+        wid, _, args, ops, _, dkind = w
+        if dkind:
+            return args
+        if self.quick:
+            ops = max(ops // 5, 10)
+        return "%s -n %d" % (args, ops)
+
+    def run(self, key, args, timeout=600):
+        """Run one program; return its RESULT line as a dict, or None.
+
+        Output goes to files, not pipes: wine64 leaves its services
+        running (wineserver -p), and they would hold a pipe open."""
+        argv, env = self.cmd(key, args)
+        with open(self.out_path, "w+") as out, open(self.err_path, "w+") as err:
+            try:
+                rc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err,
+                                    timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                self.failures.append("%s %s: timeout" % (key, args))
+                return None
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        for line in stdout.splitlines():
+            if line.startswith("RESULT "):
+                return dict(kv.split("=", 1) for kv in line.split()[1:])
+        self.failures.append("%s %s: exit %d: %s" % (key, args, rc,
+                                                     stderr.strip()[-300:]))
+        return None
+
+    def wine_start(self):
+        if not self.wine:
+            return
+        os.makedirs(self.wenv["WINEPREFIX"], exist_ok=True)
+        subprocess.run([self.wineserver, "-p"], env=self.wenv,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        # First use creates the prefix (about 10 s).
+        self.run("wine", "lifo -n 1000", timeout=300)
+
+    def wine_stop(self):
+        if self.wine:
+            subprocess.run([self.wineserver, "-k"], env=self.wenv)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def time_suite(r, reps):
+    """Interleaved timing runs.  Return {(wid, key): [ns per op, ...]}."""
+    samples = {}
+    cells = []
+    for w in WORKLOADS:
+        for key in allocs_for(w):
+            if key.startswith("wine") and not r.wine:
+                continue
+            cells.append((w, key))
+    for rep in range(reps):
+        t0 = time.time()
+        for w in WORKLOADS:
+            keys = [k for (ww, k) in cells if ww is w]
+            random.shuffle(keys)
+            for key in keys:
+                res = r.run(key, r.ops_args(w))
+                if res is None:
+                    continue
+                ns = float(res["sec"]) / int(res["ops"]) * 1e9
+                samples.setdefault((w[0], key), []).append(ns)
+        log("  repetition %d/%d: %.0f s" % (rep + 1, reps, time.time() - t0))
+    return samples
+
+
+def callgrind_counts(cgdir, tag):
+    """Instructions in the 'timed' dumps of one callgrind run."""
+    total = 0
+    for f in glob.glob(os.path.join(cgdir, tag + ".out.*")):
+        with open(f) as fh:
+            text = fh.read(200000)
+        if "Client Request: timed" not in text:
+            continue
+        m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+        if m:
+            total += int(m.group(1))
+    return total
+
+
+def callgrind_suite(r, jobs=2):
+    """Instructions per op, {(wid, key): float}; Wine is not measured."""
+    cgdir = os.path.join(r.build, "callgrind")
+    shutil.rmtree(cgdir, ignore_errors=True)
+    os.makedirs(cgdir)
+    tasks = []
+    for w in WORKLOADS:
+        wid, _, args, ops, _, dkind = w
+        for key in allocs_for(w):
+            if key.startswith("wine"):
+                continue
+            if dkind:
+                a = "%s -c %d" % (args, CG_CYCLES[wid[-3:]])
+            else:
+                a = "%s -n %d" % (args, CG_OPS[wid])
+            tasks.append((wid, key, a))
+
+    def one(t):
+        wid, key, a = t
+        tag = "%s.%s" % (wid, key)
+        argv, env = r.cmd(key, a)
+        vg = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" +
+              os.path.join(cgdir, tag + ".out")]
+        p = subprocess.run(vg + argv, env=env, capture_output=True, text=True,
+                           timeout=1800)
+        res = None
+        for line in p.stdout.splitlines():
+            if line.startswith("RESULT "):
+                res = dict(kv.split("=", 1) for kv in line.split()[1:])
+        if not res:
+            return t, None
+        return t, callgrind_counts(cgdir, tag) / int(res["ops"])
+
+    out = {}
+    with concurrent.futures.ThreadPoolExecutor(jobs) as ex:
+        for (wid, key, a), v in ex.map(one, tasks):
+            if v is None:
+                r.failures.append("callgrind %s %s failed" % (key, a))
+            else:
+                out[(wid, key)] = v
+    return out, tasks
+
+
+MEM_SETS = [(1024, 3000000), (65536, 3000000)]
+
+
+def memory_suite(r):
+    """Peak committed and peak live bytes on the random working set."""
+    out = {}
+    for nslots, ops in MEM_SETS:
+        if r.quick:
+            ops //= 5
+        for key in ["hd", "hd-ns", "glibc", "je", "mi", "tbb", "wine", "wine-ns"]:
+            if key.startswith("wine") and not r.wine:
+                continue
+            res = r.run(key, "wset -t 1 -N %d -n %d --mem" % (nslots, ops))
+            if res:
+                out[(nslots, key)] = (int(res["peak_live"]),
+                                      int(res["peak_committed"]),
+                                      int(res["maxrss_kb"]) * 1024)
+    return out
+
+
+def vm_suite(args, quick):
+    """kbench and vmbench inside the VM.  Return (text, kb, vb) or None."""
+    sizes = "1 16" if quick else "1 16 256"
+    vsizes = "1 16" if quick else "1 4 16 64 256"
+    job = ("/opt/heapdev/kbench %s; /opt/heapdev/vmbench %s" % (sizes, vsizes))
+    argv = [os.path.join(TOP, "scripts", "vm-run.sh"), "-q", "-k", args.kernel,
+            "-m", "2048", "-f", os.path.join(args.build, "kbench"),
+            "-f", os.path.join(args.build, "vmbench"), "-c", "--", job]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return None
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc", "", p.stdout)
+    kb, vb = {}, {}
+    for line in text.splitlines():
+        for tag, d in (("KBENCH ", kb), ("VMBENCH ", vb)):
+            if tag in line:
+                kv = dict(x.split("=", 1) for x in line.split(tag, 1)[1].split())
+                d[int(kv.pop("mib"))] = {k: float(v) for k, v in kv.items()}
+    lines = [l for l in text.splitlines()
+             if re.match(r"^(kbench|vmbench|\s*MiB|\s*\d+ \|)", l)]
+    return "\n".join(lines), kb, vb, argv
+
+
+# ---- machine ------------------------------------------------------------------
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    m = {}
+    m["cpu"] = sh("lscpu | sed -n 's/^Model name: *//p'")
+    m["ncpu"] = sh("nproc")
+    m["hyp"] = sh("lscpu | sed -n 's/^Hypervisor vendor: *//p'") or \
+        sh("dmesg 2>/dev/null | grep -o 'Hypervisor detected: .*' | head -1")
+    m["kernel"] = sh("uname -r")
+    m["mem"] = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
+    m["os"] = sh(". /etc/os-release; echo $PRETTY_NAME") + " " + \
+        sh("cat /etc/debian_version")
+    m["glibc"] = sh("ldd --version | head -1")
+    m["gcc"] = sh("gcc --version | head -1")
+    m["thp"] = sh("cat /sys/kernel/mm/transparent_hugepage/enabled")
+    pk = []
+    for p in ("libc6", "libjemalloc2", "libmimalloc2.0", "libtbbmalloc2",
+              "wine64", "gcc-mingw-w64-x86-64", "valgrind", "gnuplot-nox"):
+        v = sh("dpkg-query -W -f='${Version}' %s 2>/dev/null" % p)
+        pk.append("%s %s" % (p, v or "(not installed)"))
+    m["pkgs"] = ", ".join(pk)
+    m["commit"] = sh("git -C %s rev-parse --short HEAD" % TOP)
+    dirty = sh("git -C %s status --porcelain -- userlib" % TOP)
+    m["userlib_dirty"] = bool(dirty)
+    lib = os.path.join(TOP, "build", "userlib", "libheapdev.so")
+    try:
+        with open(os.path.realpath(lib), "rb") as fh:
+            m["libhash"] = hashlib.sha256(fh.read()).hexdigest()[:12]
+    except OSError:
+        m["libhash"] = "?"
+    return m
+
+
+# ---- report -------------------------------------------------------------------
+
+def med(samples, key):
+    v = samples.get(key)
+    return statistics.median(v) if v else None
+
+
+def fmt_ratio(x):
+    if x is None:
+        return "n/a"
+    if x >= 100 or x < 0.01:
+        return "%.3g" % x
+    return "%.2f" % x
+
+
+def rows():
+    """Table rows: (label, heapdev cell, {competitor: cell}); a cell is
+    (workload id, allocator key)."""
+    out = []
+    for w in WORKLOADS:
+        wid, title, _, _, single, dkind = w
+        if dkind:
+            continue
+        out.append((title, (wid, "hd"), {c: (wid, c) for c in COMPETITORS}))
+        if single:
+            comp = {c: (wid, c) for c in COMPETITORS}
+            comp["wine"] = (wid, "wine-ns")
+            out.append(("%s, NO_SERIALIZE" % title, (wid, "hd-ns"), comp))
+    for e in ("1e3", "1e4", "1e5", "1e6"):
+        comp = {c: ("destroy" + e, c) for c in COMPETITORS}
+        comp["glibc"] = ("free" + e, "glibc")
+        out.append(("destroy a heap of %s blocks (glibc: free each)" % e,
+                    ("destroy" + e, "hd"), comp))
+    return out
+
+
+def ratio_table(vals, unit, digits):
+    """Markdown table of heapdev's value and heapdev / competitor ratios."""
+    head = ["workload", "heapdev " + unit] + ["÷ " + SHORT[c] for c in COMPETITORS]
+    t = ["| " + " | ".join(head) + " |",
+         "|" + "---|" * len(head)]
+    for label, hcell, comp in rows():
+        h = vals.get(hcell)
+        cells = [label, ("%." + str(digits) + "f") % h if h is not None else "n/a"]
+        for c in COMPETITORS:
+            v = vals.get(comp[c])
+            cells.append(fmt_ratio(h / v) if h is not None and v else "n/a")
+        t.append("| " + " | ".join(cells) + " |")
+    return "\n".join(t)
+
+
+def abs_table(vals, unit, keys, digits):
+    head = ["workload"] + [ALLOCS[k][2] for k in keys]
+    t = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for w in WORKLOADS:
+        wid, title = w[0], w[1]
+        if w[5]:
+            continue
+        cells = [title]
+        for k in keys:
+            v = vals.get((wid, k))
+            cells.append(("%." + str(digits) + "f") % v if v is not None else "–")
+        t.append("| " + " | ".join(cells) + " |")
+    return "\n".join(t)
+
+
+def chart(path_svg, tm, ic, build):
+    """Heat map of heapdev / competitor, for time and for instructions."""
+    rws = rows()
+    panels = [("time (medians)", tm)]
+    if ic:
+        panels.append(("instructions per op (callgrind; Wine: not measurable)", ic))
+    dat = os.path.join(build, "chart.dat")
+    with open(dat, "w") as f:
+        for _, vals in panels:
+            for label, hcell, comp in rws:
+                h = vals.get(hcell)
+                cells = []
+                for c in COMPETITORS:
+                    v = vals.get(comp[c])
+                    cells.append("%.4f" % (h / v) if h and v else "NaN")
+                f.write(" ".join(cells) + "\n")
+            f.write("\n\n")
+    n = len(rws)
+    ytics = ", ".join('"%s" %d' % (lbl.replace('"', "'"), i)
+                      for i, (lbl, _, _) in enumerate(rws))
+    xtics = ", ".join('"%s" %d' % (SHORT[c], i) for i, c in enumerate(COMPETITORS))
+    gp = ["set terminal svg size %d,%d dynamic font 'sans,12' background 'white'"
+          % (560 + 430 * len(panels), 110 + 24 * n),
+          "set output '%s'" % path_svg,
+          "set termoption noenhanced",
+          "set multiplot layout 1,%d title 'heapdev time / competitor time%s; "
+          "below 1 (green): heapdev better' font 'sans,14'"
+          % (len(panels), " (left) and instructions (right)" if ic else ""),
+          "set palette defined (-3 '#1a7f37', -1 '#a6dba0', 0 '#f7f7f7', "
+          "1 '#f4a582', 3 '#b2182b')",
+          "set cbrange [-3:3]",
+          "set cbtics ('1/8' -3, '1/4' -2, '1/2' -1, '1' 0, '2' 1, '4' 2, '8' 3)",
+          "unset key",
+          "set xrange [-0.5:%f]" % (len(COMPETITORS) - 0.5),
+          "set yrange [%f:-0.5]" % (n - 0.5),
+          "set tics scale 0",
+          "set xtics (%s)" % xtics,
+          "set datafile missing 'NaN'"]
+    for i, (title, _) in enumerate(panels):
+        if i == 0:
+            gp += ["set ytics (%s)" % ytics, "set lmargin 44"]
+        else:
+            gp += ["set ytics ()", "unset ytics", "set lmargin 3"]
+        if i == len(panels) - 1:
+            gp += ["set colorbox", "set cblabel 'ratio (log scale)'"]
+        else:
+            gp += ["unset colorbox"]
+        gp += ["set title '%s'" % title,
+               "plot '%s' index %d matrix using 1:2:(log($3)/log(2)) with image, "
+               "'' index %d matrix using 1:2:(sprintf('%%.2f', $3)) with labels "
+               "font 'sans,10'" % (dat, i, i)]
+    gp.append("unset multiplot")
+    path = os.path.join(build, "chart.gp")
+    with open(path, "w") as f:
+        f.write("\n".join(gp) + "\n")
+    p = subprocess.run(["gnuplot", path], capture_output=True, text=True)
+    if p.returncode:
+        log("gnuplot failed: " + p.stderr[-500:])
+
+
+# Why a target is missed: filled in from the analysis in NOTES-for-userlib.md.
+WHY = {
+    "st-ns": "see NOTES-for-userlib.md §1 (instructions per alloc/free pair)",
+    "st-ser": "see NOTES-for-userlib.md §1-2",
+    "wset1": "see NOTES-for-userlib.md §1, §3",
+    "wset2": "see NOTES-for-userlib.md §2 (shared-heap locking)",
+    "destroy-glibc": "see NOTES-for-userlib.md §4",
+    "destroy-mi": "see NOTES-for-userlib.md §4 (destroy returns every page to the kernel)",
+    "mem": "see NOTES-for-userlib.md §5 (fixed slack and per-class runs)",
+    "wine": "see NOTES-for-userlib.md",
+    "vm": "",
+}
+
+
+def targets(tm, dtm, mem, vm):
+    """[(target, measured, pass, why-key)]."""
+    out = []
+
+    def r(wid, a, b):
+        x, y = tm.get((wid, a)), tm.get((wid, b))
+        return x / y if x and y else None
+
+    st = ["lifo16", "fifo16", "lifo256", "fifo256"]
+    worst = max((r(w, "hd-ns", "mi") or 0) for w in st)
+    out.append(("Single-thread small blocks, HEAP_NO_SERIALIZE, vs mimalloc heap: ≤ 1.0 "
+                "(worst of LIFO/FIFO 16 B and 256 B)", worst, worst <= 1.0, "st-ns"))
+    worst = max((r(w, "hd", "mi") or 0) for w in st)
+    out.append(("Single-thread small blocks, serialized, vs mimalloc heap: ≤ 1.3",
+                worst, worst <= 1.3, "st-ser"))
+    x = r("wset1", "hd-ns", "mi")
+    y = r("wset1", "hd", "mi")
+    out.append(("Random working set, one thread, vs mimalloc: ≤ 1.0 (NO_SERIALIZE; "
+                "serialized %s)" % fmt_ratio(y), x, x is not None and x <= 1.0, "wset1"))
+    x = r("wset2", "hd", "je")
+    out.append(("Random working set, two threads on one shared heap, vs jemalloc: ≤ 1.0",
+                x, x is not None and x <= 1.0, "wset2"))
+    hd = dtm.get(("destroy1e6", "hd"))
+    gl = dtm.get(("free1e6", "glibc"))
+    mi = dtm.get(("destroy1e6", "mi"))
+    x = gl / hd if hd and gl else None
+    out.append(("Destroy with 10^6 live blocks: ≥ 50× faster than freeing each with "
+                "glibc (value: glibc free-each time / heapdev destroy time)", x,
+                x is not None and x >= 50, "destroy-glibc"))
+    x = hd / mi if hd and mi else None
+    out.append(("Destroy with 10^6 live blocks: no slower than mi_heap_destroy "
+                "(heapdev / mimalloc ≤ 1.0)", x, x is not None and x <= 1.0, "destroy-mi"))
+    for nslots, _ in MEM_SETS:
+        v = mem.get((nslots, "hd"))
+        x = v[1] / v[0] if v and v[0] else None
+        out.append(("Memory: peak committed / peak live ≤ 1.2, random working set, "
+                    "%d slots" % nslots, x, x is not None and x <= 1.2, "mem"))
+    worst, wl = 0, None
+    for w in WORKLOADS:
+        wid = w[0]
+        for hk, wk in (("hd", "wine"), ("hd-ns", "wine-ns")):
+            vals = dtm if w[5] else tm
+            a, b = vals.get((wid, hk)), vals.get((wid, wk))
+            if a and b and a / b > worst:
+                worst, wl = a / b, "%s (%s)" % (wid, hk)
+    out.append(("Wine's HeapAlloc: heapdev ≥ 2× faster on every workload "
+                "(heapdev / Wine ≤ 0.5; worst: %s)" % wl, worst or None,
+                bool(worst) and worst <= 0.5, "wine"))
+    if vm:
+        _, kb, vb, _ = vm
+        xs = [kb[m]["commit_vs_populate_4k"] for m in kb] + \
+             [kb[m]["commit_vs_populate_thp"] for m in kb]
+        x = max(xs) if xs else None
+        out.append(("VM: commit+first touch vs mmap(MAP_POPULATE) ≤ 1.0 (kbench, worst of "
+                    "4k/THP over sizes)", x, x is not None and x <= 1.0, "vm"))
+        xs = [vb[m]["alloc_touch_ms"] / vb[m]["anon_thp_ms"] for m in vb] + \
+             [vb[m]["alloc_touch_ms"] / vb[m]["anon_4k_ms"] for m in vb]
+        x = max(xs) if xs else None
+        out.append(("VM: HeapAlloc of a large block + first touch vs mmap(MAP_POPULATE) "
+                    "≤ 1.0 (vmbench, worst)", x, x is not None and x <= 1.0, "vm"))
+    return out
+
+
+def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
+    L = []
+    add = L.append
+    add("# heapdev benchmarks\n")
+    add("Generated by `make bench` (`make -C bench run%s`) on %s, in %.0f minutes. "
+        "Every number below comes from that one run. "
+        "**Ratios are heapdev time / competitor time: below 1 means heapdev is faster.**\n"
+        % (" QUICK=1" if args.quick else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           elapsed / 60))
+    add("![heapdev / competitor, time and instructions](results.svg)\n")
+    add("## Machine and method\n")
+    add("- CPU: %s, %s vCPUs (hypervisor: %s); %s RAM; kernel %s; %s; THP `%s`"
+        % (m["cpu"], m["ncpu"], m["hyp"] or "?", m["mem"], m["kernel"], m["os"], m["thp"]))
+    add("- %s; %s" % (m["glibc"], m["gcc"]))
+    add("- Debian packages: %s" % m["pkgs"])
+    add("- heapdev: commit `%s`%s; libheapdev.so sha256 `%s…`"
+        % (m["commit"], " **plus uncommitted changes in userlib/** (the library was being "
+           "edited during the run)" if m["userlib_dirty"] else "", m["libhash"]))
+    add("- Host runs use heapdev's **memfd backend** (`HEAPDEV_BACKEND=memfd`): this machine "
+        "cannot load the module. The allocation fast paths are the same on both backends "
+        "(no system call); commit, decommit and destroy go through `fallocate`/`mprotect`/"
+        "`MADV_POPULATE_WRITE` instead of the module's ioctls. The VM section below uses the "
+        "real module.")
+    add("- Every program is one of `build/bench/bench-ALLOC`, built from the same `bench.c`; "
+        "heapdev and Wine share `alloc_win32.h` (HeapCreate/HeapAlloc/HeapFree/HeapReAlloc/"
+        "HeapDestroy), compiled against `<heapdev/win32.h>` and, with mingw-w64, against "
+        "`<windows.h>` for `wine64`. Serialized Win32 heaps ask for the LFH with "
+        "HeapSetInformation, as Windows programs do.")
+    add("- Competitors through their per-heap APIs: jemalloc `arenas.create` + `mallocx`/"
+        "`dallocx`/`rallocx` with `MALLOCX_ARENA` and an explicit per-thread `tcache.create` "
+        "(so the arena can be destroyed: `tcache.destroy`, `arena.<i>.destroy`); mimalloc "
+        "`mi_heap_new`/`mi_heap_malloc`/`mi_heap_realloc`/`mi_free`/`mi_heap_destroy` "
+        "(a 2.x heap belongs to one thread: in two-thread workloads each thread has its own "
+        "heap); TBB `rml::pool_create_v1` over mmap, `pool_malloc`/`pool_free`/`pool_realloc`/"
+        "`pool_destroy`; glibc `malloc`/`free`/`realloc` (no heaps, no destroy).")
+    add("- Time: %d repetitions%s, interleaved (each repetition runs every workload, and each "
+        "workload runs its allocators in a fresh random order); medians. Each program times "
+        "only its measured phase, after a warm-up pass of the same workload on the same heap "
+        "so that first-touch page faults are out of the small-block loops (the large-block "
+        "workload keeps them: touching fresh memory is part of what it measures)."
+        % (reps, " (QUICK=1: ops / 5)" if args.quick else ""))
+    add("- Instructions: each program once under `valgrind --tool=callgrind` with fewer ops; "
+        "the measured phase is bracketed with `CALLGRIND_ZERO_STATS`/`CALLGRIND_DUMP_STATS_AT`, "
+        "so the counts cover exactly what the timer covers (all threads, the harness's own "
+        "loop included: about 15-30 instructions per op for the small-block loops). "
+        "Wine cannot run under valgrind: no counts. Under valgrind `membarrier` is missing, "
+        "so heapdev's serialized heaps run with their lock unbiased (atomic "
+        "lock/unlock): the serialized instruction counts are an upper bound.")
+    add("- This is a noisy 2-vCPU VM; absolute times are shown only for scale; the claims "
+        "are the ratios and the instruction counts.\n")
+
+    add("## Time: heapdev / competitor (medians)\n")
+    add("heapdev column: ns per op in this run (an op = one alloc + one free for LIFO/FIFO; "
+        "one free + one alloc for the working set and larson; one block produced and freed "
+        "for xmalloc; one free + one alloc + page touches for large blocks; one realloc). "
+        "Serialized rows compare with Wine's serialized heap, NO_SERIALIZE rows with Wine's "
+        "NO_SERIALIZE heap; the others have one mode.\n")
+    add(ratio_table(tm, "ns/op", 1))
+    add("")
+    add("All allocators, ns per op (medians):\n")
+    add(abs_table(tm, "ns/op", ["hd", "hd-ns", "hdn-ns", "glibc", "je", "mi", "tbb",
+                                "wine", "wine-ns"], 1))
+    add("")
+    add("## Instructions per op (callgrind)\n")
+    add(ratio_table(ic, "instr/op", 0))
+    add("")
+    add(abs_table(ic, "instr/op", ["hd", "hd-ns", "hdn-ns", "glibc", "je", "mi", "tbb"], 0))
+    add("")
+
+    add("## Destroying a heap with N live blocks\n")
+    add("Blocks of 16-256 B (uniform). Time to release all of them: destroying the heap "
+        "(HeapDestroy, `arena.<i>.destroy` after `tcache.destroy`, `mi_heap_destroy`, "
+        "`pool_destroy`) or freeing each block in allocation order. ms per heap (medians); "
+        "instructions per block in brackets.\n")
+    cols = [("hd", "destroy"), ("hd-ns", "destroy"), ("hd", "free"), ("glibc", "free"),
+            ("je", "destroy"), ("mi", "destroy"), ("mi", "free"), ("tbb", "destroy"),
+            ("wine", "destroy"), ("wine", "free")]
+    head = ["N"] + ["%s %s" % (ALLOCS[k][2], d) for k, d in cols] + \
+        ["glibc free ÷ heapdev destroy", "heapdev destroy ÷ mimalloc destroy"]
+    add("| " + " | ".join(head) + " |")
+    add("|" + "---|" * len(head))
+    for e, n in (("1e3", 1000), ("1e4", 10000), ("1e5", 100000), ("1e6", 1000000)):
+        cells = [e]
+        for k, d in cols:
+            v = dtm.get((d + e, k))
+            i = dic.get((d + e, k))
+            if v is None:
+                cells.append("–")
+            else:
+                cells.append("%.3f%s" % (v * n / 1e6, " [%.1f]" % i if i is not None else ""))
+        hd, gl, mi = (dtm.get(("destroy" + e, "hd")), dtm.get(("free" + e, "glibc")),
+                      dtm.get(("destroy" + e, "mi")))
+        cells.append(fmt_ratio(gl / hd) if hd and gl else "n/a")
+        cells.append(fmt_ratio(hd / mi) if hd and mi else "n/a")
+        add("| " + " | ".join(cells) + " |")
+    add("")
+
+    add("## Memory: peak committed / peak live, random working set (one thread)\n")
+    add("Peak live = the largest sum of requested sizes of live blocks. Committed = what "
+        "the heap itself reports, sampled every K allocations and at the end (K for 1024 slots: "
+        "glibc, TBB 1; mimalloc 16; heapdev, jemalloc 64; Wine 256; K grows with the slot "
+        "count, x64 for 65536 slots, because some of these queries walk the heap): "
+        "heapdev HeapSummary().cbCommitted (the bytes it committed "
+        "through the backend), glibc mallinfo2() arena + hblkhd, jemalloc arena "
+        "pactive + pdirty + pmuzzy pages, mimalloc mi_process_info() current commit "
+        "(process-wide; the harness's arrays are mmapped outside it), TBB bytes taken from "
+        "its mmap callback, Wine the committed sizes of HeapWalk's regions. Max RSS of the "
+        "process for reference.\n")
+    head = ["slots", "allocator", "peak live (KiB)", "peak committed (KiB)",
+            "committed / live", "max RSS (KiB)"]
+    add("| " + " | ".join(head) + " |")
+    add("|" + "---|" * len(head))
+    for nslots, _ in MEM_SETS:
+        for key in ["hd", "hd-ns", "glibc", "je", "mi", "tbb", "wine", "wine-ns"]:
+            v = mem.get((nslots, key))
+            if not v:
+                continue
+            add("| %d | %s | %d | %d | %s | %d |" % (
+                nslots, ALLOCS[key][2], v[0] // 1024, v[1] // 1024,
+                fmt_ratio(v[1] / v[0]) if v[0] else "n/a", v[2] // 1024))
+    add("")
+
+    add("## VM: the real module (kernel %s, QEMU software emulation)\n" % args.kernel)
+    if vm:
+        text, kb, vb, argv = vm
+        add("`%s`\n" % " ".join(argv[:1] + [a if " " not in a else "'%s'" % a
+                                            for a in argv[1:]]).replace(TOP + "/", ""))
+        add("kbench (raw ioctls; existing `bench/kbench.c`) and vmbench (the library: "
+            "HeapAlloc of a large block = its own span committed with POPULATE; "
+            "HeapFree = decommit + munmap; HeapCreate(0, size, 0) + HeapDestroy round "
+            "trips). Ratios heapdev / anonymous memory; `thp` = the kernel's default "
+            "transparent huge pages, `4k` = MADV_NOHUGEPAGE + MADV_POPULATE_WRITE "
+            "(heapdev's pages are 4 KiB).\n")
+        add("```\n" + text + "\n```\n")
+        add("| MiB | commit+touch ÷ populate (4k) | ÷ populate (thp) | decommit ÷ munmap (4k) "
+            "| ÷ munmap (thp) | HeapAlloc+touch ÷ populate (4k) | HeapFree ÷ munmap (4k) | "
+            "HeapCreate+HeapDestroy per s | mmap+munmap (4k) per s |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for mib in sorted(set(kb) | set(vb)):
+            k, v = kb.get(mib, {}), vb.get(mib, {})
+            def g(d, key):
+                return fmt_ratio(d[key]) if key in d else "–"
+            add("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                mib, g(k, "commit_vs_populate_4k"), g(k, "commit_vs_populate_thp"),
+                g(k, "decommit_vs_munmap_4k"), g(k, "decommit_vs_munmap_thp"),
+                fmt_ratio(v["alloc_touch_ms"] / v["anon_4k_ms"]) if v else "–",
+                fmt_ratio(v["free_ms"] / v["unmap_4k_ms"]) if v else "–",
+                "%.1f" % v["create_destroy_per_s"] if v else "–",
+                "%.1f" % v["mmap_munmap_4k_per_s"] if v else "–"))
+        add("")
+    else:
+        add("Not run (VM=0, or the VM failed).\n")
+
+    add("## Targets\n")
+    add("| target | measured | result | what holds it back |")
+    add("|---|---|---|---|")
+    for name, x, ok, why in targets(tm, dtm, mem, vm):
+        add("| %s | %s | %s | %s |" % (name, fmt_ratio(x), "PASS" if ok else "**MISS**",
+                                       "" if ok else WHY.get(why, "")))
+    add("")
+    add("The profile evidence and the changes that would close each gap are in "
+        "[NOTES-for-userlib.md](NOTES-for-userlib.md).\n")
+
+    add("## Exact commands\n")
+    add("```")
+    add("make bench            # = make -C bench run: deps, build, then:")
+    add("HEAPDEV_BACKEND=memfd python3 bench/run.py --build build/bench --quick %d --vm %d "
+        "--callgrind %d --wine %d --kernel %s" % (args.quick, args.vm, args.callgrind,
+                                                  args.wine, args.kernel))
+    add("```\n")
+    add("Timed runs (each repeated %d times, interleaved); `ALLOC` is one of heapdev "
+        "(also `-m ns`), heapdev-native (`-m ns`), glibc, jemalloc, mimalloc, tbb; Wine "
+        "runs `WINEPREFIX=build/bench/wineprefix wine64 build/bench/bench-wine.exe ...` "
+        "with the same arguments:\n" % reps)
+    add("```")
+    for w in WORKLOADS:
+        add("HEAPDEV_BACKEND=memfd build/bench/bench-ALLOC %s -m ser|ns" % r.ops_args(w))
+    for nslots, ops in MEM_SETS:
+        add("HEAPDEV_BACKEND=memfd build/bench/bench-ALLOC wset -t 1 -N %d -n %d --mem"
+            % (nslots, ops // 5 if args.quick else ops))
+    add("```\n")
+    if cgtasks:
+        add("Instruction counts:\n")
+        add("```")
+        seen = set()
+        for wid, key, a in cgtasks:
+            if wid in seen:
+                continue
+            seen.add(wid)
+            add("HEAPDEV_BACKEND=memfd valgrind --tool=callgrind "
+                "--callgrind-out-file=build/bench/callgrind/%s.ALLOC.out "
+                "build/bench/bench-ALLOC %s -m ser|ns" % (wid, a))
+        add("```\n")
+    if r.failures:
+        add("## Runs that failed\n")
+        for f in r.failures:
+            add("- `%s`" % f)
+        add("")
+    return "\n".join(L) + "\n"
+
+
+def save_state(path, state):
+    def enc(d):
+        return {"|".join(map(str, k)): v for k, v in d.items()}
+    out = {k: (enc(v) if isinstance(v, dict) and k in ("samples", "ic", "mem") else v)
+           for k, v in state.items()}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def load_state(path):
+    with open(path) as f:
+        st = json.load(f)
+
+    def dec(d, ints=False):
+        out = {}
+        for k, v in d.items():
+            a, b = k.split("|")
+            out[(int(a) if ints else a, b)] = v
+        return out
+    st["samples"] = dec(st["samples"])
+    st["ic"] = dec(st["ic"])
+    st["mem"] = dec(st["mem"], ints=True)
+    if st.get("vm"):
+        text, kb, vb, argv = st["vm"]
+        st["vm"] = (text, {int(k): v for k, v in kb.items()},
+                    {int(k): v for k, v in vb.items()}, argv)
+    return st
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(TOP, "build", "bench"))
+    ap.add_argument("--quick", type=int, default=0)
+    ap.add_argument("--vm", type=int, default=1)
+    ap.add_argument("--callgrind", type=int, default=1)
+    ap.add_argument("--wine", type=int, default=1)
+    ap.add_argument("--kernel", default="6.12")
+    ap.add_argument("--reps", type=int, default=0)
+    ap.add_argument("--out", default=HERE)
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite RESULTS.md and the chart from the last run")
+    args = ap.parse_args()
+    t_start = time.time()
+    random.seed()
+    r = Runner(args)
+    reps = args.reps or (2 if args.quick else 5)
+    state_path = os.path.join(r.build, "state.json")
+    if args.report_only:
+        st = load_state(state_path)
+        for k in ("quick", "vm", "callgrind", "wine", "kernel"):
+            setattr(args, k, st["args"][k])
+        r.failures = st["failures"]
+        write_report(args, r, st["machine"], st["samples"], st["ic"], st["mem"],
+                     st["vm"], st["cgtasks"], st["reps"], st["elapsed"])
+        return
+    m = machine()
+    log("bench: machine: %s, %s vCPUs" % (m["cpu"], m["ncpu"]))
+    r.wine_start()
+    try:
+        log("bench: timing (%d repetitions)" % reps)
+        samples = time_suite(r, reps)
+        log("bench: memory")
+        mem = memory_suite(r)
+    finally:
+        r.wine_stop()
+    ic, cgtasks = {}, []
+    if args.callgrind:
+        log("bench: callgrind")
+        ic, cgtasks = callgrind_suite(r)
+    vm = None
+    if args.vm:
+        log("bench: VM (kernel %s)" % args.kernel)
+        vm = vm_suite(args, args.quick)
+        if vm is None or not vm[1]:
+            r.failures.append("VM run failed")
+            vm = None
+    elapsed = time.time() - t_start
+    save_state(state_path, {
+        "args": {k: getattr(args, k) for k in ("quick", "vm", "callgrind", "wine", "kernel")},
+        "failures": r.failures, "machine": m, "samples": samples, "ic": ic,
+        "mem": mem, "vm": vm, "cgtasks": cgtasks, "reps": reps, "elapsed": elapsed})
+    write_report(args, r, m, samples, ic, mem, vm, cgtasks, reps, elapsed)
+
+
+def write_report(args, r, m, samples, ic, mem, vm, cgtasks, reps, elapsed):
+    tm = {k: med(samples, k) for k in samples}
+    dtm = {k: v for k, v in tm.items() if k[0].startswith(("destroy", "free"))}
+    dic = {k: v for k, v in ic.items() if k[0].startswith(("destroy", "free"))}
+    os.makedirs(args.out, exist_ok=True)
+    svg = os.path.join(args.out, "results.svg")
+    chart(svg, tm, ic, r.build)
+    text = report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed)
+    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
+        f.write(text)
+    log("bench: wrote %s and %s" % (os.path.join(args.out, "RESULTS.md"), svg))
+    for f in r.failures:
+        log("bench: failed: " + f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vmbench: the library's view of the kernel costs, inside the test VM with
+ * the module loaded (device backend), measured side by side with anonymous
+ * memory in one run.  kbench.c measures the same things one level down,
+ * with raw ioctls.
+ *
+ *   alloc+touch     HeapAlloc of a large block (its own span: mmap of the
+ *                   heap's window, HEAPDEV_IOC_COMMIT with POPULATE), then
+ *                   a write to every page
+ *   anon            mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE) and
+ *                   the same writes: "thp" with the kernel's default
+ *                   transparent huge pages, "4k" with MADV_NOHUGEPAGE and
+ *                   MADV_POPULATE_WRITE (heapdev's pages are 4 KiB pages)
+ *   free            HeapFree of that block (decommit + munmap) against
+ *                   munmap of the anonymous range
+ *   create/destroy  HeapCreate(0, size, 0) (size committed at creation)
+ *                   followed by HeapDestroy, as round trips per second,
+ *                   against mmap(MAP_POPULATE) + munmap round trips
+ *
+ * Usage: vmbench [MIB...]   (default: 1 4 16 64 256)
+ * Prints medians of ROUNDS rounds and, per size, one machine-readable
+ * "VMBENCH key=value ..." line.  Ratios are heapdev / anonymous: below 1
+ * means heapdev is faster.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <heapdev/win32.h>
+
+#include "port.h"
+
+#define ROUNDS 5
+
+static void die(const char *what)
+{
+	fprintf(stderr, "vmbench: %s (last error %u, errno %d)\n", what,
+		(unsigned)GetLastError(), errno);
+	exit(1);
+}
+
+static void touch(char *p, size_t len)
+{
+	size_t off;
+
+	for (off = 0; off < len; off += 4096)
+		p[off] = 1;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v)
+{
+	qsort(v, ROUNDS, sizeof(*v), cmp);
+	return v[ROUNDS / 2];
+}
+
+static char *anon(size_t len, int thp)
+{
+	char *p;
+
+	if (thp) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (madvise(p, len, MADV_NOHUGEPAGE) ||
+	    madvise(p, len, MADV_POPULATE_WRITE))
+		return NULL;
+	return p;
+}
+
+struct result {
+	double alloc, anon_thp, anon_4k;	/* + touch */
+	double free, unmap_thp, unmap_4k;
+	double cycle, cycle_anon;
+};
+
+static void run(size_t len, struct result *r)
+{
+	double a[ROUNDS], t1[ROUNDS], t4[ROUNDS];
+	double f[ROUNDS], u1[ROUNDS], u4[ROUNDS];
+	double cy[ROUNDS], ca[ROUNDS];
+	HANDLE heap = HeapCreate(0, 0, 0);
+	int i, k, reps = len <= (16u << 20) ? 8 : 2;
+
+	if (!heap)
+		die("HeapCreate");
+	for (i = 0; i < ROUNDS; i++) {
+		double t;
+		char *p;
+
+		/* heapdev: a large block, committed and populated */
+		t = now_sec();
+		p = HeapAlloc(heap, 0, len);
+		if (!p)
+			die("HeapAlloc");
+		touch(p, len);
+		a[i] = now_sec() - t;
+		t = now_sec();
+		if (!HeapFree(heap, 0, p))
+			die("HeapFree");
+		f[i] = now_sec() - t;
+
+		/* anonymous, default THP */
+		t = now_sec();
+		p = anon(len, 1);
+		if (!p)
+			die("mmap");
+		touch(p, len);
+		t1[i] = now_sec() - t;
+		t = now_sec();
+		munmap(p, len);
+		u1[i] = now_sec() - t;
+
+		/* anonymous, 4 KiB pages */
+		t = now_sec();
+		p = anon(len, 0);
+		if (!p)
+			die("mmap 4k");
+		touch(p, len);
+		t4[i] = now_sec() - t;
+		t = now_sec();
+		munmap(p, len);
+		u4[i] = now_sec() - t;
+
+		/* round trips: HeapCreate with the size committed + destroy */
+		t = now_sec();
+		for (k = 0; k < reps; k++) {
+			HANDLE h = HeapCreate(0, len, 0);
+
+			if (!h || !HeapDestroy(h))
+				die("HeapCreate/HeapDestroy");
+		}
+		cy[i] = (now_sec() - t) / reps;
+		t = now_sec();
+		for (k = 0; k < reps; k++) {
+			p = anon(len, 0);
+			if (!p)
+				die("mmap cycle");
+			munmap(p, len);
+		}
+		ca[i] = (now_sec() - t) / reps;
+	}
+	HeapDestroy(heap);
+	r->alloc = median(a);
+	r->anon_thp = median(t1);
+	r->anon_4k = median(t4);
+	r->free = median(f);
+	r->unmap_thp = median(u1);
+	r->unmap_4k = median(u4);
+	r->cycle = median(cy);
+	r->cycle_anon = median(ca);
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t defaults[] = { 1, 4, 16, 64, 256 };
+	int n = argc > 1 ? argc - 1 : (int)(sizeof(defaults) / sizeof(*defaults));
+	int i;
+
+	printf("vmbench: medians of %d rounds in ms; ratios are heapdev / "
+	       "anonymous (thp or 4k pages)\n", ROUNDS);
+	printf("%5s | %9s %9s %9s %6s %6s | %8s %8s %8s %6s %6s | %9s %9s\n",
+	       "MiB", "alloc+t", "anon-thp", "anon-4k", "r-thp", "r-4k",
+	       "free", "unmap-th", "unmap-4k", "r-thp", "r-4k", "create/s",
+	       "mmap/s");
+	for (i = 0; i < n; i++) {
+		size_t mib = argc > 1 ? strtoul(argv[i + 1], NULL, 0) :
+			     defaults[i];
+		struct result r;
+
+		run(mib << 20, &r);
+		printf("%5zu | %9.2f %9.2f %9.2f %6.2f %6.2f | %8.2f %8.2f "
+		       "%8.2f %6.2f %6.2f | %9.1f %9.1f\n",
+		       mib, r.alloc * 1e3, r.anon_thp * 1e3, r.anon_4k * 1e3,
+		       r.alloc / r.anon_thp, r.alloc / r.anon_4k,
+		       r.free * 1e3, r.unmap_thp * 1e3, r.unmap_4k * 1e3,
+		       r.free / r.unmap_thp, r.free / r.unmap_4k,
+		       1.0 / r.cycle, 1.0 / r.cycle_anon);
+		printf("VMBENCH mib=%zu alloc_touch_ms=%.4f anon_thp_ms=%.4f "
+		       "anon_4k_ms=%.4f free_ms=%.4f unmap_thp_ms=%.4f "
+		       "unmap_4k_ms=%.4f create_destroy_per_s=%.2f "
+		       "mmap_munmap_4k_per_s=%.2f\n",
+		       mib, r.alloc * 1e3, r.anon_thp * 1e3, r.anon_4k * 1e3,
+		       r.free * 1e3, r.unmap_thp * 1e3, r.unmap_4k * 1e3,
+		       1.0 / r.cycle, 1.0 / r.cycle_anon);
+		fflush(stdout);
+	}
+	return 0;
+}
