@@ -222,10 +222,34 @@ static int hd_free_result(int err, int api)
 	return !err;
 }
 
-/* A bad free in the fast path (nothing locked any more). */
-int hd_bad_free(const struct hd_heap *h, uintptr_t p, int api)
+/*
+ * The fast path found no live slot at @p (the LFH lock is released;
+ * @wake: a waiter must be woken).  Not in a run: try the other kinds.
+ */
+int hd_bad_free(struct hd_heap *h, struct hd_span *sp, struct hd_run *run,
+		uintptr_t p, uint32_t flags, int api)
 {
+	if (run == &hd_dummy_run)	/* a medium block, or not a block */
+		return hd_free_locked_path(h, sp, p, flags, api);
 	return hd_free_result(hd_bad_ptr(h, (void *)p), api);
+}
+
+/*
+ * The fast path took the LFH lock as a mutex (the heap is shared): the
+ * run may have been released before, so look again, then free the slot.
+ */
+int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+		      uint32_t flags, int api)
+{
+	struct hd_run *run = hd_run_of((struct hd_seg *)sp, p);
+
+	if (!run) {
+		hd_unlock(&h->lfh_lock);
+		return hd_free_locked_path(h, sp, p, flags, api);
+	}
+	if (hd_small_free(h, run, p, flags))
+		return hd_free_result(hd_bad_ptr(h, (void *)p), api);
+	return hd_free_ok(api);
 }
 
 /* The freed slot's run was not the current one (LFH lock held). */

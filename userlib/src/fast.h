@@ -37,7 +37,11 @@ HD_HIDDEN int hd_free_path(const void *hh, uint32_t call_flags, void *p,
 			   int api);
 HD_HIDDEN int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp,
 				  uintptr_t p, uint32_t flags, int api);
-HD_HIDDEN int hd_bad_free(const struct hd_heap *h, uintptr_t p, int api);
+HD_HIDDEN int hd_bad_free(struct hd_heap *h, struct hd_span *sp,
+			  struct hd_run *run, uintptr_t p, uint32_t flags,
+			  int api);
+HD_HIDDEN int hd_free_word_path(struct hd_heap *h, struct hd_span *sp,
+				uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
 				uint32_t flags, int api);
 
@@ -58,11 +62,53 @@ static inline struct hd_heap *hd_heap_cached(const void *hh)
 	return NULL;
 }
 
-/* Release the LFH lock taken by hd_lock_fast() (or not at all). */
-static inline void hd_unlock_lfh_fast(struct hd_heap *h, uint32_t flags)
+HD_HIDDEN void *hd_wake_ret(struct hd_lock *l, void *p, size_t n,
+			    uint32_t flags);
+
+enum { HD_LK_FAIL, HD_LK_NONE, HD_LK_BIAS, HD_LK_WORD };
+
+/*
+ * Take the LFH lock without a function call: nothing for
+ * HEAP_NO_SERIALIZE, plain stores through the bias, or one CAS when the
+ * lock is an unbiased futex mutex that nobody holds.  Return how, or
+ * HD_LK_FAIL (the caller takes the general path).
+ */
+static inline int hd_lfh_lock_fast(struct hd_heap *h, uint32_t flags)
 {
-	if (!(flags & HEAPDEV_NO_SERIALIZE))
-		hd_unlock_fast(&h->lfh_lock);
+	struct hd_lock *l = &h->lfh_lock;
+	uint32_t z = 0;
+
+	if (flags & HEAPDEV_NO_SERIALIZE)
+		return HD_LK_NONE;
+	if (likely(hd_lock_fast(l)))
+		return HD_LK_BIAS;
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return HD_LK_FAIL;
+	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
+	l->count = 1;
+	return HD_LK_WORD;
+}
+
+/*
+ * Release what hd_lfh_lock_fast() took.  Return: true when a waiter must
+ * be woken (the caller tail-calls hd_wake_ret*).
+ */
+static inline bool hd_lfh_unlock_fast(struct hd_heap *h, int how)
+{
+	struct hd_lock *l = &h->lfh_lock;
+
+	if (how == HD_LK_BIAS) {
+		hd_unlock_fast(l);
+	} else if (how == HD_LK_WORD) {
+		l->count = 0;
+		atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+		return atomic_exchange_explicit(&l->word, 0,
+						memory_order_release) == 2;
+	}
+	return false;
 }
 
 /* Allocate an LFH size (n <= HD_SMALL_MAX) on a growable heap. */
@@ -71,8 +117,9 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 {
 	struct hd_run *run;
 	uintptr_t p;
+	int how = hd_lfh_lock_fast(h, flags);
 
-	if (!(flags & HEAPDEV_NO_SERIALIZE) && !hd_lock_fast(&h->lfh_lock))
+	if (unlikely(how == HD_LK_FAIL))
 		return hd_alloc_locked_path(h, n, flags, api);
 	run = h->cur[hd_class_of(n)];
 	p = run->free;
@@ -86,7 +133,8 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 	run->used++;
 	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
 			       hd_key(h, p - 8);
-	hd_unlock_lfh_fast(h, flags);
+	if (unlikely(hd_lfh_unlock_fast(h, how)))
+		return hd_wake_ret(&h->lfh_lock, (void *)p, n, flags);
 	if (flags & HEAPDEV_ZERO)
 		return memset((void *)p, 0, n);
 	return (void *)p;
@@ -135,9 +183,10 @@ bad:
 
 /*
  * Free @p, whose 4 MiB granule belongs to span @sp of @h.  Slots of LFH
- * runs are freed inline when no atomic lock is needed: a biased or absent
- * lock also means that no other thread uses the heap, so the run cannot
- * have been released since the granule table was read.
+ * runs are freed inline when the LFH lock is biased or absent, which also
+ * means that no other thread uses the heap, so the run cannot have been
+ * released since the granule table was read.  With the LFH lock taken as
+ * a mutex, hd_free_word_path() checks that again.
  */
 static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api)
@@ -145,14 +194,18 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	struct hd_run *run;
 	uintptr_t d;
 	uint64_t key, w;
+	int how;
 
 	/* Segments of growable heaps always have a granule table. */
 	if (unlikely(sp->kind != HD_SPAN_SEG))
 		return hd_free_locked_path(h, sp, p, flags, api);
 	/* &hd_dummy_run (no slot, fails the test below) when not in a run */
 	run = ((struct hd_seg *)sp)->gtab[(p - sp->base) >> HD_GRANULE_SHIFT];
-	if (!(flags & HEAPDEV_NO_SERIALIZE) && !hd_lock_fast(&h->lfh_lock))
+	how = hd_lfh_lock_fast(h, flags);
+	if (unlikely(how == HD_LK_FAIL))
 		return hd_free_locked_path(h, sp, p, flags, api);
+	if (how == HD_LK_WORD)
+		return hd_free_word_path(h, sp, p, flags, api);
 	d = p - run->first;
 	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
 		goto bad;
@@ -169,13 +222,11 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	 */
 	if (unlikely(--run->used == run->care))
 		return hd_free_slow_path(h, run, flags, api);
-	hd_unlock_lfh_fast(h, flags);
+	hd_lfh_unlock_fast(h, how);
 	return hd_free_ok(api);
 bad:
-	hd_unlock_lfh_fast(h, flags);
-	if (run == &hd_dummy_run)	/* a medium block, or not a block */
-		return hd_free_locked_path(h, sp, p, flags, api);
-	return hd_bad_free(h, p, api);
+	hd_lfh_unlock_fast(h, how);
+	return hd_bad_free(h, sp, run, p, flags, api);
 }
 
 #endif /* HEAPDEV_FAST_H */

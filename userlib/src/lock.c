@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fast.h"
 #include "internal.h"
 
 static pthread_once_t hd_bias_once = PTHREAD_ONCE_INIT;
@@ -160,4 +161,13 @@ bool hd_lock_held(struct hd_lock *l)
 	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == self)
 		return atomic_load_explicit(&l->depth, memory_order_relaxed);
 	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
+}
+
+/* Tail end of the inline allocation path when a waiter must be woken. */
+void *hd_wake_ret(struct hd_lock *l, void *p, size_t n, uint32_t flags)
+{
+	hd_futex_wake(&l->word, 1);
+	if (flags & HEAPDEV_ZERO)
+		memset(p, 0, n);
+	return p;
 }
