@@ -60,8 +60,10 @@ void hd_os_free(void *p, size_t len)
 
 /*
  * Reserved 4 MiB-aligned slots of 4 MiB (PROT_NONE, no memory behind them)
- * kept from unmapped spans, so that a heap per request costs one mmap for
- * its first segment instead of a reserve, a map and two trims.
+ * kept from unmapped 4 MiB spans, so that a heap per request costs one
+ * mmap for its first segment instead of a reserve, a map and two trims.
+ * Only spans of exactly 4 MiB are turned into slots: a shorter span does
+ * not own the rest of its 4 MiB granule, which may hold anything.
  */
 #define HD_SLOT_CACHE	64
 static uintptr_t hd_slots[HD_SLOT_CACHE];
@@ -104,7 +106,7 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 	uintptr_t start, aligned;
 	void *p;
 
-	aligned = len <= HD_CHUNK ? hd_slot_get() : 0;
+	aligned = len == HD_CHUNK ? hd_slot_get() : 0;
 	if (aligned) {
 		p = mmap((void *)aligned, len, prot, MAP_SHARED | MAP_FIXED, fd,
 			 (off_t)off);
@@ -137,20 +139,17 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 }
 
 /*
- * Unmap a span; a span of at most 4 MiB becomes a reserved slot again (one
- * mmap over it, which also drops its pages from this process).
+ * Unmap a span; a span of 4 MiB becomes a reserved slot again (one mmap
+ * over it, which also drops its pages from this process).
  */
 static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 {
 	(void)bh;
-	if (len <= HD_CHUNK &&
+	if (len == HD_CHUNK &&
 	    mmap((void *)addr, HD_CHUNK, PROT_NONE, MAP_PRIVATE |
 		 MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) !=
-	    MAP_FAILED) {
-		if (hd_slot_put(addr))
-			return 0;
-		len = HD_CHUNK;
-	}
+	    MAP_FAILED && hd_slot_put(addr))
+		return 0;
 	return munmap((void *)addr, len) ? -errno : 0;
 }
 
