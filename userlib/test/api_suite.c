@@ -1098,6 +1098,48 @@ static void exec_heap(void)
 	     "without it, executing heap memory faults");
 }
 
+/*
+ * A span shorter than 4 MiB shares its 4 MiB granule with whatever the
+ * process maps next to it: unmapping the heap must leave that alone.
+ */
+static void neighbour_mappings(void)
+{
+	HANDLE h = HeapCreate(0, 0, 64 << 10);
+	void *big = HeapAlloc(GetProcessHeap(), 0, 1536 << 10);
+	char *n1 = MAP_FAILED, *n2 = MAP_FAILED;
+	uintptr_t lg;
+	bool ok;
+
+	HeapFree(GetProcessHeap(), 0, big);
+	big = HeapAlloc(GetProcessHeap(), 0, 1536 << 10);	/* large span */
+	lg = (uintptr_t)big & ~(uintptr_t)((4 << 20) - 1);
+	if (h)
+		n1 = mmap((char *)h + (1 << 20), 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  -1, 0);
+	if (big)
+		n2 = mmap((char *)lg + (3 << 20), 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  -1, 0);
+	if (n1 == MAP_FAILED || n2 == MAP_FAILED) {
+		T_OK(0, "could map pages next to a small heap and a large "
+		     "block");
+		return;
+	}
+	n1[0] = 'x';
+	n2[0] = 'y';
+	HeapDestroy(h);
+	HeapFree(GetProcessHeap(), 0, big);
+	h = HeapCreate(0, 0, 0);	/* may reuse a cached address range */
+	ok = HeapFree(h, 0, HeapAlloc(h, 0, 100));
+	ok &= n1[0] == 'x' && n2[0] == 'y';
+	T_OK(ok, "unmapping a small heap or a large block leaves other "
+	     "mappings in the same 4 MiB granule alone");
+	munmap(n1, 4096);
+	munmap(n2, 4096);
+	HeapDestroy(h);
+}
+
 static void fork_child(void)
 {
 	HANDLE h = HeapCreate(0, 0, 0);
@@ -1312,6 +1354,7 @@ void api_suite(const char *self)
 	last_error_per_thread();
 	generate_exceptions();
 	exec_heap();
+	neighbour_mappings();
 	fork_child();
 	native_api();
 	backends();
