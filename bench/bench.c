@@ -40,7 +40,7 @@
  *   destroy      allocate -N blocks of 16..256 B (not timed), then time
  *                releasing them: -H destroy (destroy the heap) or -H free
  *                (free each block, in allocation order); -c cycles of
- *                this (default 10^6 / N, 3 to 30) after one warm-up cycle
+ *                this (default 10^6 / N, 2 to 30) after one warm-up cycle
  *
  * Every timed phase runs on a heap that has been through a warm-up pass of
  * the same workload, so that page faults of fresh memory are out of the
@@ -58,10 +58,6 @@
 #else
 #define CALLGRIND_ZERO_STATS do { } while (0)
 #define CALLGRIND_DUMP_STATS_AT(s) do { } while (0)
-#endif
-
-#ifndef _WIN32
-#include <sys/resource.h>
 #endif
 
 /* ---- options and results ---- */
@@ -629,8 +625,8 @@ static void w_destroy(void)
 
 	if (cycles > 30)
 		cycles = 30;
-	if (cycles < 3)
-		cycles = 3;
+	if (cycles < 2)
+		cycles = 2;
 	if (opt.cycles)
 		cycles = opt.cycles;
 	if (opt.how_destroy && !A_HAS_DESTROY)
@@ -746,21 +742,13 @@ int main(int argc, char **argv)
 		usage();
 
 	mode = A_HAS_MODES ? (opt.serialized ? "ser" : "ns") : "-";
-	{
-		long maxrss = 0;
-#ifndef _WIN32
-		struct rusage ru;
-
-		if (!getrusage(RUSAGE_SELF, &ru))
-			maxrss = ru.ru_maxrss;
-#endif
-		printf("RESULT alloc=%s mode=%s workload=%s threads=%d "
-		       "ops=%lld sec=%.9f parts=%d peak_live=%lld "
-		       "peak_committed=%lld maxrss_kb=%ld\n",
-		       ALLOC_NAME, mode, opt.workload, opt.threads, res.ops,
-		       res.sec, res.parts, res.peak_live, res.peak_committed,
-		       maxrss);
-	}
+	printf("RESULT alloc=%s mode=%s workload=%s how=%s live=%ld "
+	       "threads=%d ops=%lld sec=%.9f parts=%d peak_live=%lld "
+	       "peak_committed=%lld maxrss_kb=%lld\n", ALLOC_NAME, mode,
+	       opt.workload, strcmp(opt.workload, "destroy") ? "-" :
+	       opt.how_destroy ? "destroy" : "free", opt.nlive, opt.threads,
+	       res.ops, res.sec, res.parts, res.peak_live, res.peak_committed,
+	       peak_rss_bytes() / 1024);
 	fflush(stdout);
 	return 0;
 }

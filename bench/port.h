@@ -3,7 +3,7 @@
  * port.h: what the workloads need from the platform, for Linux (glibc) and
  * for Windows (mingw-w64, run under wine64): a monotonic clock, threads,
  * raw memory for the harness's own arrays (never from the heap under test),
- * the resident set size, and a small random number generator.
+ * the peak resident set size, and a small random number generator.
  */
 #ifndef BENCH_PORT_H
 #define BENCH_PORT_H
@@ -156,25 +156,28 @@ static inline void raw_free(void *p, size_t n)
 #endif
 }
 
-/* Resident set size of the process in bytes (0 if unknown). */
-static inline long long rss_bytes(void)
+/* Peak resident set size of the process in bytes (0 if unknown). */
+static inline long long peak_rss_bytes(void)
 {
 #ifdef _WIN32
 	PROCESS_MEMORY_COUNTERS pmc;
 
 	if (GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc)))
-		return (long long)pmc.WorkingSetSize;
+		return (long long)pmc.PeakWorkingSetSize;
 	return 0;
 #else
-	long long pages = 0, res = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
+	/* VmHWM, not getrusage(): ru_maxrss survives execve. */
+	char line[128];
+	long long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
 
 	if (!f)
 		return 0;
-	if (fscanf(f, "%lld %lld", &pages, &res) != 2)
-		res = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %lld", &kb) == 1)
+			break;
 	fclose(f);
-	return res * 4096;
+	return kb * 1024;
 #endif
 }
 

@@ -61,16 +61,16 @@ SHORT = {"glibc": "glibc", "je": "jemalloc", "mi": "mimalloc", "tbb": "TBB",
 # destroy kind (None, "destroy" or "free")
 
 WORKLOADS = [
-    ("lifo16", "LIFO, 16 B, batches of 100", "lifo -s 16 -b 100", 5000000, True, None),
-    ("fifo16", "FIFO, 16 B, batches of 100", "fifo -s 16 -b 100", 5000000, True, None),
-    ("lifo256", "LIFO, 256 B, batches of 100", "lifo -s 256 -b 100", 3000000, True, None),
-    ("fifo256", "FIFO, 256 B, batches of 100", "fifo -s 256 -b 100", 3000000, True, None),
-    ("wset1", "random working set, 1 thread", "wset -t 1 -N 1024", 3000000, True, None),
-    ("wset2", "random working set, 2 threads, one heap", "wset -t 2 -N 1024", 3000000, False, None),
-    ("larson", "larson, 2 threads, cross-thread frees", "larson -t 2 -N 1000", 3000000, False, None),
+    ("lifo16", "LIFO, 16 B, batches of 100", "lifo -s 16 -b 100", 4000000, True, None),
+    ("fifo16", "FIFO, 16 B, batches of 100", "fifo -s 16 -b 100", 4000000, True, None),
+    ("lifo256", "LIFO, 256 B, batches of 100", "lifo -s 256 -b 100", 2000000, True, None),
+    ("fifo256", "FIFO, 256 B, batches of 100", "fifo -s 256 -b 100", 2000000, True, None),
+    ("wset1", "random working set, 1 thread", "wset -t 1 -N 1024", 2000000, True, None),
+    ("wset2", "random working set, 2 threads, one heap", "wset -t 2 -N 1024", 2000000, False, None),
+    ("larson", "larson, 2 threads, cross-thread frees", "larson -t 2 -N 1000", 2000000, False, None),
     ("xmalloc", "producer/consumer (xmalloc), 64 B", "xmalloc -s 64", 2000000, False, None),
-    ("large", "large blocks 5-25 MiB", "large", 40, True, None),
-    ("realloc", "realloc growth to 64 KiB", "realloc", 1000000, True, None),
+    ("large", "large blocks 5-25 MiB", "large", 30, True, None),
+    ("realloc", "realloc growth to 64 KiB", "realloc", 500000, True, None),
 ]
 for n, e in ((1000, "1e3"), (10000, "1e4"), (100000, "1e5"), (1000000, "1e6")):
     WORKLOADS.append(("destroy" + e, "destroy, %s live blocks" % e,
@@ -256,7 +256,7 @@ def callgrind_suite(r, jobs=2):
     return out, tasks
 
 
-MEM_SETS = [(1024, 3000000), (65536, 3000000)]
+MEM_SETS = [(1024, 2000000), (65536, 2000000)]
 
 
 def memory_suite(r):
@@ -276,28 +276,43 @@ def memory_suite(r):
     return out
 
 
+VM_DESTROY = [("heapdev", "destroy"), ("heapdev", "free"), ("glibc", "free")]
+
+
 def vm_suite(args, quick):
-    """kbench and vmbench inside the VM.  Return (text, kb, vb) or None."""
+    """kbench, vmbench and the destroy workload inside the VM.
+
+    Return (text, kbench {mib: {...}}, vmbench {mib: {...}},
+    destroy {"alloc how N": ms per heap}, argv) or None."""
     sizes = "1 16" if quick else "1 16 256"
     vsizes = "1 16" if quick else "1 4 16 64 256"
-    job = ("/opt/heapdev/kbench %s; /opt/heapdev/vmbench %s" % (sizes, vsizes))
+    job = ["/opt/heapdev/kbench %s" % sizes, "/opt/heapdev/vmbench %s" % vsizes]
+    for n, c in ((1000, 30), (100000, 3)) if quick else \
+            ((1000, 30), (100000, 3), (1000000, 1)):
+        for alloc, how in VM_DESTROY:
+            job.append("/opt/heapdev/bench-%s destroy -N %d -H %s -c %d"
+                       % (alloc, n, how, c))
     argv = [os.path.join(TOP, "scripts", "vm-run.sh"), "-q", "-k", args.kernel,
-            "-m", "2048", "-f", os.path.join(args.build, "kbench"),
-            "-f", os.path.join(args.build, "vmbench"), "-c", "--", job]
+            "-m", "2048", "-f", os.path.join(args.build, "vm"), "-c", "--",
+            "; ".join(job)]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired:
         return None
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc", "", p.stdout)
-    kb, vb = {}, {}
+    kb, vb, ds = {}, {}, {}
     for line in text.splitlines():
         for tag, d in (("KBENCH ", kb), ("VMBENCH ", vb)):
             if tag in line:
                 kv = dict(x.split("=", 1) for x in line.split(tag, 1)[1].split())
                 d[int(kv.pop("mib"))] = {k: float(v) for k, v in kv.items()}
+        if "RESULT " in line:
+            kv = dict(x.split("=", 1) for x in line.split("RESULT ", 1)[1].split())
+            ds["%s %s %s" % (kv["alloc"], kv["how"], kv["live"])] = \
+                float(kv["sec"]) / int(kv["parts"]) * 1e3
     lines = [l for l in text.splitlines()
              if re.match(r"^(kbench|vmbench|\s*MiB|\s*\d+ \|)", l)]
-    return "\n".join(lines), kb, vb, argv
+    return "\n".join(lines), kb, vb, ds, argv
 
 
 # ---- machine ------------------------------------------------------------------
@@ -310,7 +325,7 @@ def sh(cmd):
         return ""
 
 
-def machine():
+def machine(build):
     m = {}
     m["cpu"] = sh("lscpu | sed -n 's/^Model name: *//p'")
     m["ncpu"] = sh("nproc")
@@ -332,7 +347,7 @@ def machine():
     m["commit"] = sh("git -C %s rev-parse --short HEAD" % TOP)
     dirty = sh("git -C %s status --porcelain -- userlib" % TOP)
     m["userlib_dirty"] = bool(dirty)
-    lib = os.path.join(TOP, "build", "userlib", "libheapdev.so")
+    lib = os.path.join(build, "userlib", "libheapdev.so")
     try:
         with open(os.path.realpath(lib), "rb") as fh:
             m["libhash"] = hashlib.sha256(fh.read()).hexdigest()[:12]
@@ -530,12 +545,17 @@ def targets(tm, dtm, mem, vm):
                 "(heapdev / Wine ≤ 0.5; worst: %s)" % wl, worst or None,
                 bool(worst) and worst <= 0.5, "wine"))
     if vm:
-        _, kb, vb, _ = vm
+        _, kb, vb, ds, _ = vm
         xs = [kb[m]["commit_vs_populate_4k"] for m in kb] + \
              [kb[m]["commit_vs_populate_thp"] for m in kb]
         x = max(xs) if xs else None
         out.append(("VM: commit+first touch vs mmap(MAP_POPULATE) ≤ 1.0 (kbench, worst of "
                     "4k/THP over sizes)", x, x is not None and x <= 1.0, "vm"))
+        d, g = ds.get("heapdev destroy 1000000"), ds.get("glibc free 1000000")
+        if d and g:
+            out.append(("Destroy with 10^6 live blocks, device backend in the VM: ≥ 50× "
+                        "faster than glibc free-each (glibc / heapdev)", g / d, g / d >= 50,
+                        "destroy-glibc"))
         xs = [vb[m]["alloc_touch_ms"] / vb[m]["anon_thp_ms"] for m in vb] + \
              [vb[m]["alloc_touch_ms"] / vb[m]["anon_4k_ms"] for m in vb]
         x = max(xs) if xs else None
@@ -668,9 +688,9 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
 
     add("## VM: the real module (kernel %s, QEMU software emulation)\n" % args.kernel)
     if vm:
-        text, kb, vb, argv = vm
-        add("`%s`\n" % " ".join(argv[:1] + [a if " " not in a else "'%s'" % a
-                                            for a in argv[1:]]).replace(TOP + "/", ""))
+        text, kb, vb, ds, argv = vm
+        add("```\n%s\n```\n" % " ".join(argv[:-1] + ["'%s'" % argv[-1].replace("; ", ";\n    ")]
+                                          ).replace(TOP + "/", ""))
         add("kbench (raw ioctls; existing `bench/kbench.c`) and vmbench (the library: "
             "HeapAlloc of a large block = its own span committed with POPULATE; "
             "HeapFree = decommit + munmap; HeapCreate(0, size, 0) + HeapDestroy round "
@@ -693,6 +713,20 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
                 fmt_ratio(v["free_ms"] / v["unmap_4k_ms"]) if v else "–",
                 "%.1f" % v["create_destroy_per_s"] if v else "–",
                 "%.1f" % v["mmap_munmap_4k_per_s"] if v else "–"))
+        add("")
+        add("Destroy on the device backend: the destroy workload, statically linked, in the "
+            "same VM (blocks of 16-256 B; ms per heap, medians of the cycles' total / cycles; "
+            "one run each).\n")
+        add("| N | heapdev HeapDestroy | heapdev free each | glibc free each | "
+            "glibc free ÷ heapdev destroy |")
+        add("|---|---|---|---|---|")
+        for n in sorted({int(k.split()[2]) for k in ds}):
+            d = ds.get("heapdev destroy %d" % n)
+            f = ds.get("heapdev free %d" % n)
+            g = ds.get("glibc free %d" % n)
+            add("| %d | %s | %s | %s | %s |" % (
+                n, "%.3f" % d if d else "–", "%.3f" % f if f else "–",
+                "%.3f" % g if g else "–", fmt_ratio(g / d) if d and g else "n/a"))
         add("")
     else:
         add("Not run (VM=0, or the VM failed).\n")
@@ -768,9 +802,9 @@ def load_state(path):
     st["ic"] = dec(st["ic"])
     st["mem"] = dec(st["mem"], ints=True)
     if st.get("vm"):
-        text, kb, vb, argv = st["vm"]
+        text, kb, vb, ds, argv = st["vm"]
         st["vm"] = (text, {int(k): v for k, v in kb.items()},
-                    {int(k): v for k, v in vb.items()}, argv)
+                    {int(k): v for k, v in vb.items()}, ds, argv)
     return st
 
 
@@ -800,7 +834,7 @@ def main():
         write_report(args, r, st["machine"], st["samples"], st["ic"], st["mem"],
                      st["vm"], st["cgtasks"], st["reps"], st["elapsed"])
         return
-    m = machine()
+    m = machine(r.build)
     log("bench: machine: %s, %s vCPUs" % (m["cpu"], m["ncpu"]))
     r.wine_start()
     try:
