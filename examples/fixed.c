@@ -11,10 +11,15 @@
  * overload shows up as an allocation failure, immediately and always at
  * the same point, not as swapping or the OOM killer.
  *
+ * With HEAPSTAT naming the heapstat tool, the admin view of this process
+ * is shown while the heap is full.
+ *
  *   fixed                    (HEAPDEV_BACKEND=memfd without /dev/heapdev)
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <heapdev/win32.h>
 
@@ -26,6 +31,22 @@
 #define HEAP_BYTES	(QUEUE_MAX * BLOCK_MAX + 2048)
 
 static void *queue[QUEUE_MAX];
+
+/* Print the admin view of this process: "$HEAPSTAT --heaps -p <pid>". */
+static void show_heaps(const char *when)
+{
+	const char *heapstat = getenv("HEAPSTAT");
+	char cmd[512];
+
+	if (!heapstat)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s --heaps -p %ld", heapstat,
+		 (long)getpid());
+	printf("--- admin view %s:\n", when);
+	fflush(stdout);
+	if (system(cmd))
+		fprintf(stderr, "fixed: %s failed\n", cmd);
+}
 
 static SIZE_T sample_size(unsigned int i)
 {
@@ -79,6 +100,7 @@ int main(void)
 	printf("overload: refused after %u extra samples, last error %u "
 	       "(ERROR_NOT_ENOUGH_MEMORY = %u)\n", failures_at,
 	       (unsigned int)GetLastError(), (unsigned int)ERROR_NOT_ENOUGH_MEMORY);
+	show_heaps("with the heap full (committed never grew)");
 
 	memset(&e, 0, sizeof(e));
 	HeapLock(heap);

@@ -8,12 +8,16 @@
  * response has gone out.  A request cannot leak memory into the next one,
  * and a bug in one request's code cannot corrupt another request's data.
  *
+ * With HEAPSTAT naming the heapstat tool, the first request shows the
+ * admin view of this process while its heap is alive.
+ *
  *   server [REQUESTS]        (HEAPDEV_BACKEND=memfd without /dev/heapdev)
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <heapdev.h>
 
@@ -29,6 +33,22 @@ struct request {
 	char *body;
 	size_t body_len;
 };
+
+/* Print the admin view of this process: "$HEAPSTAT --heaps -p <pid>". */
+static void show_heaps(const char *when)
+{
+	const char *heapstat = getenv("HEAPSTAT");
+	char cmd[512];
+
+	if (!heapstat)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s --heaps -p %ld", heapstat,
+		 (long)getpid());
+	printf("--- admin view %s:\n", when);
+	fflush(stdout);
+	if (system(cmd))
+		fprintf(stderr, "server: %s failed\n", cmd);
+}
 
 /* Copy @len bytes of @s into the request's heap as a C string. */
 static char *req_strndup(struct request *r, const char *s, size_t len)
@@ -108,6 +128,8 @@ static int handle(unsigned int id, size_t *resp_len)
 	resp = err ? NULL : respond(&r, resp_len);
 	if (!err && !resp)
 		err = -ENOMEM;
+	if (!err && id == 0)
+		show_heaps("while request 0 holds its heap");
 	/* One call releases everything the request allocated. */
 	heapdev_destroy(r.heap);
 	return err;
