@@ -16,7 +16,8 @@
  *
  *   lifo, fifo   one size (-s, default 16 B): allocate a batch (-b, 100) of
  *                blocks, write every byte, free them in reverse (lifo) or
- *                allocation (fifo) order; an op is one alloc + one free
+ *                allocation (fifo) order; an op is one alloc + one free;
+ *                with -h 2, successive blocks alternate between two heaps
  *   wset         glibc-thread style: each thread (-t) keeps -N (1024)
  *                slots; an op frees a random slot and allocates a size
  *                drawn with probability ~ 1/size^2 from 16 B to 32 KiB,
@@ -72,6 +73,7 @@ static struct {
 	int batch;
 	long gen;
 	long cycles;
+	int heaps;
 	int mem;
 	int how_destroy;
 	uint64_t seed;
@@ -161,23 +163,57 @@ static NOINLINE void simple_rounds(struct bctx *c, void **v, long long rounds,
 	}
 }
 
+/* The same, block i in heap i % 2: a program with two heaps in use. */
+static NOINLINE void simple_rounds2(struct bctx *c, void **v, long long rounds,
+				    int batch, size_t size, int fifo)
+{
+	long long r;
+	int i;
+
+	for (r = 0; r < rounds; r++) {
+		for (i = 0; i < batch; i++) {
+			v[i] = xalloc(&c[i & 1], size);
+			memset(v[i], i, size);
+		}
+		if (fifo)
+			for (i = 0; i < batch; i++)
+				a_free(&c[i & 1], v[i]);
+		else
+			for (i = batch - 1; i >= 0; i--)
+				a_free(&c[i & 1], v[i]);
+	}
+}
+
 static void w_simple(int fifo)
 {
 	int batch = opt.batch ? opt.batch : 100;
 	size_t size = opt.size ? opt.size : 16;
 	long long rounds = opt.ops / batch, warm = rounds / 10 + 10;
 	void **v = raw_alloc(batch * sizeof(*v));
-	struct bheap *b = create();
-	struct bctx c;
+	struct bheap *b[2];
+	struct bctx c[2];
+	int i, nh = opt.heaps == 2 ? 2 : 1;
 
-	a_attach(b, &c);
-	simple_rounds(&c, v, warm, batch, size, fifo);
-	timed_begin();
-	simple_rounds(&c, v, rounds, batch, size, fifo);
-	timed_end();
+	for (i = 0; i < nh; i++) {
+		b[i] = create();
+		a_attach(b[i], &c[i]);
+	}
+	if (nh == 2) {
+		simple_rounds2(c, v, warm, batch, size, fifo);
+		timed_begin();
+		simple_rounds2(c, v, rounds, batch, size, fifo);
+		timed_end();
+	} else {
+		simple_rounds(c, v, warm, batch, size, fifo);
+		timed_begin();
+		simple_rounds(c, v, rounds, batch, size, fifo);
+		timed_end();
+	}
 	res.ops = rounds * batch;
-	a_detach(b, &c);
-	a_destroy(b);
+	for (i = 0; i < nh; i++) {
+		a_detach(b[i], &c[i]);
+		a_destroy(b[i]);
+	}
 }
 
 /* ---- wset ---- */
@@ -670,7 +706,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench-%s WORKLOAD [-m ser|ns] [-n OPS] [-t THREADS] "
 		"[-s SIZE]\n"
-		"       [-b BATCH] [-N LIVE] [-g GEN] [-c CYCLES]\n"
+		"       [-b BATCH] [-N LIVE] [-g GEN] [-c CYCLES] [-h 1|2]\n"
 		"       [-H destroy|free] [-S SEED] [--mem]\n"
 		"WORKLOAD: lifo fifo wset larson xmalloc large realloc "
 		"destroy\n", ALLOC_NAME);
@@ -711,6 +747,8 @@ int main(int argc, char **argv)
 			opt.gen = atol(v);
 		else if (!strcmp(a, "-c"))
 			opt.cycles = atol(v);
+		else if (!strcmp(a, "-h"))
+			opt.heaps = atoi(v);
 		else if (!strcmp(a, "-H"))
 			opt.how_destroy = !strcmp(v, "destroy");
 		else if (!strcmp(a, "-S"))
