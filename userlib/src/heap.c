@@ -608,6 +608,30 @@ bool hd_seg_sig_ok(const struct hd_heap *h, const struct hd_seg *s)
 }
 
 /*
+ * Whether the block chain of @s runs from its first block to its end
+ * through sane headers in committed memory.  A segment whose chain an
+ * overflow damaged is not released: its free blocks could not all be
+ * taken off the free lists, which would then point into unmapped memory.
+ */
+static bool hd_seg_chain_ok(const struct hd_heap *h, const struct hd_seg *s)
+{
+	uintptr_t b = s->area;
+
+	while (b < s->end) {
+		uint64_t w;
+
+		if (!hd_seg_committed(s, b))
+			return false;
+		w = hd_rd(h, b);
+		if (!hd_w0_ok(w) || hd_w0_size(w) < HD_MIN_BLOCK ||
+		    hd_w0_size(w) > s->end - b)
+			return false;
+		b += hd_w0_size(w);
+	}
+	return true;
+}
+
+/*
  * Give a secondary segment without busy blocks back: its free blocks leave
  * the free lists, its committed pages go back to the kernel, its mapping
  * and window range are released.
@@ -617,6 +641,11 @@ static void hd_seg_release(struct hd_heap *h, struct hd_seg *s)
 	uintptr_t b = s->area, cstart = s->sp.base;
 	uint32_t i;
 
+	if (!hd_seg_chain_ok(h, s)) {
+		hd_corrupt(h, (void *)s->sp.base, "damaged block chain in an "
+			   "empty segment (kept mapped)");
+		return;
+	}
 	while (b < s->end) {
 		uint64_t w = hd_rd(h, b);
 		size_t size = hd_w0_size(w);

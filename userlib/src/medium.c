@@ -95,6 +95,33 @@ static bool hd_free_block_ok(const struct hd_heap *h, uintptr_t x)
 	return hd_w0_kind(hd_rd(h, x)) == HD_K_MFREE;
 }
 
+/*
+ * Whether the free block at @b of segment @s (taken from a free list, or
+ * found after a block) is intact: header, word 1, a size that stays inside
+ * the segment, and the footer.  A block whose header an overflow or a
+ * write after free damaged is never split, merged or decommitted on the
+ * strength of its size field.  Return: its size, or 0.
+ */
+static size_t hd_free_intact(const struct hd_heap *h, const struct hd_seg *s,
+			     uintptr_t b)
+{
+	uint64_t w;
+	size_t size;
+
+	if (!s || (b & 15) || b < s->area || b + HD_MIN_BLOCK > s->end ||
+	    !hd_seg_committed(s, b))
+		return 0;
+	w = hd_rd(h, b);
+	size = hd_w0_size(w);
+	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_MFREE ||
+	    size < HD_MIN_BLOCK || size > s->end - b ||
+	    hd_rd(h, b + 8) != HD_FREE_W1 ||
+	    !hd_seg_committed(s, b + size - 8) ||
+	    hd_rd(h, b + size - 8) != hd_w0(HD_K_FOOT, 0, size))
+		return 0;
+	return size;
+}
+
 void hd_tlsf_insert(struct hd_heap *h, uintptr_t b, size_t size)
 {
 	unsigned int fl, sl;
@@ -154,11 +181,13 @@ void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size)
 #define HD_EXACT_SCAN	16
 
 /*
- * A free block of at least @size bytes, or 0: the first block of the first
- * non-empty bin above the request's bin (good fit, O(1)), else one that
- * fits among the first blocks of the request's own bin.
+ * A candidate free block of at least @size bytes, or 0, and the bin it is
+ * on: the first block of the first non-empty bin above the request's bin
+ * (good fit, O(1)), else one that fits among the first blocks of the
+ * request's own bin.
  */
-uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
+static uintptr_t hd_tlsf_pick(struct hd_heap *h, size_t size,
+			      unsigned int *flp, unsigned int *slp)
 {
 	unsigned int fl, sl, m, i;
 	size_t rounded = size;
@@ -179,7 +208,9 @@ uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
 				fl = __builtin_ctzll(fl_map);
 				sl_map = h->sl_map[fl];
 			}
-			return h->bins[fl][__builtin_ctz(sl_map)];
+			*flp = fl;
+			*slp = __builtin_ctz(sl_map);
+			return h->bins[fl][*slp];
 		}
 	}
 	if (rounded == size)
@@ -187,15 +218,43 @@ uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
 	hd_mapping(size, &fl, &sl);
 	if (fl >= HD_FL)
 		return 0;
+	*flp = fl;
+	*slp = sl;
 	b = h->bins[fl][sl];
 	for (i = 0; b && i < HD_EXACT_SCAN; i++) {
+		if (!hd_free_block_ok(h, b))
+			return b;	/* reported by the caller */
 		if (hd_w0_size(hd_rd(h, b)) >= size)
 			return b;
 		b = hd_rdlink(h, b + 16);
-		if (b && !hd_free_block_ok(h, b))
-			return 0;
 	}
 	return 0;
+}
+
+/*
+ * An intact free block of at least @size bytes, or 0.  A candidate that
+ * fails hd_free_intact() (an overflow or a write after free reached it)
+ * is reported and its whole bin dropped, then the search starts again;
+ * every round empties a bin, so this ends.
+ */
+uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
+{
+	unsigned int fl, sl;
+	uintptr_t b;
+	size_t got;
+
+	for (;;) {
+		b = hd_tlsf_pick(h, size, &fl, &sl);
+		if (!b)
+			return 0;
+		got = hd_free_intact(h, hd_seg_of(h, b), b);
+		if (got >= size)
+			return b;
+		if (!got)
+			hd_tlsf_corrupt(h, fl, sl, b);
+		else
+			return 0;	/* intact but too small: cannot be */
+	}
 }
 
 /* Set and clear HD_F_PREV_* flags in the header at @b. */
@@ -268,12 +327,12 @@ uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 	*flags &= ~HD_F_PREV_FREE;
 	next = b + *size;
 	if (next < s->end) {
-		uint64_t nw = hd_rd(h, next);
+		size_t nsize = hd_free_intact(h, s, next);
 
-		if (hd_w0_ok(nw) && hd_w0_kind(nw) == HD_K_MFREE) {
-			hd_tlsf_remove(h, next, hd_w0_size(nw));
+		if (nsize) {
+			hd_tlsf_remove(h, next, nsize);
 			hd_wipe(next);
-			*size += hd_w0_size(nw);
+			*size += nsize;
 		}
 	}
 	return b;
@@ -468,7 +527,7 @@ static void hd_commit_after(struct hd_heap *h, struct hd_seg *s,
 static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
 			       uintptr_t b, size_t bsize)
 {
-	uint64_t w = hd_rd(h, b), nw;
+	uint64_t w = hd_rd(h, b);
 	size_t size = hd_w0_size(w), nsize = 0;
 	uintptr_t next = b + size;
 
@@ -488,14 +547,11 @@ static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
 	}
 	hd_commit_after(h, s, next, bsize - size);
 	if (next < s->end) {
-		nw = hd_rd(h, next);
-		if (hd_w0_kind(nw) == HD_K_MFREE) {
-			nsize = hd_w0_size(nw);
-			if (size + nsize < bsize)
-				hd_commit_after(h, s, next + nsize,
-						bsize - size - nsize);
-			nw = hd_rd(h, next);
-			nsize = hd_w0_size(nw);
+		nsize = hd_free_intact(h, s, next);
+		if (nsize && size + nsize < bsize) {
+			hd_commit_after(h, s, next + nsize,
+					bsize - size - nsize);
+			nsize = hd_free_intact(h, s, next);
 		}
 	}
 	if (!nsize || size + nsize < bsize)
@@ -554,15 +610,19 @@ void hd_trim(struct hd_heap *h, bool all)
 			uintptr_t b = h->bins[fl][sl], next;
 
 			for (; b; b = next) {
-				size_t size = hd_w0_size(hd_rd(h, b));
+				struct hd_seg *s = hd_seg_of(h, b);
+				size_t size = hd_free_intact(h, s, b);
 
+				if (!size) {
+					hd_tlsf_corrupt(h, fl, sl, b);
+					break;
+				}
 				next = hd_rdlink(h, b + 16);
 				if (next && !hd_free_block_ok(h, next))
 					next = 0;
 				if (size < min + HD_MIN_BLOCK)
 					continue;
-				hd_decommit_free(h, hd_seg_of(h, b), b, size,
-						 min);
+				hd_decommit_free(h, s, b, size, min);
 				if (!all && h->free_bytes <= target)
 					return;
 			}

@@ -224,13 +224,28 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 {
 	struct hd_seg *s = run->seg;
+	uint32_t bytes = h->cls[run->cls].run_bytes;
+	uint64_t w = hd_rd(h, run->block);
+
+	/*
+	 * An underflow of the first slot may have reached the run's block
+	 * header: then the block's size cannot be trusted and the run stays
+	 * where it is, out of service.
+	 */
+	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_RUN ||
+	    hd_w0_size(w) < bytes || hd_w0_size(w) >= bytes + HD_MIN_BLOCK ||
+	    hd_rd(h, run->block + 8) != HD_RUN_W1(run->cls)) {
+		hd_small_corrupt_run(h, run, run->first, "damaged run header");
+		hd_run_state(run, HD_RUN_FULL);
+		return;
+	}
 
 	/*
 	 * The slot headers stay: the run is empty, so none of them says
 	 * "busy", and a stale pointer into it is refused.
 	 */
-	hd_gtab_set(s, run, h->cls[run->cls].run_bytes, &hd_dummy_run);
-	h->run_bytes -= h->cls[run->cls].run_bytes;
+	hd_gtab_set(s, run, bytes, &hd_dummy_run);
+	h->run_bytes -= bytes;
 	hd_wr(h, run->block + 8, hd_w1(0));
 	hd_medium_release_block(h, s, run->block);
 	hd_run_put(h, run);

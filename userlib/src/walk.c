@@ -150,9 +150,13 @@ static uintptr_t hd_block_after(struct hd_heap *h, struct hd_seg *s,
 	uintptr_t b = s->area;
 
 	while (b < s->end && b <= x) {
-		uint64_t v = hd_rd(h, b);
+		uint64_t v;
 
-		if (!hd_w0_ok(v) || hd_w0_size(v) < HD_MIN_BLOCK)
+		if (!hd_seg_committed(s, b))
+			return s->end;
+		v = hd_rd(h, b);
+		if (!hd_w0_ok(v) || hd_w0_size(v) < HD_MIN_BLOCK ||
+		    hd_w0_size(v) > s->end - b)
 			return s->end;
 		b += hd_w0_size(v);
 	}
@@ -167,6 +171,9 @@ static int hd_walk_next_in_seg(struct hd_heap *h, struct hd_seg *s,
 	struct hd_run *run;
 	uint64_t v;
 
+	/* A forged or stale entry that is not inside its segment. */
+	if (p < s->area + HD_HDR || p > s->end)
+		return -EINVAL;
 	if (w->cursor[1] == HD_CUR_GAP) {
 		struct hd_gap *g = hd_gap_find(s, p - HD_HDR);
 
