@@ -25,7 +25,7 @@ out=$HEAPDEV_BUILD/deb
 src=$out/heapdev-$version
 rm -rf "$out"
 mkdir -p "$src"
-git ls-files -z | xargs -0 cp --parents -t "$src"
+git ls-files -z | xargs -0 cp -P --parents -t "$src"
 
 t "debian/changelog is at version $version (VERSION)" \
 	test "$(cd "$src" && dpkg-parsechangelog -S Version)" = "$version"

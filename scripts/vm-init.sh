@@ -25,6 +25,7 @@ if [ -f /lib/heapdev.ko ]; then
 		status=99
 	fi
 fi
+echo "HEAPDEV-VM-BOOTED"
 if [ $status = 0 ]; then
 	cd /tmp
 	eval "set -- $(cat /job.args)"
