@@ -329,7 +329,7 @@ def vm_suite(args, quick):
             job.append("/opt/heapdev/bench-%s destroy -N %d -H %s -c %d"
                        % (alloc, n, how, c))
     argv = [os.path.join(TOP, "scripts", "vm-run.sh"), "-q", "-k", args.kernel,
-            "-m", "2048", "-f", os.path.join(args.build, "vm"), "-c", "--",
+            "-m", "2048", "-f", os.path.join(os.path.abspath(args.build), "vm"), "-c", "--",
             "; ".join(job)]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
@@ -642,6 +642,18 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
         % (" QUICK=1" if args.quick else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            elapsed / 60))
     add("![heapdev / competitor, time and instructions](results.svg)\n")
+    wins = []
+    for c in COMPETITORS:
+        n = k = 0
+        for label, hcell, comp in rows():
+            h, v = tm.get(hcell), tm.get(comp[c])
+            if h and v:
+                n += 1
+                k += h < v
+        wins.append("%s %d of %d" % (SHORT[c], k, n))
+    add("In time, heapdev is faster than " + ", ".join(wins) + " of the rows of the "
+        "time table below (each single-threaded workload counts twice: serialized and "
+        "HEAP_NO_SERIALIZE).\n")
     add("## Targets (issue 4)\n")
     add("| target | measured | result | what holds it back |")
     add("|---|---|---|---|")
@@ -833,8 +845,8 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
 
     add("## Exact commands\n")
     add("```")
-    add("make bench            # = make -C bench run: deps, build, then:")
-    add("HEAPDEV_BACKEND=memfd python3 bench/run.py --build build/bench --quick %d --vm %d "
+    add("make bench            # = make -C bench run: apt-get deps, build, then in bench/:")
+    add("HEAPDEV_BACKEND=memfd python3 run.py --build ../build/bench --quick %d --vm %d "
         "--callgrind %d --wine %d --kernel %s" % (args.quick, args.vm, args.callgrind,
                                                   args.wine, args.kernel))
     add("```\n")
