@@ -128,7 +128,7 @@ boot
 # (an early-boot oops while patching kernel text with two vCPUs); that says
 # nothing about heapdev, so such a boot is retried once.  A job that
 # started is never retried.
-if ! grep -q '^HEAPDEV-VM-BOOTED' "$log"; then
+if ! grep -q 'HEAPDEV-VM-BOOTED' "$log"; then
 	say "VM on $kver died during boot; retrying once"
 	cp "$log" "$log.first-boot"
 	boot

@@ -16,15 +16,17 @@
 #define DBG "/sys/kernel/debug/"
 #define MAX_NTH 4000
 
+/* fail-nth works whatever the probability; these widen what may fail. */
 static const char *const knobs[] = {
 	DBG "failslab/ignore-gfp-wait",
 	DBG "fail_page_alloc/ignore-gfp-wait",
 	DBG "fail_page_alloc/ignore-gfp-highmem",
+	DBG "fail_page_alloc/min-order",
 	DBG "failslab/verbose",
 	DBG "fail_page_alloc/verbose",
 };
 
-static const char *const knob_values[] = { "N", "N", "N", "0", "0" };
+static const char *const knob_values[] = { "N", "N", "N", "0", "0", "0" };
 
 FIXTURE(fi) {
 	int nth;
