@@ -115,6 +115,7 @@ class Runner:
         self.wenv = dict(self.env, WINEPREFIX=os.path.join(self.build, "wineprefix"),
                          WINEDEBUG="-all")
         self.failures = []
+        self.loads = []
         self.out_path = os.path.join(self.build, "run.out")
         self.err_path = os.path.join(self.build, "run.err")
 
@@ -172,6 +173,15 @@ class Runner:
             subprocess.run([self.wineserver, "-k"], env=self.wenv)
 
 
+def loadavg():
+    """The 1-minute load average (other work on the machine shows here)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return -1.0
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -186,6 +196,7 @@ def time_suite(r, reps):
                 continue
             cells.append((w, key))
     for rep in range(reps):
+        r.loads.append(loadavg())
         t0 = time.time()
         for w in WORKLOADS:
             keys = [k for (ww, k) in cells if ww is w]
@@ -197,6 +208,7 @@ def time_suite(r, reps):
                 ns = float(res["sec"]) / int(res["ops"]) * 1e9
                 samples.setdefault((w[0], key), []).append(ns)
         log("  repetition %d/%d: %.0f s" % (rep + 1, reps, time.time() - t0))
+    r.loads.append(loadavg())
     return samples
 
 
@@ -681,7 +693,10 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
         "heapdev and Wine share `alloc_win32.h` (HeapCreate/HeapAlloc/HeapFree/HeapReAlloc/"
         "HeapDestroy), compiled against `<heapdev/win32.h>` and, with mingw-w64, against "
         "`<windows.h>` for `wine64`. Serialized Win32 heaps ask for the LFH with "
-        "HeapSetInformation, as Windows programs do.")
+        "HeapSetInformation, as Windows programs do. Every allocator is a shared library "
+        "called through the PLT (heapdev: a private build of `userlib/` in "
+        "`build/bench/userlib`, so that a rebuild of `build/userlib` during the run cannot "
+        "change it); Wine's program is static mingw code calling kernel32.")
     add("- Competitors through their per-heap APIs: jemalloc `arenas.create` + `mallocx`/"
         "`dallocx`/`rallocx` with `MALLOCX_ARENA` and an explicit per-thread `tcache.create` "
         "(so the arena can be destroyed: `tcache.destroy`, `arena.<i>.destroy`); mimalloc "
@@ -698,12 +713,18 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
     add("- Instructions: each program once under `valgrind --tool=callgrind` with fewer ops; "
         "the measured phase is bracketed with `CALLGRIND_ZERO_STATS`/`CALLGRIND_DUMP_STATS_AT`, "
         "so the counts cover exactly what the timer covers (all threads, the harness's own "
-        "loop included: about 15-30 instructions per op for the small-block loops). "
+        "loop included: 25-55 instructions per op, the same code for every allocator; "
+        "see the profile section). "
         "Wine cannot run under valgrind: no counts. Under valgrind `membarrier` is missing, "
         "so heapdev's serialized heaps run with their lock unbiased (atomic "
         "lock/unlock): the serialized instruction counts are an upper bound.")
     add("- This is a noisy 2-vCPU VM; absolute times are shown only for scale; the claims "
-        "are the ratios and the instruction counts.\n")
+        "are the ratios and the instruction counts.%s\n" % (
+            " 1-minute load average at the start of each repetition and at the end of the "
+            "timing phase: %s (%s vCPUs; other sessions' builds, fuzzers and VMs share the "
+            "machine: a load above the CPU count means the times are disturbed, the "
+            "instruction counts are not)." % (", ".join("%.1f" % x for x in r.loads), m["ncpu"])
+            if r.loads else ""))
 
     add("## Time: heapdev / competitor (medians)\n")
     add("heapdev column: ns per op in this run (an op = one alloc + one free for LIFO/FIFO; "
@@ -926,13 +947,14 @@ def main():
     t_start = time.time()
     random.seed()
     r = Runner(args)
-    reps = args.reps or (2 if args.quick else 5)
+    reps = args.reps or (3 if args.quick else 5)
     state_path = os.path.join(r.build, "state.json")
     if args.report_only:
         st = load_state(state_path)
         for k in ("quick", "vm", "callgrind", "wine", "kernel"):
             setattr(args, k, st["args"][k])
         r.failures = st["failures"]
+        r.loads = st.get("loads", [])
         write_report(args, r, st["machine"], st["samples"], st["ic"], st["mem"],
                      st["vm"], st["cgtasks"], st["reps"], st["elapsed"])
         return
@@ -960,7 +982,7 @@ def main():
     elapsed = time.time() - t_start
     save_state(state_path, {
         "args": {k: getattr(args, k) for k in ("quick", "vm", "callgrind", "wine", "kernel")},
-        "failures": r.failures, "machine": m, "samples": samples, "ic": ic,
+        "failures": r.failures, "loads": r.loads, "machine": m, "samples": samples, "ic": ic,
         "mem": mem, "vm": vm, "cgtasks": cgtasks, "reps": reps, "elapsed": elapsed})
     write_report(args, r, m, samples, ic, mem, vm, cgtasks, reps, elapsed)
 
