@@ -8,15 +8,32 @@
 # from sid, x86_64_defconfig + kvm_guest.config + debug-kernel.config,
 # compiled with the host's gcc.  The tree is cached in
 # $HEAPDEV_CACHE/debug-7.2/<hash of the config and source version>, so
-# later runs only rebuild the module; a cold build takes about 40 minutes
-# on two cores.  Prints "KVER TREE BZIMAGE".
+# later runs only rebuild the module; a cold build takes 40 to 55 minutes
+# on two cores.  An interrupted build resumes where it stopped.
+# Prints "KVER TREE BZIMAGE".
+#
+#   --cached   print the line only if the kernel is already built, else
+#              exit 1 (build nothing)
 
 . "$(dirname "$0")/common.sh"
 
-need_pkgs gcc make bc flex bison libelf-dev libssl-dev xz-utils dwarves cpio
+cached_only=
+[ "${1:-}" = --cached ] && cached_only=1
 
 config=$HEAPDEV_TOP/scripts/debug-kernel.config
 base=$HEAPDEV_CACHE/debug-7.2
+if [ -n "$cached_only" ]; then
+	for done in "$base"/*/done; do
+		[ -f "$done" ] || continue
+		tree=$(dirname "$done")/linux-source-7.2
+		echo "$(make -C "$tree" -s kernelrelease) $tree $tree/arch/x86/boot/bzImage"
+		exit 0
+	done
+	exit 1
+fi
+
+need_pkgs gcc make bc flex bison libelf-dev libssl-dev xz-utils dwarves cpio
+
 mkdir -p "$base"
 
 # A pristine source tree from sid (the compile-check tree is configured
@@ -49,25 +66,31 @@ key=$( (basename "$tarball"; stat -c %s "$tarball"; cat "$config"; gcc --version
 	sha256sum | cut -c1-12)
 tree=$base/$key/linux-source-7.2
 if [ ! -f "$base/$key/done" ]; then
-	rm -rf "${base:?}/$key"
-	mkdir -p "$base/$key"
-	say "building the debug kernel in $tree (about 40 minutes the first time)"
 	start=$(date +%s)
-	tar -xaf "$tarball" -C "$base/$key"
-	make -C "$tree" -s x86_64_defconfig >&2
-	make -C "$tree" -s kvm_guest.config >&2
-	"$tree/scripts/kconfig/merge_config.sh" -m -O "$tree" "$tree/.config" \
-		"$config" >&2
-	make -C "$tree" -s olddefconfig >&2
-	# Every option we asked for must have survived olddefconfig.
-	while IFS= read -r line; do
-		case $line in
-		CONFIG_*=y) grep -qx "$line" "$tree/.config" ||
-			die "debug kernel: $line did not stick" ;;
-		esac
-	done <"$config"
+	if [ ! -f "$base/$key/configured" ]; then
+		rm -rf "${base:?}/$key"
+		mkdir -p "$base/$key"
+		tar -xaf "$tarball" -C "$base/$key"
+		make -C "$tree" -s x86_64_defconfig >&2
+		make -C "$tree" -s kvm_guest.config >&2
+		"$tree/scripts/kconfig/merge_config.sh" -m -O "$tree" \
+			"$tree/.config" "$config" >&2
+		make -C "$tree" -s olddefconfig >&2
+		# Every option we asked for must have survived olddefconfig.
+		while IFS= read -r line; do
+			case $line in
+			CONFIG_*=y) grep -qx "$line" "$tree/.config" ||
+				die "debug kernel: $line did not stick" ;;
+			esac
+		done <"$config"
+		touch "$base/$key/configured"
+		say "building the debug kernel in $tree (40-55 minutes the first time)"
+	else
+		say "resuming the debug kernel build in $tree"
+	fi
 	make -C "$tree" -s -j"$(nproc)" bzImage modules >&2
-	echo $(($(date +%s) - start)) >"$base/$key/build-seconds"
+	prev=$(cat "$base/$key/build-seconds" 2>/dev/null || echo 0)
+	echo $((prev + $(date +%s) - start)) >"$base/$key/build-seconds"
 	touch "$base/$key/done"
 	say "debug kernel built in $(cat "$base/$key/build-seconds") s"
 fi
