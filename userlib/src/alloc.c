@@ -159,12 +159,22 @@ int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 	}
 }
 
-/* ---- out-of-line paths of the fast paths (fast.h) ---- */
+/*
+ * ---- out-of-line paths of the fast paths (fast.h) ----
+ *
+ * Each is the tail of an API call entered by HeapAlloc, HeapFree,
+ * heapdev_alloc or heapdev_free, and leaves the call (hd_leave()) once,
+ * after its last access to the heap, or tail-calls another such path.
+ */
 
-/* An allocation failed: report it as @api does. */
+/*
+ * An allocation failed: leave the call, then report it as @api does (the
+ * exception handler may longjmp out).
+ */
 static HD_COLD void *hd_alloc_fail(struct hd_heap *h, size_t n,
 				   uint32_t flags, int api)
 {
+	hd_leave();
 	if (api == HD_API_NATIVE) {
 		errno = ENOMEM;
 		return NULL;
@@ -175,14 +185,24 @@ static HD_COLD void *hd_alloc_fail(struct hd_heap *h, size_t n,
 	return NULL;
 }
 
+/* A block for the caller: leave the call. */
+static inline void *hd_alloc_done(void *p)
+{
+	hd_leave();
+	return p;
+}
+
 /* Allocation through a handle that is not this thread's cached heap. */
 void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
 {
-	struct hd_heap *h = hd_heap_get(hh);
+	struct hd_heap *h;
 	uint32_t flags;
 	void *p;
 
+	hd_thread_check();
+	h = hd_heap_get(hh);
 	if (unlikely(!h)) {
+		hd_leave();
 		if (api == HD_API_NATIVE)
 			errno = EINVAL;
 		else
@@ -191,7 +211,7 @@ void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
 	}
 	flags = h->flags | call_flags;
 	p = hd_alloc(h, n, flags);
-	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
 
 /* Allocation that needs the LFH lock taken the general way. */
@@ -200,7 +220,7 @@ void *hd_alloc_locked_path(struct hd_heap *h, size_t n, uint32_t flags,
 {
 	void *p = hd_alloc(h, n, flags);
 
-	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
 
 /* The current run is exhausted (LFH lock held). */
@@ -208,12 +228,16 @@ void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 {
 	void *p = hd_small_alloc_slow(h, n, flags);
 
-	return likely(p) ? p : hd_alloc_fail(h, n, flags, api);
+	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
 
-/* The result of a free for @api: TRUE/FALSE, or 0/-errno. */
+/*
+ * Leave the call, and return the result of a free for @api: TRUE/FALSE,
+ * or 0/-errno.
+ */
 static int hd_free_result(int err, int api)
 {
+	hd_leave();
 	if (api == HD_API_NATIVE)
 		return err;
 	if (err)
@@ -249,7 +273,7 @@ int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 	}
 	if (hd_small_free(h, run, p, flags))
 		return hd_free_result(hd_bad_ptr(h, (void *)p), api);
-	return hd_free_ok(api);
+	return hd_free_result(0, api);
 }
 
 /* The freed slot's run was not the current one (LFH lock held). */
@@ -262,8 +286,10 @@ int hd_free_slow_path(struct hd_heap *h, struct hd_run *run, uint32_t flags,
 /* Free with a pointer or handle that the fast path did not resolve. */
 int hd_free_path(const void *hh, uint32_t call_flags, void *p, int api)
 {
-	struct hd_heap *h = hd_heap_get(hh);
+	struct hd_heap *h;
 
+	hd_thread_check();
+	h = hd_heap_get(hh);
 	if (!h)
 		return hd_free_result(-EBADF, api);
 	return hd_free_result(hd_free(h, p, h->flags | call_flags), api);

@@ -47,30 +47,35 @@ int heapdev_create(const struct heapdev_options *opts,
 	return 0;
 }
 
-int heapdev_destroy(struct heapdev_heap *heap)
+static int hd_api_destroy(struct heapdev_heap *heap)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
 	if (!h)
 		return -EBADF;
-	return hd_heap_destroy(h);
+	return hd_heap_destroy(h, (uintptr_t)heap);
 }
 
+/* Entered here, left on every path (see HeapAlloc in win32.c). */
 void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
 {
-	struct hd_heap *h = hd_heap_cached(heap);
+	struct hd_heap *h;
 
+	hd_enter_fast();
+	h = hd_tls.heap;
 	flags &= HEAPDEV_NOLOCK | HEAPDEV_ZERO;
-	if (unlikely(!h))
+	if (unlikely((uintptr_t)heap != hd_tls.handle ||
+		     hd_live(h) != (uintptr_t)heap))
 		return hd_alloc_path(heap, flags, size, HD_API_NATIVE);
+	hd_use(h);
 	if (unlikely(size > HD_SMALL_MAX || (h->flags & HD_HF_FIXED)))
 		return hd_alloc_locked_path(h, size, h->flags | flags,
 					    HD_API_NATIVE);
 	return hd_small_alloc_fast(h, size, h->flags | flags, HD_API_NATIVE);
 }
 
-void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
-		      unsigned int flags)
+static void *hd_api_realloc(struct heapdev_heap *heap, void *ptr,
+			    size_t size, unsigned int flags)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 	void *p;
@@ -80,31 +85,39 @@ void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
 		errno = EINVAL;
 		return NULL;
 	}
-	if (!ptr)
-		return heapdev_alloc(heap, size, flags);
 	p = hd_realloc(h, ptr, size, hd_eff(h, flags), &err);
 	if (!p)
 		errno = -err;
 	return p;
 }
 
+/* Entered here, left on every path (see HeapFree in win32.c). */
 int heapdev_free(struct heapdev_heap *heap, void *ptr, unsigned int flags)
 {
 	struct hd_span *sp;
+	struct hd_heap *h;
 
 	if (!ptr)
 		return 0;
 	flags &= HEAPDEV_NOLOCK;
 	/* One page map lookup checks the pointer and the heap. */
-	sp = hd_span_raw((uintptr_t)ptr);
-	if (unlikely(!sp || sp->handle != (uintptr_t)heap))
+	hd_enter_fast();
+	if (unlikely(!hd_tls.reg))
+		sp = NULL;	/* the thread's first call: register it */
+	else
+		sp = hd_span_raw((uintptr_t)ptr);
+	if (unlikely(!sp))
 		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
-	return hd_free_fast(sp->heap, sp, (uintptr_t)ptr,
-			    sp->heap->flags | flags, HD_API_NATIVE);
+	h = sp->heap;
+	if (unlikely(hd_live(h) != (uintptr_t)heap))
+		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
+	hd_use(h);
+	return hd_free_fast(h, sp, (uintptr_t)ptr, h->flags | flags,
+			    HD_API_NATIVE);
 }
 
-int heapdev_size(struct heapdev_heap *heap, const void *ptr,
-		 unsigned int flags, size_t *size)
+static int hd_api_size(struct heapdev_heap *heap, const void *ptr,
+		       unsigned int flags, size_t *size)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
@@ -115,8 +128,8 @@ int heapdev_size(struct heapdev_heap *heap, const void *ptr,
 	return hd_size(h, ptr, hd_eff(h, flags), size);
 }
 
-int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
-		     unsigned int flags)
+static int hd_api_validate(struct heapdev_heap *heap, const void *ptr,
+			   unsigned int flags)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
@@ -127,7 +140,7 @@ int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
 	return hd_validate_block(h, ptr, hd_eff(h, flags));
 }
 
-int heapdev_lock(struct heapdev_heap *heap)
+int hd_api_lock(struct heapdev_heap *heap)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
@@ -138,18 +151,34 @@ int heapdev_lock(struct heapdev_heap *heap)
 	return 0;
 }
 
-int heapdev_unlock(struct heapdev_heap *heap)
+static int hd_unlock_checked(struct hd_heap *h)
 {
-	struct hd_heap *h = hd_heap_get(heap);
-
-	if (!h)
-		return -EBADF;
 	if (h->flags & HEAPDEV_NO_SERIALIZE)
 		return 0;
 	if (!hd_lock_held(&h->lock))
 		return -EPERM;
 	hd_unlock(&h->lock);
 	return 0;
+}
+
+/*
+ * A heap that HeapDestroy has claimed can still be unlocked until it is
+ * released: the destroy may be waiting for a call that waits for this
+ * lock.
+ */
+int hd_api_unlock(struct heapdev_heap *heap)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	int err;
+
+	if (h)
+		return hd_unlock_checked(h);
+	h = hd_heap_dying(heap);
+	if (!h)
+		return -EBADF;
+	err = hd_unlock_checked(h);
+	hd_registry_unlock();
+	return err;
 }
 
 /* HeapCompact: release empty runs and segments, decommit free pages. */
@@ -166,8 +195,8 @@ static size_t hd_compact(struct hd_heap *h, uint32_t flags)
 	return largest;
 }
 
-int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
-		    size_t *largest)
+int hd_api_compact(struct heapdev_heap *heap, unsigned int flags,
+		   size_t *largest)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 	size_t l;
@@ -180,7 +209,8 @@ int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
 	return 0;
 }
 
-int heapdev_walk(struct heapdev_heap *heap, struct heapdev_walk_entry *e)
+static int hd_api_walk(struct heapdev_heap *heap,
+		       struct heapdev_walk_entry *e)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 	struct hd_walk w = { 0 };
@@ -207,7 +237,8 @@ int heapdev_walk(struct heapdev_heap *heap, struct heapdev_walk_entry *e)
 	return 0;
 }
 
-int heapdev_get_info(struct heapdev_heap *heap, struct heapdev_heap_info *info)
+static int hd_api_get_info(struct heapdev_heap *heap,
+			   struct heapdev_heap_info *info)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
@@ -241,7 +272,7 @@ int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
 }
 
 /* Compact one heap, or every heap of the process. */
-int heapdev_trim(struct heapdev_heap *heap)
+int hd_api_trim(struct heapdev_heap *heap)
 {
 	struct hd_heap *h;
 
@@ -259,7 +290,7 @@ int heapdev_trim(struct heapdev_heap *heap)
 	return 0;
 }
 
-int heapdev_enable_lfh(struct heapdev_heap *heap)
+static int hd_api_enable_lfh(struct heapdev_heap *heap)
 {
 	struct hd_heap *h = hd_heap_get(heap);
 
@@ -274,4 +305,70 @@ int heapdev_enable_lfh(struct heapdev_heap *heap)
 const char *heapdev_version(void)
 {
 	return HEAPDEV_VERSION;
+}
+
+/*
+ * The other public calls: each runs between hd_enter() and hd_leave(), so
+ * that a HeapDestroy in another thread waits for it (see hd_quiesce()).
+ */
+
+int heapdev_destroy(struct heapdev_heap *heap)
+{
+	HD_CALL(int, hd_api_destroy(heap));
+}
+
+void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
+		      unsigned int flags)
+{
+	if (!ptr)
+		return heapdev_alloc(heap, size, flags);
+	HD_CALL(void *, hd_api_realloc(heap, ptr, size, flags));
+}
+
+int heapdev_size(struct heapdev_heap *heap, const void *ptr,
+		 unsigned int flags, size_t *size)
+{
+	HD_CALL(int, hd_api_size(heap, ptr, flags, size));
+}
+
+int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
+		     unsigned int flags)
+{
+	HD_CALL(int, hd_api_validate(heap, ptr, flags));
+}
+
+int heapdev_lock(struct heapdev_heap *heap)
+{
+	HD_CALL(int, hd_api_lock(heap));
+}
+
+int heapdev_unlock(struct heapdev_heap *heap)
+{
+	HD_CALL(int, hd_api_unlock(heap));
+}
+
+int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
+		    size_t *largest)
+{
+	HD_CALL(int, hd_api_compact(heap, flags, largest));
+}
+
+int heapdev_walk(struct heapdev_heap *heap, struct heapdev_walk_entry *e)
+{
+	HD_CALL(int, hd_api_walk(heap, e));
+}
+
+int heapdev_get_info(struct heapdev_heap *heap, struct heapdev_heap_info *info)
+{
+	HD_CALL(int, hd_api_get_info(heap, info));
+}
+
+int heapdev_trim(struct heapdev_heap *heap)
+{
+	HD_CALL(int, hd_api_trim(heap));
+}
+
+int heapdev_enable_lfh(struct heapdev_heap *heap)
+{
+	HD_CALL(int, hd_api_enable_lfh(heap));
 }

@@ -12,7 +12,10 @@
  * checks and rewrites the header and pushes the slot.
  *
  * Everything else leaves through a tail call to an out-of-line path
- * (alloc.c), so that the fast paths need no stack frame.  @api says how
+ * (alloc.c), so that the fast paths need no stack frame.  The API call was
+ * entered (hd_enter()) by the caller; every path here, inline or out of
+ * line, leaves it (hd_leave()) exactly once, after its last access to the
+ * heap.  @api says how
  * those paths report errors: the thread's last error (Win32) or errno.
  */
 #ifndef HEAPDEV_FAST_H
@@ -49,17 +52,6 @@ HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
 static inline int hd_free_ok(int api)
 {
 	return api == HD_API_W32;
-}
-
-/* The heap of handle @hh if it is this thread's cached one, else NULL. */
-static inline struct hd_heap *hd_heap_cached(const void *hh)
-{
-	struct hd_heap *h = hd_tls.heap;
-
-	if (likely((uintptr_t)hh == hd_tls.handle &&
-		   h->handle == (uintptr_t)hh))
-		return h;
-	return NULL;
 }
 
 HD_HIDDEN void *hd_wake_ret(struct hd_lock *l, void *p, size_t n,
@@ -136,7 +128,8 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 	if (unlikely(hd_lfh_unlock_fast(h, how)))
 		return hd_wake_ret(&h->lfh_lock, (void *)p, n, flags);
 	if (flags & HEAPDEV_ZERO)
-		return memset((void *)p, 0, n);
+		memset((void *)p, 0, n);
+	hd_leave();
 	return (void *)p;
 }
 
@@ -223,6 +216,7 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	if (unlikely(--run->used == run->care))
 		return hd_free_slow_path(h, run, flags, api);
 	hd_lfh_unlock_fast(h, how);
+	hd_leave();
 	return hd_free_ok(api);
 bad:
 	hd_lfh_unlock_fast(h, how);

@@ -19,6 +19,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
@@ -36,11 +38,35 @@ static _Atomic(struct hd_heap *) hd_proc;
 static pthread_once_t hd_init_once = PTHREAD_ONCE_INIT;
 static struct hd_heap *hd_heap_pool;	/* recycled heap structs */
 
-/* What hd_tls.heap points to before a thread resolved any heap. */
-static struct hd_heap hd_null_heap = { .handle = 1 };
+/*
+ * What hd_tls.heap points to before a thread resolved any heap: its @live
+ * never matches a handle, not even NULL.
+ */
+static struct hd_heap hd_null_heap = { .live = 1, .handle = 1 };
 __thread struct hd_tls hd_tls __attribute__((tls_model("initial-exec"))) = {
-	0, &hd_null_heap
+	0, &hd_null_heap, HD_ST_IDLE, NULL, false
 };
+
+/*
+ * Threads that have called the library, for HeapDestroy to wait on (see
+ * hd_quiesce()).  A record lives from a thread's first call to its exit.
+ */
+struct hd_thr {
+	struct hd_tls *tls;
+	struct hd_thr *next, *prev;
+};
+
+static pthread_mutex_t hd_thr_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct hd_thr *hd_thr_head;
+static unsigned int hd_nthr;
+static pthread_once_t hd_thr_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hd_thr_key;
+
+/* Heaps between the claim of HeapDestroy and their release (hd_reg_mutex). */
+static struct hd_heap *hd_dying_head;
+
+/* A lock no heap has: hd_tls.waiting of a thread inside hd_quiesce(). */
+static struct hd_lock hd_quiescing;
 static uint64_t hd_seed;
 static _Atomic uint64_t hd_seed_ctr;
 
@@ -50,12 +76,33 @@ static void hd_atfork_prepare(void)
 {
 	pthread_mutex_lock(&hd_proc_mutex);
 	pthread_mutex_lock(&hd_reg_mutex);
+	pthread_mutex_lock(&hd_thr_mutex);
 }
 
 static void hd_atfork_parent(void)
 {
+	pthread_mutex_unlock(&hd_thr_mutex);
 	pthread_mutex_unlock(&hd_reg_mutex);
 	pthread_mutex_unlock(&hd_proc_mutex);
+}
+
+/* The fork child has one thread: keep its record only. */
+static void hd_thr_atfork_child(void)
+{
+	struct hd_thr *t, *next, *self = NULL;
+
+	pthread_mutex_init(&hd_thr_mutex, NULL);
+	for (t = hd_thr_head; t; t = next) {
+		next = t->next;
+		if (t->tls == &hd_tls)
+			self = t;
+		else
+			free(t);
+	}
+	hd_thr_head = self;
+	hd_nthr = !!self;
+	if (self)
+		self->next = self->prev = NULL;
 }
 
 static void hd_heap_free_meta(struct hd_heap *h);
@@ -72,6 +119,14 @@ static void hd_atfork_child(void)
 
 	pthread_mutex_init(&hd_reg_mutex, NULL);
 	pthread_mutex_init(&hd_proc_mutex, NULL);
+	hd_thr_atfork_child();
+	/*
+	 * A destroy was in progress in another thread: its heaps are left
+	 * alone (that thread is not here to finish, and they may be half
+	 * torn down).  Their spans may still be in the page map: the spans
+	 * stay allocated in the child, and their heap is not live.
+	 */
+	hd_dying_head = NULL;
 	for (h = hd_reg_head; h; h = next) {
 		next = h->rnext;
 		for (sp = h->segs; sp; sp = sp->next)
@@ -513,11 +568,60 @@ static void hd_seg_unlink(struct hd_heap *h, struct hd_seg *s)
 		((struct hd_seg *)sp)->index = i++;
 }
 
+/*
+ * Span structs are never given back to libc: a call that looked a pointer
+ * up in the page map just before its span went away (a heap destroyed by
+ * another thread, a bad pointer racing with the release of its segment)
+ * may still read the span's fields, and its @heap, which always points to
+ * a heap struct (heap structs are never freed either).
+ */
+static pthread_mutex_t hd_span_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct hd_span *hd_seg_pool, *hd_large_pool;
+
+static struct hd_span **hd_span_pool(int kind)
+{
+	return kind == HD_SPAN_LARGE ? &hd_large_pool : &hd_seg_pool;
+}
+
+/* A zeroed span struct of @size bytes for @kind, @heap left valid. */
+void *hd_span_get(int kind, size_t size)
+{
+	struct hd_span **pool = hd_span_pool(kind), *sp;
+
+	pthread_mutex_lock(&hd_span_mutex);
+	sp = *pool;
+	if (sp)
+		*pool = sp->next;
+	pthread_mutex_unlock(&hd_span_mutex);
+	if (!sp) {
+		sp = calloc(1, size);
+		if (sp)
+			sp->heap = &hd_null_heap;
+		return sp;
+	}
+	/* Everything but @heap, which a stale reader may follow. */
+	sp->kind = 0;
+	memset(&sp->handle, 0, size - offsetof(struct hd_span, handle));
+	return sp;
+}
+
+void hd_span_put(struct hd_span *sp)
+{
+	struct hd_span **pool = hd_span_pool(sp->kind);
+
+	pthread_mutex_lock(&hd_span_mutex);
+	sp->next = *pool;
+	*pool = sp;
+	pthread_mutex_unlock(&hd_span_mutex);
+}
+
 static void hd_seg_free_meta(struct hd_seg *s)
 {
 	free(s->gaps);
 	free(s->gtab);
-	free(s);
+	s->gaps = NULL;
+	s->gtab = NULL;
+	hd_span_put(&s->sp);
 }
 
 /*
@@ -527,7 +631,7 @@ static void hd_seg_free_meta(struct hd_seg *s)
 static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 				 size_t commit, int *errp)
 {
-	struct hd_seg *s = calloc(1, sizeof(*s));
+	struct hd_seg *s = hd_span_get(HD_SPAN_SEG, sizeof(*s));
 	uint64_t woff = 0;
 	uintptr_t base;
 	int err = -ENOMEM;
@@ -591,10 +695,9 @@ err_ext:
 		hd_heap_ext_free(h, woff, size);
 err_free:
 	if (s) {
-		free(s->gaps);
-		free(s->gtab);
+		s->sp.kind = HD_SPAN_SEG;
+		hd_seg_free_meta(s);
 	}
-	free(s);
 err:
 	*errp = err;
 	return NULL;
@@ -800,18 +903,24 @@ static struct hd_heap *hd_heap_struct_get(void)
 	if (h)
 		hd_heap_pool = h->rnext;
 	pthread_mutex_unlock(&hd_reg_mutex);
-	if (!h)
+	if (!h) {
 		h = aligned_alloc(64, sizeof(*h));
-	if (h)
-		memset(h, 0, sizeof(*h));
+		if (!h)
+			return NULL;
+		atomic_init(&h->live, 0);
+	}
+	/*
+	 * Threads may still read @live through their stale per-thread
+	 * cache: it stays 0 (atomic) until the heap is ready.
+	 */
+	memset(&h->handle, 0, sizeof(*h) - offsetof(struct hd_heap, handle));
 	return h;
 }
 
 /* Called with hd_reg_mutex held (or in the single-threaded fork child). */
 static void hd_heap_struct_put_locked(struct hd_heap *h)
 {
-	atomic_store_explicit((_Atomic uintptr_t *)&h->handle, 0,
-			      memory_order_release);
+	atomic_store_explicit(&h->live, 0, memory_order_release);
 	h->rnext = hd_heap_pool;
 	hd_heap_pool = h;
 }
@@ -843,8 +952,9 @@ struct hd_heap *hd_heap_get_slow(const void *hh)
 	struct hd_span *sp = hd_span_of((uintptr_t)hh);
 
 	if (!sp || sp->base != (uintptr_t)hh ||
-	    sp->heap->handle != (uintptr_t)hh)
+	    hd_live(sp->heap) != (uintptr_t)hh)
 		return NULL;
+	hd_use(sp->heap);
 	hd_tls.heap = sp->heap;
 	hd_tls.handle = (uintptr_t)hh;
 	return sp->heap;
@@ -918,6 +1028,7 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 	if (!hd_seg_new(h, size, commit, &err))
 		goto err_destroy;
 	hd_registry_add(h, false);
+	atomic_store_explicit(&h->live, h->handle, memory_order_release);
 	*out = h;
 	return 0;
 
@@ -929,24 +1040,220 @@ err_free:
 	return err;
 }
 
-/**
- * hd_heap_destroy() - release a heap at once
- * @h: a live heap that is not the process heap
- *
- * Unregisters every span (so that pointers into the heap stop resolving),
- * unmaps them, and lets the backend free every page in one call.
+/* ---- destroying a heap that other threads may be using ---- */
+
+static void hd_thread_exit(void *arg)
+{
+	struct hd_thr *t = arg;
+
+	pthread_mutex_lock(&hd_thr_mutex);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		hd_thr_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	hd_nthr--;
+	pthread_mutex_unlock(&hd_thr_mutex);
+	free(t);
+	/*
+	 * A call from a later destructor registers the thread again: it
+	 * must miss the per-thread cache, which would skip that.
+	 */
+	hd_tls.reg = false;
+	hd_tls.handle = 0;
+	hd_tls.heap = &hd_null_heap;
+}
+
+static void hd_thr_key_init(void)
+{
+	pthread_key_create(&hd_thr_key, hd_thread_exit);
+}
+
+/*
+ * The first call of a thread (before the call looks at any heap): add it
+ * to the threads HeapDestroy waits on.  Without memory for the record the
+ * thread stays unregistered, and HeapDestroy cannot know of its call.
  */
-int hd_heap_destroy(struct hd_heap *h)
+void hd_thread_register(void)
+{
+	struct hd_thr *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;
+	pthread_once(&hd_thr_once, hd_thr_key_init);
+	t->tls = &hd_tls;
+	pthread_mutex_lock(&hd_thr_mutex);
+	t->next = hd_thr_head;
+	if (hd_thr_head)
+		hd_thr_head->prev = t;
+	hd_thr_head = t;
+	hd_nthr++;
+	pthread_mutex_unlock(&hd_thr_mutex);
+	pthread_setspecific(hd_thr_key, t);
+	hd_tls.reg = true;
+}
+
+/*
+ * Wait until thread @tls has left the call it is in, unless that call
+ * works on another heap or sleeps on another heap's lock.  The waiter marks
+ * the state it saw (HD_ST_MARK); the owner's next store (naming its heap,
+ * leaving, entering another call) clears the mark.  A call enters only
+ * once and names its heap only after seeing it live, so an unmarked
+ * "unknown heap" after a marked one is a new call, which cannot find @h.
+ */
+static void hd_wait_thread(const struct hd_heap *h, struct hd_tls *tls)
+{
+	struct timespec ts = { 0, 50 * 1000 };
+	uintptr_t v = atomic_load_explicit(&tls->state, memory_order_seq_cst);
+	unsigned int spins = 0;
+	bool marked_any = false;
+
+	for (;;) {
+		uintptr_t heap = v & ~(HD_ST_CALL | HD_ST_MARK);
+		struct hd_lock *w = atomic_load_explicit(&tls->waiting,
+							 memory_order_acquire);
+
+		if ((v & ~HD_ST_MARK) == HD_ST_IDLE ||
+		    (heap && heap != (uintptr_t)h))
+			return;
+		if (w && w != &h->lock && w != &h->lfh_lock)
+			return;
+		if (!heap && !(v & HD_ST_MARK) && marked_any)
+			return;
+		if (!(v & HD_ST_MARK)) {
+			if (atomic_compare_exchange_strong(&tls->state, &v,
+							   v | HD_ST_MARK)) {
+				marked_any = !heap;
+				v |= HD_ST_MARK;
+			}
+			continue;
+		}
+		/* Most calls last well under a microsecond. */
+		if (++spins < 1000)
+			__builtin_ia32_pause();
+		else if (spins < 1100)
+			sched_yield();
+		else
+			nanosleep(&ts, NULL);
+		v = atomic_load_explicit(&tls->state, memory_order_seq_cst);
+	}
+}
+
+/**
+ * hd_quiesce() - wait for the calls that may still use a claimed heap
+ * @h: a heap whose @live was cleared
+ *
+ * Every thread's hd_enter() stores "in a call, heap unknown" before it
+ * looks at a heap or the page map, and a call names its heap (hd_use())
+ * only after it saw that heap's @live;
+ * hd_heavy_barrier() orders those stores against the claim.  So a thread
+ * either was inside a call that may work on @h when the claim happened,
+ * and is waited for here until it leaves that call, or it sees @live
+ * cleared and fails.  Not waited for: this thread, calls on other heaps,
+ * threads asleep on another heap's lock and threads inside a destroy of
+ * their own.  What a failing call may still read (the page map, span and
+ * heap structs) is never freed.  Without other threads, nothing to do.
+ */
+static void hd_quiesce(const struct hd_heap *h)
+{
+	struct hd_thr *t;
+
+	atomic_store_explicit(&hd_tls.waiting, &hd_quiescing,
+			      memory_order_relaxed);
+	pthread_mutex_lock(&hd_thr_mutex);
+	if (hd_nthr > 1) {
+		hd_heavy_barrier();
+		for (t = hd_thr_head; t; t = t->next)
+			if (t->tls != &hd_tls)
+				hd_wait_thread(h, t->tls);
+	}
+	pthread_mutex_unlock(&hd_thr_mutex);
+	atomic_store_explicit(&hd_tls.waiting, NULL, memory_order_relaxed);
+}
+
+/* Take every span of @h out of the page map. */
+static void hd_spans_unregister(struct hd_heap *h)
 {
 	struct hd_span *sp;
 
-	if (h->process_heap)
-		return -EBUSY;
-	hd_registry_del(h);
 	for (sp = h->segs; sp; sp = sp->next)
 		hd_pagemap_clear(sp->base, sp->size);
 	for (sp = h->larges; sp; sp = sp->next)
 		hd_pagemap_clear(sp->base, sp->size);
+}
+
+static void hd_dying_add(struct hd_heap *h)
+{
+	pthread_mutex_lock(&hd_reg_mutex);
+	h->dnext = hd_dying_head;
+	hd_dying_head = h;
+	pthread_mutex_unlock(&hd_reg_mutex);
+}
+
+/* Off the dying list and back to the pool, in one critical section. */
+static void hd_dying_release(struct hd_heap *h)
+{
+	struct hd_heap **pp;
+
+	pthread_mutex_lock(&hd_reg_mutex);
+	for (pp = &hd_dying_head; *pp; pp = &(*pp)->dnext) {
+		if (*pp == h) {
+			*pp = h->dnext;
+			break;
+		}
+	}
+	hd_heap_struct_put_locked(h);
+	pthread_mutex_unlock(&hd_reg_mutex);
+}
+
+/**
+ * hd_heap_dying() - a heap that HeapDestroy has claimed but not released
+ * @hh: its handle
+ *
+ * Only HeapUnlock looks there: a thread that holds HeapLock while another
+ * destroys the heap must be able to release the lock that the destroy's
+ * wait depends on.  Return: the heap, with hd_reg_mutex held (the caller
+ * releases it with hd_registry_unlock()), or NULL (nothing held).
+ */
+struct hd_heap *hd_heap_dying(const void *hh)
+{
+	struct hd_heap *h;
+
+	pthread_mutex_lock(&hd_reg_mutex);
+	for (h = hd_dying_head; h; h = h->dnext)
+		if (h->handle == (uintptr_t)hh)
+			return h;
+	pthread_mutex_unlock(&hd_reg_mutex);
+	return NULL;
+}
+
+/**
+ * hd_heap_destroy() - release a heap at once
+ * @h: a heap that is not the process heap
+ * @hh: the handle it was looked up with
+ *
+ * Claims the heap (lookups fail from then on; of two racing destroys one
+ * gets -EBADF), gives up the caller's HeapLock holds, waits for the calls
+ * on the heap in progress in other threads (hd_quiesce()), takes the
+ * spans out of the page map, unmaps them and lets the backend free every
+ * page in one call.  No block is visited.
+ */
+int hd_heap_destroy(struct hd_heap *h, uintptr_t hh)
+{
+	uintptr_t want = hh;
+	struct hd_span *sp;
+
+	if (h->process_heap)
+		return -EBUSY;
+	if (!atomic_compare_exchange_strong(&h->live, &want, 0))
+		return -EBADF;
+	hd_dying_add(h);
+	hd_registry_del(h);
+	if (!(h->flags & HEAPDEV_NO_SERIALIZE))
+		hd_lock_drop(&h->lock);
+	hd_quiesce(h);
+	hd_spans_unregister(h);
 	/*
 	 * The backend releases every page first (one call), so that the
 	 * unmaps below find no page left to zap.
@@ -956,7 +1263,7 @@ int hd_heap_destroy(struct hd_heap *h)
 		h->bh.be->unmap(&h->bh, sp->base, sp->size);
 	hd_larges_free_all(h, true);
 	hd_heap_free_meta(h);
-	hd_heap_struct_put(h);
+	hd_dying_release(h);
 	return 0;
 }
 

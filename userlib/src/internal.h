@@ -130,6 +130,7 @@ HD_HIDDEN void hd_lock_init(struct hd_lock *l, bool biased);
 HD_HIDDEN void hd_lock_slow(struct hd_lock *l);
 HD_HIDDEN void hd_unlock_slow(struct hd_lock *l);
 HD_HIDDEN bool hd_lock_held(struct hd_lock *l);
+HD_HIDDEN void hd_lock_drop(struct hd_lock *l);
 HD_HIDDEN bool hd_bias_supported(void);
 
 /*
@@ -377,10 +378,13 @@ struct hd_extent {
 /**
  * struct hd_heap - a heap
  *
- * Fields up to @lfh_lock are read-only after creation.  The LFH part is
- * protected by @lfh_lock, the rest by @lock.
+ * Fields up to @lfh_lock are read-only after creation, except @live: the
+ * handle while lookups may find the heap; 0 from the moment HeapDestroy
+ * claims it, and while the struct is being set up for a new heap.  The LFH
+ * part is protected by @lfh_lock, the rest by @lock.
  */
 struct hd_heap {
+	_Atomic uintptr_t live;		/* handle while it may be looked up */
 	uintptr_t handle;
 	uint32_t flags;
 	bool fixed;
@@ -419,6 +423,7 @@ struct hd_heap {
 	_Atomic uint32_t compat;
 
 	struct hd_heap *rnext, *rprev;
+	struct hd_heap *dnext;	/* list of heaps being destroyed */
 };
 
 /* ---- page map (pagemap.c) ---- */
@@ -464,25 +469,123 @@ static inline struct hd_span *hd_span_of(uintptr_t p)
 
 /*
  * Each thread remembers the last heap it resolved.  Heap structs are never
- * given back to libc (destroyed ones are recycled with their handle
- * cleared), so the cached pointer can always be read; it is used only if
- * the heap it points to still has that handle.
+ * given back to libc (destroyed ones are recycled with @live cleared), so
+ * the cached pointer can always be read; it is used only if the heap it
+ * points to still has that handle.
+ *
+ * @state says whether the thread is inside an API call, and on which heap
+ * (HD_ST_*): HeapDestroy waits until every other thread that was inside a
+ * call on its heap, or on a heap not known yet, when it claimed the heap
+ * has left that call (see hd_quiesce() in heap.c).  @waiting is the lock
+ * the thread sleeps on, if any: a thread blocked on another heap's lock
+ * is working on that heap.  @reg: the thread is known to HeapDestroy.
  */
 struct hd_tls {
 	uintptr_t handle;
 	struct hd_heap *heap;	/* never NULL: hd_null_heap at first */
+	_Atomic uintptr_t state;
+	_Atomic(struct hd_lock *) waiting;
+	bool reg;
 };
+
+/*
+ * hd_tls.state: HD_ST_IDLE outside calls; HD_ST_CALL inside one whose
+ * heap is not known yet; the heap's address once it is (heap structs are
+ * 64-byte aligned).  HD_ST_MARK is set by a waiting HeapDestroy; any store
+ * of the owner clears it, which tells the waiter that the thread has
+ * moved on.
+ */
+#define HD_ST_IDLE	((uintptr_t)0)
+#define HD_ST_CALL	((uintptr_t)1)
+#define HD_ST_MARK	((uintptr_t)2)
 
 HD_HIDDEN extern __thread struct hd_tls hd_tls
 	__attribute__((tls_model("initial-exec")));
 HD_HIDDEN struct hd_heap *hd_heap_get_slow(const void *h);
+HD_HIDDEN void hd_thread_register(void);
+HD_HIDDEN void hd_heavy_barrier(void);
 
-/* The live heap whose handle is @h, or NULL. */
+/* The handle under which @h may be looked up now, or 0. */
+static inline uintptr_t hd_live(const struct hd_heap *h)
+{
+	return atomic_load_explicit(&h->live, memory_order_acquire);
+}
+
+/*
+ * Enter an API call.  The store is ordered before the call's first look at
+ * the page map or a heap by a compiler barrier here and a barrier on every
+ * CPU in HeapDestroy (membarrier(), or the IPIs of a TLB shootdown where
+ * membarrier is missing: hd_heavy_barrier()), the asymmetric Dekker
+ * pattern of the biased locks.
+ *
+ * A thread's first call must register it (hd_thread_check()) before it
+ * looks at the page map or a heap.  The fast paths of HeapAlloc and
+ * HeapFree leave that to their out-of-line paths (a thread's first
+ * HeapAlloc always misses the per-thread cache; HeapFree tests @reg), so
+ * that they need no stack frame.
+ */
+static inline void hd_enter_fast(void)
+{
+#ifdef HEAPDEV_TSAN
+	/*
+	 * TSan does not see the barrier HeapDestroy runs on every CPU: a
+	 * sequentially consistent exchange, which it understands.
+	 */
+	atomic_exchange_explicit(&hd_tls.state, HD_ST_CALL,
+				 memory_order_seq_cst);
+#else
+	atomic_store_explicit(&hd_tls.state, HD_ST_CALL, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* Register the thread if it is its first call (see hd_enter_fast()). */
+static inline void hd_thread_check(void)
+{
+	if (unlikely(!hd_tls.reg))
+		hd_thread_register();
+}
+
+static inline void hd_enter(void)
+{
+	hd_enter_fast();
+	hd_thread_check();
+}
+
+/*
+ * The call works on heap @h from now on (its @live matched): a destroy of
+ * another heap need not wait for it.
+ */
+static inline void hd_use(struct hd_heap *h)
+{
+	atomic_store_explicit(&hd_tls.state, (uintptr_t)h,
+			      memory_order_relaxed);
+}
+
+/* Leave an API call: everything it did happens before a destroy's wait. */
+static inline void hd_leave(void)
+{
+	atomic_store_explicit(&hd_tls.state, HD_ST_IDLE, memory_order_release);
+}
+
+/* Return @call's value of @type from between hd_enter() and hd_leave(). */
+#define HD_CALL(type, call) do {					\
+	type hd_r_;							\
+									\
+	hd_enter();							\
+	hd_r_ = (call);							\
+	hd_leave();							\
+	return hd_r_;							\
+} while (0)
+
+/* The live heap whose handle is @h (the call's heap from now on), or NULL. */
 static inline struct hd_heap *hd_heap_get(const void *h)
 {
 	if (likely((uintptr_t)h == hd_tls.handle &&
-		   hd_tls.heap->handle == (uintptr_t)h))
+		   hd_live(hd_tls.heap) == (uintptr_t)h)) {
+		hd_use(hd_tls.heap);
 		return hd_tls.heap;
+	}
 	return hd_heap_get_slow(h);
 }
 
@@ -613,7 +716,14 @@ HD_HIDDEN void hd_raise(uint32_t code, const struct hd_heap *h, void *ptr,
 HD_HIDDEN int hd_heap_create(uint32_t flags, uint64_t initial,
 			     uint64_t maximum, int backend,
 			     struct hd_heap **out);
-HD_HIDDEN int hd_heap_destroy(struct hd_heap *h);
+HD_HIDDEN int hd_heap_destroy(struct hd_heap *h, uintptr_t handle);
+/* The native calls without hd_enter()/hd_leave(), for the Win32 ones. */
+HD_HIDDEN int hd_api_lock(struct heapdev_heap *heap);
+HD_HIDDEN int hd_api_unlock(struct heapdev_heap *heap);
+HD_HIDDEN int hd_api_compact(struct heapdev_heap *heap, unsigned int flags,
+			     size_t *largest);
+HD_HIDDEN int hd_api_trim(struct heapdev_heap *heap);
+HD_HIDDEN struct hd_heap *hd_heap_dying(const void *hh);
 HD_HIDDEN struct hd_heap *hd_process_heap(int *err);
 HD_HIDDEN size_t hd_heap_list(struct hd_heap **out, size_t cap);
 HD_HIDDEN void hd_registry_lock(void);
@@ -664,6 +774,8 @@ HD_HIDDEN int hd_heap_ext_alloc(struct hd_heap *h, uint64_t size,
 HD_HIDDEN void hd_heap_ext_free(struct hd_heap *h, uint64_t off,
 				uint64_t size);
 HD_HIDDEN size_t hd_heap_handles(void **out, size_t cap);
+HD_HIDDEN void *hd_span_get(int kind, size_t size);
+HD_HIDDEN void hd_span_put(struct hd_span *sp);
 
 static inline struct hd_seg *hd_seg_of(const struct hd_heap *h, uintptr_t p)
 {

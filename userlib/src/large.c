@@ -62,7 +62,7 @@ static void hd_large_unlink(struct hd_heap *h, struct hd_large *lg)
 void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 {
 	size_t total = hd_large_total(n);
-	struct hd_large *lg = calloc(1, sizeof(*lg));
+	struct hd_large *lg = hd_span_get(HD_SPAN_LARGE, sizeof(*lg));
 	uintptr_t base, p;
 	uint64_t woff;
 	int err;
@@ -113,7 +113,8 @@ err_ext:
 	hd_heap_ext_free(h, woff, total);
 	hd_unlock_main(h, flags);
 err_free:
-	free(lg);
+	lg->sp.kind = HD_SPAN_LARGE;
+	hd_span_put(&lg->sp);
 	return NULL;
 }
 
@@ -140,7 +141,7 @@ void hd_large_free(struct hd_heap *h, struct hd_large *lg)
 	hd_heap_decommit(h, lg->sp.base, lg->sp.woff, lg->committed);
 	h->bh.be->unmap(&h->bh, lg->sp.base, lg->sp.size);
 	hd_heap_ext_free(h, lg->sp.woff, lg->sp.size);
-	free(lg);
+	hd_span_put(&lg->sp);
 }
 
 /**
@@ -193,7 +194,7 @@ void hd_larges_free_all(struct hd_heap *h, bool unmap)
 		next = sp->next;
 		if (unmap)
 			h->bh.be->unmap(&h->bh, sp->base, sp->size);
-		free(sp);
+		hd_span_put(sp);
 	}
 	h->larges = h->larges_tail = NULL;
 }

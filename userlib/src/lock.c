@@ -25,6 +25,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,36 @@ static void hd_bias_probe(void)
 	hd_bias_ok = true;
 }
 
+/*
+ * A full memory barrier on every CPU that runs a thread of this process:
+ * membarrier(), or else the IPIs of a TLB shootdown, which a permission
+ * change of a present page sends to every CPU that may cache its entry
+ * (the fallback of folly's asymmetricHeavyBarrier).
+ */
+void hd_heavy_barrier(void)
+{
+	static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+	static volatile char *page;
+
+	if (hd_bias_supported() &&
+	    !syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
+		return;
+	pthread_mutex_lock(&mutex);
+	if (!page) {
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		page = p == MAP_FAILED ? NULL : p;
+	}
+	if (page && !mprotect((void *)page, 4096, PROT_READ | PROT_WRITE)) {
+		*page = 0;	/* present, so that the change flushes */
+		mprotect((void *)page, 4096, PROT_READ);
+	} else {
+		atomic_thread_fence(memory_order_seq_cst);
+	}
+	pthread_mutex_unlock(&mutex);
+}
+
 /* Whether biased locks can be revoked safely in this process. */
 bool hd_bias_supported(void)
 {
@@ -65,9 +96,16 @@ bool hd_bias_supported(void)
 	return hd_bias_ok;
 }
 
-static void hd_futex_wait(_Atomic uint32_t *addr, uint32_t val)
+/*
+ * Sleep while *@addr == @val, a waiter of lock @l: a HeapDestroy of
+ * another heap does not wait for this thread meanwhile.
+ */
+static void hd_futex_wait_on(struct hd_lock *l, _Atomic uint32_t *addr,
+			     uint32_t val, const struct timespec *ts)
 {
-	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+	atomic_store_explicit(&hd_tls.waiting, l, memory_order_relaxed);
+	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+	atomic_store_explicit(&hd_tls.waiting, NULL, memory_order_relaxed);
 }
 
 static void hd_futex_wake(_Atomic uint32_t *addr, int n)
@@ -97,7 +135,7 @@ static void hd_word_lock(struct hd_lock *l)
 	if (c != 2)
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	while (c) {
-		hd_futex_wait(&l->word, 2);
+		hd_futex_wait_on(l, &l->word, 2, NULL);
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	}
 }
@@ -122,8 +160,7 @@ static void hd_revoke(struct hd_lock *l)
 	atomic_store_explicit(&l->revoking, 1, memory_order_relaxed);
 	syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	while ((d = atomic_load_explicit(&l->depth, memory_order_acquire)))
-		syscall(SYS_futex, &l->depth, FUTEX_WAIT_PRIVATE, d, &ts,
-			NULL, 0);
+		hd_futex_wait_on(l, &l->depth, d, &ts);
 	atomic_store_explicit(&l->bias, 0, memory_order_release);
 	atomic_store_explicit(&l->revoking, 0, memory_order_release);
 	hd_futex_wake(&l->revoking, INT32_MAX);
@@ -148,7 +185,7 @@ void hd_lock_slow(struct hd_lock *l)
 	/* The biased owner backed off a revocation: let it finish. */
 	while (atomic_load_explicit(&l->bias, memory_order_acquire) == self &&
 	       atomic_load_explicit(&l->revoking, memory_order_acquire))
-		hd_futex_wait(&l->revoking, 1);
+		hd_futex_wait_on(l, &l->revoking, 1, NULL);
 	hd_word_lock(l);
 	if (atomic_load_explicit(&l->bias, memory_order_acquire))
 		hd_revoke(l);
@@ -174,11 +211,30 @@ bool hd_lock_held(struct hd_lock *l)
 	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
 }
 
-/* Tail end of the inline allocation path when a waiter must be woken. */
+/* Give up every hold the calling thread has on @l (HeapDestroy). */
+void hd_lock_drop(struct hd_lock *l)
+{
+	uintptr_t self = hd_self();
+
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == self) {
+		atomic_store_explicit(&l->depth, 0, memory_order_release);
+		return;
+	}
+	if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self)
+		return;
+	l->count = 1;
+	hd_unlock_slow(l);
+}
+
+/*
+ * Tail end of the inline allocation path when a waiter must be woken: it
+ * leaves the API call (see fast.h).
+ */
 void *hd_wake_ret(struct hd_lock *l, void *p, size_t n, uint32_t flags)
 {
 	hd_futex_wake(&l->word, 1);
 	if (flags & HEAPDEV_ZERO)
 		memset(p, 0, n);
+	hd_leave();
 	return p;
 }

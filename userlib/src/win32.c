@@ -45,28 +45,37 @@ HANDLE WINAPI HeapCreate(DWORD flOptions, SIZE_T dwInitialSize,
 	return (HANDLE)h->handle;
 }
 
-BOOL WINAPI HeapDestroy(HANDLE hHeap)
+static BOOL hd_w32_destroy(HANDLE hHeap)
 {
 	struct hd_heap *h;
 
 	if (!hHeap)
 		return TRUE;
 	h = hd_heap_get(hHeap);
-	if (!h || hd_heap_destroy(h)) {
+	if (!h || hd_heap_destroy(h, (uintptr_t)hHeap)) {
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return FALSE;
 	}
 	return TRUE;
 }
 
+/*
+ * HeapAlloc and HeapFree enter the call here and leave it on every path:
+ * inline on the fast paths, in the out-of-line paths they tail-call
+ * (alloc.c), so that the fast paths stay free of stack frames.
+ */
 LPVOID WINAPI HeapAlloc(HANDLE hHeap, DWORD dwFlags, SIZE_T dwBytes)
 {
-	struct hd_heap *h = hd_heap_cached(hHeap);
+	struct hd_heap *h;
 	uint32_t flags;
 
-	if (unlikely(!h))
+	hd_enter_fast();
+	h = hd_tls.heap;
+	if (unlikely((uintptr_t)hHeap != hd_tls.handle ||
+		     hd_live(h) != (uintptr_t)hHeap))
 		return hd_alloc_path(hHeap, dwFlags & HD_W32_CALL, dwBytes,
 				     HD_API_W32);
+	hd_use(h);
 	flags = h->flags | (dwFlags & HD_W32_CALL);
 	if (unlikely(dwBytes > HD_SMALL_MAX ||
 		     (flags & (HEAP_GENERATE_EXCEPTIONS | HD_HF_FIXED))))
@@ -74,24 +83,33 @@ LPVOID WINAPI HeapAlloc(HANDLE hHeap, DWORD dwFlags, SIZE_T dwBytes)
 	return hd_small_alloc_fast(h, dwBytes, flags, HD_API_W32);
 }
 
+/*
+ * The exception (which may longjmp out) is raised after the call has
+ * been left.
+ */
 LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 			  SIZE_T dwBytes)
 {
-	struct hd_heap *h = hd_heap_get(hHeap);
+	struct hd_heap *h;
 	uint32_t flags;
 	void *p;
 	int err;
 
+	hd_enter();
+	h = hd_heap_get(hHeap);
 	if (!h) {
+		hd_leave();
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return NULL;
 	}
 	if (!lpMem) {
+		hd_leave();
 		hd_last_error = NO_ERROR;
 		return NULL;
 	}
 	flags = h->flags | (dwFlags & HD_W32_CALL);
 	p = hd_realloc(h, lpMem, dwBytes, flags, &err);
+	hd_leave();
 	if (!p) {
 		hd_last_error = err == -EINVAL ? ERROR_INVALID_PARAMETER :
 				ERROR_NOT_ENOUGH_MEMORY;
@@ -106,20 +124,32 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 BOOL WINAPI HeapFree(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem)
 {
 	struct hd_span *sp;
+	struct hd_heap *h;
 
 	if (!lpMem)
 		return TRUE;
-	/* One page map lookup checks the pointer and the handle. */
-	sp = hd_span_raw((uintptr_t)lpMem);
-	if (unlikely(!sp || sp->handle != (uintptr_t)hHeap))
+	/*
+	 * One page map lookup checks the pointer and the handle (@live also
+	 * refuses a heap that HeapDestroy has claimed).
+	 */
+	hd_enter_fast();
+	if (unlikely(!hd_tls.reg))
+		sp = NULL;	/* the thread's first call: register it */
+	else
+		sp = hd_span_raw((uintptr_t)lpMem);
+	if (unlikely(!sp))
 		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
 				    HD_API_W32);
-	return hd_free_fast(sp->heap, sp, (uintptr_t)lpMem,
-			    sp->heap->flags | (dwFlags & HD_W32_CALL),
-			    HD_API_W32);
+	h = sp->heap;
+	if (unlikely(hd_live(h) != (uintptr_t)hHeap))
+		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
+				    HD_API_W32);
+	hd_use(h);
+	return hd_free_fast(h, sp, (uintptr_t)lpMem,
+			    h->flags | (dwFlags & HD_W32_CALL), HD_API_W32);
 }
 
-SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
+static SIZE_T hd_w32_size(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 {
 	struct hd_heap *h = hd_heap_get(hHeap);
 	size_t n;
@@ -135,7 +165,7 @@ SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 	return n;
 }
 
-BOOL WINAPI HeapValidate(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
+static BOOL hd_w32_validate(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 {
 	struct hd_heap *h = hd_heap_get(hHeap);
 	uint32_t flags;
@@ -203,7 +233,7 @@ static bool hd_walk_from_entry(struct hd_walk *w, LPPROCESS_HEAP_ENTRY e)
 	return true;
 }
 
-BOOL WINAPI HeapWalk(HANDLE hHeap, LPPROCESS_HEAP_ENTRY lpEntry)
+static BOOL hd_w32_walk(HANDLE hHeap, LPPROCESS_HEAP_ENTRY lpEntry)
 {
 	struct hd_heap *h = hd_heap_get(hHeap);
 	struct hd_walk w;
@@ -227,7 +257,7 @@ BOOL WINAPI HeapWalk(HANDLE hHeap, LPPROCESS_HEAP_ENTRY lpEntry)
 	return TRUE;
 }
 
-SIZE_T WINAPI HeapCompact(HANDLE hHeap, DWORD dwFlags)
+static SIZE_T hd_w32_compact(HANDLE hHeap, DWORD dwFlags)
 {
 	struct hd_heap *h = hd_heap_get(hHeap);
 	size_t largest = 0;
@@ -236,24 +266,24 @@ SIZE_T WINAPI HeapCompact(HANDLE hHeap, DWORD dwFlags)
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return 0;
 	}
-	heapdev_compact(hHeap, dwFlags & HEAP_NO_SERIALIZE, &largest);
+	hd_api_compact(hHeap, dwFlags & HEAP_NO_SERIALIZE, &largest);
 	if (!largest)
 		hd_last_error = NO_ERROR;
 	return largest;
 }
 
-BOOL WINAPI HeapLock(HANDLE hHeap)
+static BOOL hd_w32_lock(HANDLE hHeap)
 {
-	if (heapdev_lock(hHeap)) {
+	if (hd_api_lock(hHeap)) {
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return FALSE;
 	}
 	return TRUE;
 }
 
-BOOL WINAPI HeapUnlock(HANDLE hHeap)
+static BOOL hd_w32_unlock(HANDLE hHeap)
 {
-	int err = heapdev_unlock(hHeap);
+	int err = hd_api_unlock(hHeap);
 
 	if (err) {
 		hd_last_error = err == -EPERM ? ERROR_NOT_OWNER :
@@ -285,11 +315,10 @@ DWORD WINAPI GetProcessHeaps(DWORD NumberOfHeaps, PHANDLE ProcessHeaps)
 	return n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (DWORD)n;
 }
 
-BOOL WINAPI HeapQueryInformation(HANDLE HeapHandle,
-				 HEAP_INFORMATION_CLASS HeapInformationClass,
-				 PVOID HeapInformation,
-				 SIZE_T HeapInformationLength,
-				 PSIZE_T ReturnLength)
+static BOOL hd_w32_query(HANDLE HeapHandle,
+			 HEAP_INFORMATION_CLASS HeapInformationClass,
+			 PVOID HeapInformation, SIZE_T HeapInformationLength,
+			 PSIZE_T ReturnLength)
 {
 	struct hd_heap *h = hd_heap_get(HeapHandle);
 
@@ -351,17 +380,16 @@ static BOOL hd_set_optimize(HANDLE hh, PVOID info, SIZE_T len)
 		hd_last_error = ERROR_INVALID_PARAMETER;
 		return FALSE;
 	}
-	if (heapdev_trim(hh)) {
+	if (hd_api_trim(hh)) {
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return FALSE;
 	}
 	return TRUE;
 }
 
-BOOL WINAPI HeapSetInformation(HANDLE HeapHandle,
-			       HEAP_INFORMATION_CLASS HeapInformationClass,
-			       PVOID HeapInformation,
-			       SIZE_T HeapInformationLength)
+static BOOL hd_w32_set(HANDLE HeapHandle,
+		       HEAP_INFORMATION_CLASS HeapInformationClass,
+		       PVOID HeapInformation, SIZE_T HeapInformationLength)
 {
 	switch (HeapInformationClass) {
 	case HeapCompatibilityInformation:
@@ -379,7 +407,8 @@ BOOL WINAPI HeapSetInformation(HANDLE HeapHandle,
 	}
 }
 
-BOOL WINAPI HeapSummary(HANDLE hHeap, DWORD dwFlags, LPHEAP_SUMMARY lpSummary)
+static BOOL hd_w32_summary(HANDLE hHeap, DWORD dwFlags,
+			   LPHEAP_SUMMARY lpSummary)
 {
 	struct heapdev_heap_info info = { .size = sizeof(info) };
 	struct hd_heap *h = hd_heap_get(hHeap);
@@ -398,4 +427,69 @@ BOOL WINAPI HeapSummary(HANDLE hHeap, DWORD dwFlags, LPHEAP_SUMMARY lpSummary)
 	lpSummary->cbReserved = info.reserved;
 	lpSummary->cbMaxReserve = h->fixed ? h->bh.window : HD_WINDOW;
 	return TRUE;
+}
+
+/*
+ * The other public calls: each runs between hd_enter() and hd_leave(), so
+ * that a HeapDestroy in another thread waits for it (see hd_quiesce()).
+ */
+
+BOOL WINAPI HeapDestroy(HANDLE hHeap)
+{
+	HD_CALL(BOOL, hd_w32_destroy(hHeap));
+}
+
+SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
+{
+	HD_CALL(SIZE_T, hd_w32_size(hHeap, dwFlags, lpMem));
+}
+
+BOOL WINAPI HeapValidate(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
+{
+	HD_CALL(BOOL, hd_w32_validate(hHeap, dwFlags, lpMem));
+}
+
+BOOL WINAPI HeapWalk(HANDLE hHeap, LPPROCESS_HEAP_ENTRY lpEntry)
+{
+	HD_CALL(BOOL, hd_w32_walk(hHeap, lpEntry));
+}
+
+SIZE_T WINAPI HeapCompact(HANDLE hHeap, DWORD dwFlags)
+{
+	HD_CALL(SIZE_T, hd_w32_compact(hHeap, dwFlags));
+}
+
+BOOL WINAPI HeapLock(HANDLE hHeap)
+{
+	HD_CALL(BOOL, hd_w32_lock(hHeap));
+}
+
+BOOL WINAPI HeapUnlock(HANDLE hHeap)
+{
+	HD_CALL(BOOL, hd_w32_unlock(hHeap));
+}
+
+BOOL WINAPI HeapQueryInformation(HANDLE HeapHandle,
+				 HEAP_INFORMATION_CLASS HeapInformationClass,
+				 PVOID HeapInformation,
+				 SIZE_T HeapInformationLength,
+				 PSIZE_T ReturnLength)
+{
+	HD_CALL(BOOL, hd_w32_query(HeapHandle, HeapInformationClass,
+				   HeapInformation, HeapInformationLength,
+				   ReturnLength));
+}
+
+BOOL WINAPI HeapSetInformation(HANDLE HeapHandle,
+			       HEAP_INFORMATION_CLASS HeapInformationClass,
+			       PVOID HeapInformation,
+			       SIZE_T HeapInformationLength)
+{
+	HD_CALL(BOOL, hd_w32_set(HeapHandle, HeapInformationClass,
+				 HeapInformation, HeapInformationLength));
+}
+
+BOOL WINAPI HeapSummary(HANDLE hHeap, DWORD dwFlags, LPHEAP_SUMMARY lpSummary)
+{
+	HD_CALL(BOOL, hd_w32_summary(hHeap, dwFlags, lpSummary));
 }
