@@ -383,6 +383,7 @@ def sh(cmd):
 def machine(build):
     m = {}
     m["cpu"] = sh("lscpu | sed -n 's/^Model name: *//p'")
+    m["nice"] = os.nice(0)
     m["ncpu"] = sh("nproc")
     m["hyp"] = sh("lscpu | sed -n 's/^Hypervisor vendor: *//p'") or \
         sh("dmesg 2>/dev/null | grep -o 'Hypervisor detected: .*' | head -1")
@@ -720,10 +721,12 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
         "lock/unlock): the serialized instruction counts are an upper bound.")
     add("- This is a noisy 2-vCPU VM; absolute times are shown only for scale; the claims "
         "are the ratios and the instruction counts.%s\n" % (
-            " 1-minute load average at the start of each repetition and at the end of the "
+            " The runs had nice %d. 1-minute load average at the start of each repetition "
+            "and at the end of the "
             "timing phase: %s (%s vCPUs; other sessions' builds, fuzzers and VMs share the "
             "machine: a load above the CPU count means the times are disturbed, the "
-            "instruction counts are not)." % (", ".join("%.1f" % x for x in r.loads), m["ncpu"])
+            "instruction counts are not)." % (m.get("nice", 0), ", ".join("%.1f" % x for x in r.loads),
+                                              m["ncpu"])
             if r.loads else ""))
 
     add("## Time: heapdev / competitor (medians)\n")
