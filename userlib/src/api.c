@@ -314,7 +314,7 @@ const char *heapdev_version(void)
 
 int heapdev_destroy(struct heapdev_heap *heap)
 {
-	HD_CALL(int, hd_api_destroy(heap));
+	return HD_CALL(hd_api_destroy(heap));
 }
 
 void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
@@ -322,53 +322,53 @@ void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
 {
 	if (!ptr)
 		return heapdev_alloc(heap, size, flags);
-	HD_CALL(void *, hd_api_realloc(heap, ptr, size, flags));
+	return HD_CALL(hd_api_realloc(heap, ptr, size, flags));
 }
 
 int heapdev_size(struct heapdev_heap *heap, const void *ptr,
 		 unsigned int flags, size_t *size)
 {
-	HD_CALL(int, hd_api_size(heap, ptr, flags, size));
+	return HD_CALL(hd_api_size(heap, ptr, flags, size));
 }
 
 int heapdev_validate(struct heapdev_heap *heap, const void *ptr,
 		     unsigned int flags)
 {
-	HD_CALL(int, hd_api_validate(heap, ptr, flags));
+	return HD_CALL(hd_api_validate(heap, ptr, flags));
 }
 
 int heapdev_lock(struct heapdev_heap *heap)
 {
-	HD_CALL(int, hd_api_lock(heap));
+	return HD_CALL(hd_api_lock(heap));
 }
 
 int heapdev_unlock(struct heapdev_heap *heap)
 {
-	HD_CALL(int, hd_api_unlock(heap));
+	return HD_CALL(hd_api_unlock(heap));
 }
 
 int heapdev_compact(struct heapdev_heap *heap, unsigned int flags,
 		    size_t *largest)
 {
-	HD_CALL(int, hd_api_compact(heap, flags, largest));
+	return HD_CALL(hd_api_compact(heap, flags, largest));
 }
 
 int heapdev_walk(struct heapdev_heap *heap, struct heapdev_walk_entry *e)
 {
-	HD_CALL(int, hd_api_walk(heap, e));
+	return HD_CALL(hd_api_walk(heap, e));
 }
 
 int heapdev_get_info(struct heapdev_heap *heap, struct heapdev_heap_info *info)
 {
-	HD_CALL(int, hd_api_get_info(heap, info));
+	return HD_CALL(hd_api_get_info(heap, info));
 }
 
 int heapdev_trim(struct heapdev_heap *heap)
 {
-	HD_CALL(int, hd_api_trim(heap));
+	return HD_CALL(hd_api_trim(heap));
 }
 
 int heapdev_enable_lfh(struct heapdev_heap *heap)
 {
-	HD_CALL(int, hd_api_enable_lfh(heap));
+	return HD_CALL(hd_api_enable_lfh(heap));
 }

@@ -568,15 +568,15 @@ static inline void hd_leave(void)
 	atomic_store_explicit(&hd_tls.state, HD_ST_IDLE, memory_order_release);
 }
 
-/* Return @call's value of @type from between hd_enter() and hd_leave(). */
-#define HD_CALL(type, call) do {					\
-	type hd_r_;							\
+/* The value of @call, made between hd_enter() and hd_leave(). */
+#define HD_CALL(call) ({						\
+	typeof(call) hd_r_;						\
 									\
 	hd_enter();							\
 	hd_r_ = (call);							\
 	hd_leave();							\
-	return hd_r_;							\
-} while (0)
+	hd_r_;								\
+})
 
 /* The live heap whose handle is @h (the call's heap from now on), or NULL. */
 static inline struct hd_heap *hd_heap_get(const void *h)

@@ -68,7 +68,7 @@ static void hd_bias_probe(void)
 void hd_heavy_barrier(void)
 {
 	static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-	static volatile char *page;
+	static _Atomic char *page;
 
 	if (hd_bias_supported() &&
 	    !syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
@@ -81,7 +81,8 @@ void hd_heavy_barrier(void)
 		page = p == MAP_FAILED ? NULL : p;
 	}
 	if (page && !mprotect((void *)page, 4096, PROT_READ | PROT_WRITE)) {
-		*page = 0;	/* present, so that the change flushes */
+		/* present, so that the permission change flushes */
+		atomic_store_explicit(page, 0, memory_order_relaxed);
 		mprotect((void *)page, 4096, PROT_READ);
 	} else {
 		atomic_thread_fence(memory_order_seq_cst);

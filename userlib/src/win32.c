@@ -436,37 +436,37 @@ static BOOL hd_w32_summary(HANDLE hHeap, DWORD dwFlags,
 
 BOOL WINAPI HeapDestroy(HANDLE hHeap)
 {
-	HD_CALL(BOOL, hd_w32_destroy(hHeap));
+	return HD_CALL(hd_w32_destroy(hHeap));
 }
 
 SIZE_T WINAPI HeapSize(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 {
-	HD_CALL(SIZE_T, hd_w32_size(hHeap, dwFlags, lpMem));
+	return HD_CALL(hd_w32_size(hHeap, dwFlags, lpMem));
 }
 
 BOOL WINAPI HeapValidate(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 {
-	HD_CALL(BOOL, hd_w32_validate(hHeap, dwFlags, lpMem));
+	return HD_CALL(hd_w32_validate(hHeap, dwFlags, lpMem));
 }
 
 BOOL WINAPI HeapWalk(HANDLE hHeap, LPPROCESS_HEAP_ENTRY lpEntry)
 {
-	HD_CALL(BOOL, hd_w32_walk(hHeap, lpEntry));
+	return HD_CALL(hd_w32_walk(hHeap, lpEntry));
 }
 
 SIZE_T WINAPI HeapCompact(HANDLE hHeap, DWORD dwFlags)
 {
-	HD_CALL(SIZE_T, hd_w32_compact(hHeap, dwFlags));
+	return HD_CALL(hd_w32_compact(hHeap, dwFlags));
 }
 
 BOOL WINAPI HeapLock(HANDLE hHeap)
 {
-	HD_CALL(BOOL, hd_w32_lock(hHeap));
+	return HD_CALL(hd_w32_lock(hHeap));
 }
 
 BOOL WINAPI HeapUnlock(HANDLE hHeap)
 {
-	HD_CALL(BOOL, hd_w32_unlock(hHeap));
+	return HD_CALL(hd_w32_unlock(hHeap));
 }
 
 BOOL WINAPI HeapQueryInformation(HANDLE HeapHandle,
@@ -475,7 +475,7 @@ BOOL WINAPI HeapQueryInformation(HANDLE HeapHandle,
 				 SIZE_T HeapInformationLength,
 				 PSIZE_T ReturnLength)
 {
-	HD_CALL(BOOL, hd_w32_query(HeapHandle, HeapInformationClass,
+	return HD_CALL(hd_w32_query(HeapHandle, HeapInformationClass,
 				   HeapInformation, HeapInformationLength,
 				   ReturnLength));
 }
@@ -485,11 +485,11 @@ BOOL WINAPI HeapSetInformation(HANDLE HeapHandle,
 			       PVOID HeapInformation,
 			       SIZE_T HeapInformationLength)
 {
-	HD_CALL(BOOL, hd_w32_set(HeapHandle, HeapInformationClass,
+	return HD_CALL(hd_w32_set(HeapHandle, HeapInformationClass,
 				 HeapInformation, HeapInformationLength));
 }
 
 BOOL WINAPI HeapSummary(HANDLE hHeap, DWORD dwFlags, LPHEAP_SUMMARY lpSummary)
 {
-	HD_CALL(BOOL, hd_w32_summary(hHeap, dwFlags, lpSummary));
+	return HD_CALL(hd_w32_summary(hHeap, dwFlags, lpSummary));
 }
