@@ -195,6 +195,24 @@ static inline long hd_sys_heaps(void)
 }
 
 /*
+ * Wait up to @ms milliseconds for the module to hold exactly @pages pages
+ * and @heaps heaps.  A process that just exited may still be releasing its
+ * files (the kernel defers the last fput of an exiting task to a
+ * workqueue), so checks right after an exit poll instead of reading once.
+ */
+static inline bool hd_wait_held(long pages, long heaps, int ms)
+{
+	for (;;) {
+		if (hd_sys_pages() == pages && hd_sys_heaps() == heaps)
+			return true;
+		if (ms <= 0)
+			return false;
+		usleep(10 * 1000);
+		ms -= 10;
+	}
+}
+
+/*
  * Find heap @id of process @pid in /proc/heapdev.  Returns 1 and fills the
  * committed bytes and mappings when found, 0 when not, -errno on error.
  */
