@@ -541,8 +541,9 @@ def chart(path_svg, tm, ic, build):
 # Why a target is missed (the evidence is in the profile section of the
 # report and in NOTES-for-userlib.md, whose sections these name).
 WHY = {
-    "st-ns": "instructions: HeapAlloc + HeapFree cost about 2.5x mimalloc's "
-             "mi_heap_malloc + mi_free (profile section); NOTES §1",
+    "st-ns": "instructions: HeapAlloc + HeapFree execute about 3x those of "
+             "mimalloc's mi_heap_malloc + mi_free (pointer and handle checks, "
+             "encoded slot headers; profile section); NOTES §1",
     "st-ser": "as above, plus the lock check on every call; NOTES §1, §2",
     "wset1": "the same fast-path length (NOTES §1); mimalloc also wins on "
              "sizes above 16 KiB, which heapdev serves from TLSF medium blocks "
