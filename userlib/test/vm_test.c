@@ -19,7 +19,12 @@
  *    back to its value from before the heap existed;
  *  - the kernel refuses commits beyond a fixed heap's maximum, whatever
  *    userspace asks (raw ioctls on a separate open of the device), and a
- *    fixed heap filled through the library never commits more than it.
+ *    fixed heap filled through the library never commits more than it;
+ *  - memory pressure (as root only): under a cgroup v2 memory.max, the
+ *    module's per-heap limit and its per-user limit, HeapAlloc returns NULL
+ *    with ERROR_NOT_ENOUGH_MEMORY near the limit, the process is not killed,
+ *    the blocks already given keep their contents, and after HeapFree the
+ *    heap allocates again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -202,6 +207,227 @@ static void fixed_limit(void)
 	HeapDestroy(h);
 }
 
+/* ---- memory pressure: the limits as HeapAlloc sees them ---- */
+
+#define MIB		(1ULL << 20)
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_TEST		CG_ROOT "/heapdev-api-test"
+#define PARAMS		"/sys/module/heapdev/parameters/"
+#define PRESSURE_MAX	4096
+
+struct pressure_result {
+	int blocks;			/* HeapAlloc calls that succeeded */
+	unsigned long long bytes;	/* and their bytes */
+	unsigned int error;		/* GetLastError() after the NULL */
+	int intact;			/* every block kept its pattern */
+	int recovered;			/* allocations after freeing half */
+	int destroyed;			/* HeapDestroy succeeded */
+};
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atol(buf) : -1;
+}
+
+/* memory.events key @key of the test cgroup, or -1. */
+static long cg_event(const char *key)
+{
+	FILE *f = fopen(CG_TEST "/memory.events", "r");
+	size_t len = strlen(key);
+	char line[128];
+	long val = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ')
+			val = atol(line + len + 1);
+	fclose(f);
+	return val;
+}
+
+/*
+ * Fill a growable heap with blocks of 64 KiB, 1 MiB and 100 B in turn until
+ * HeapAlloc fails; each block carries a pattern.  Then free every other
+ * block, check the rest, and allocate again.
+ */
+static void fill_until_refused(struct pressure_result *r, HANDLE h)
+{
+	static void *blocks[PRESSURE_MAX];
+	static const size_t sizes[] = { 64 << 10, 1 << 20, 100 };
+	size_t sz;
+	int i, j;
+
+	memset(r, 0, sizeof(*r));
+	SetLastError(0);
+	for (i = 0; i < PRESSURE_MAX; i++) {
+		sz = sizes[i % 3];
+		blocks[i] = HeapAlloc(h, 0, sz);
+		if (!blocks[i])
+			break;
+		memset(blocks[i], i & 0xff, sz);
+		r->bytes += sz;
+	}
+	r->blocks = i;
+	r->error = GetLastError();
+	r->intact = 1;
+	for (j = 0; j < r->blocks; j++) {
+		const unsigned char *b = blocks[j];
+
+		sz = sizes[j % 3];
+		if (b[0] != (j & 0xff) || b[sz - 1] != (j & 0xff))
+			r->intact = 0;
+		if (j % 2 == 0 && !HeapFree(h, 0, blocks[j]))
+			r->intact = 0;
+	}
+	for (j = 0; j < r->blocks / 2 && j < 64; j++) {
+		void *p = HeapAlloc(h, HEAP_ZERO_MEMORY, sizes[j % 3]);
+
+		if (!p)
+			break;
+		r->recovered++;
+	}
+	for (j = 1; j < r->blocks; j += 2) {
+		const unsigned char *b = blocks[j];
+
+		if (b[sizes[j % 3] / 2] != (j & 0xff))
+			r->intact = 0;
+	}
+	r->destroyed = !!HeapDestroy(h);
+}
+
+/* Fill a heap in a child, in the test cgroup if @cgroup, as @uid if set. */
+static int pressure_child(struct pressure_result *r, bool cgroup, uid_t uid)
+{
+	int pfd[2], status = -1;
+	pid_t pid;
+
+	if (pipe(pfd))
+		return -1;
+	pid = fork();
+	if (!pid) {
+		char buf[32];
+
+		close(pfd[0]);
+		snprintf(buf, sizeof(buf), "%d", getpid());
+		if (cgroup && write_str(CG_TEST "/cgroup.procs", buf))
+			_exit(3);
+		if (uid && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
+			_exit(4);
+		fill_until_refused(r, HeapCreate(0, 0, 0));
+		if (write(pfd[1], r, sizeof(*r)) != sizeof(*r))
+			_exit(2);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (pid < 0 || read(pfd[0], r, sizeof(*r)) != sizeof(*r))
+		memset(r, 0, sizeof(*r));
+	close(pfd[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return status;
+}
+
+static void check_pressure(const char *what, const struct pressure_result *r,
+			   int status, unsigned long long limit)
+{
+	T_EQ(status, 0, "%s: the process survives and exits normally", what);
+	T_OK(r->blocks > 0 && r->blocks < PRESSURE_MAX, "%s: HeapAlloc fails "
+	     "after %d blocks (%llu MiB)", what, r->blocks, r->bytes / MIB);
+	T_EQ(r->error, ERROR_NOT_ENOUGH_MEMORY,
+	     "%s: with ERROR_NOT_ENOUGH_MEMORY", what);
+	T_OK(r->bytes <= limit && r->bytes >= limit / 2, "%s: near the limit "
+	     "(%llu of %llu MiB)", what, r->bytes / MIB, limit / MIB);
+	T_OK(r->intact, "%s: every block kept its contents", what);
+	T_OK(r->recovered > 0, "%s: after frees HeapAlloc works again "
+	     "(%d blocks)", what, r->recovered);
+	T_OK(r->destroyed, "%s: HeapDestroy", what);
+}
+
+static void memcg_pressure(void)
+{
+	struct pressure_result r;
+	long pages = read_pages();
+	int status;
+
+	if (access(CG_ROOT "/cgroup.subtree_control", W_OK)) {
+		printf("# skip memcg pressure: no writable cgroup v2 at %s\n",
+		       CG_ROOT);
+		return;
+	}
+	write_str(CG_ROOT "/cgroup.subtree_control", "+memory");
+	rmdir(CG_TEST);
+	if (mkdir(CG_TEST, 0755) ||
+	    write_str(CG_TEST "/memory.max", "33554432")) {
+		T_OK(0, "memcg: make %s with memory.max 32 MiB", CG_TEST);
+		return;
+	}
+	status = pressure_child(&r, true, 0);
+	check_pressure("memcg 32 MiB", &r, status, 32 * MIB);
+	T_EQ(cg_event("oom_kill"), 0, "memcg: no OOM kill in the cgroup");
+	T_OK(cg_event("max") > 0, "memcg: the cgroup did hit memory.max");
+	T_EQ(rmdir(CG_TEST), 0, "memcg: the cgroup is empty afterwards");
+	T_EQ(read_pages(), pages, "memcg: every page back to the kernel");
+}
+
+/* Lower module parameter @name to @mb for one run as @uid. */
+static void limit_pressure(const char *name, long mb, uid_t uid)
+{
+	char path[128], val[32], what[64];
+	struct pressure_result r;
+	long old, pages = read_pages();
+	struct stat st;
+	int status;
+
+	snprintf(path, sizeof(path), PARAMS "%s", name);
+	snprintf(what, sizeof(what), "%s=%ld", name, mb);
+	old = read_long(path);
+	snprintf(val, sizeof(val), "%ld", mb);
+	if (old < 0 || write_str(path, val) || stat(DEV, &st)) {
+		T_OK(0, "%s: set %s", what, path);
+		return;
+	}
+	if (uid)
+		chmod(DEV, 0666);
+	status = pressure_child(&r, false, uid);
+	chmod(DEV, st.st_mode & 07777);
+	snprintf(val, sizeof(val), "%ld", old);
+	write_str(path, val);
+	check_pressure(what, &r, status, (unsigned long long)mb * MIB);
+	T_EQ(read_pages(), pages, "%s: every page back to the kernel", what);
+}
+
+static void pressure(void)
+{
+	if (geteuid() != 0) {
+		printf("# skip memory pressure: needs root\n");
+		return;
+	}
+	memcg_pressure();
+	limit_pressure("heap_limit_mb", 16, 0);
+	limit_pressure("user_limit_mb", 24, 65534);
+}
+
 static void suite(const char *self)
 {
 	api_suite(self);
@@ -263,6 +489,8 @@ int main(int argc, char **argv)
 	printf("# heapdev API suite on %s, uid %d\n", DEV, (int)getuid());
 	fflush(stdout);
 	suite(argv[0]);
+	if (!access(DEV, R_OK | W_OK))
+		pressure();
 	if (geteuid() == 0 && !(argc > 1 && !strcmp(argv[1], "--no-user")))
 		as_user(argv[0]);
 	return t_done();
