@@ -340,7 +340,15 @@ HEAPDEV_API int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity,
  * heapdev_trim() - decommit what a heap does not need (HeapOptimizeResources)
  * @heap: the heap, or NULL for every heap of the process
  *
- * Control call.  Return: 0, -EBADF.
+ * Compacts @heap as heapdev_compact() does.  With NULL, compacts each heap
+ * that is live when the call starts, one after the other, taking each
+ * heap's lock in turn (and no other lock while it waits for one), so it
+ * waits for a heapdev_lock() holder of that heap; heaps created with
+ * HEAPDEV_NO_SERIALIZE are skipped, since their owner may be using them
+ * without a lock (name such a heap to compact it).
+ *
+ * Control call.  Return: 0, -EBADF (@heap is not a live heap), -ENOMEM
+ * (NULL: no memory to copy the list of heaps).
  */
 HEAPDEV_API int heapdev_trim(struct heapdev_heap *heap);
 

@@ -8,6 +8,7 @@
  * crash.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "fast.h"
 #include "internal.h"
@@ -271,22 +272,66 @@ int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
 	return 0;
 }
 
-/* Compact one heap, or every heap of the process. */
+/*
+ * Compact the heap whose handle was @hh when the registry was copied, if
+ * it is still live.  Like a new call (hd_enter_fast(), then a lookup that
+ * names the heap only once it is seen live), so that a HeapDestroy of it
+ * either waits for the compaction or makes the lookup fail.
+ * HEAPDEV_NO_SERIALIZE heaps are skipped: their owner may be using them
+ * without a lock at this moment.
+ */
+static void hd_trim_one(void *hh)
+{
+	struct hd_heap *h;
+
+	hd_enter_fast();
+	h = hd_heap_get(hh);
+	if (h && !(h->flags & HEAPDEV_NO_SERIALIZE))
+		hd_compact(h, h->flags);
+}
+
+#define HD_TRIM_BATCH	64
+
+/*
+ * Compact every serialized heap of the process.  The registry lock is
+ * held only while the handles are copied, never while a heap lock is
+ * awaited: a thread holding HeapLock may create, destroy or list heaps
+ * meanwhile.  Heaps created after the copy are not visited.
+ */
+static int hd_trim_all(void)
+{
+	void *batch[HD_TRIM_BATCH], **hv = batch;
+	size_t n, cap = HD_TRIM_BATCH, i;
+
+	for (;;) {
+		n = hd_heap_handles(hv, cap);
+		if (n <= cap)
+			break;
+		if (hv != batch)
+			free(hv);
+		cap = n + HD_TRIM_BATCH;
+		hv = malloc(cap * sizeof(*hv));
+		if (!hv)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		hd_trim_one(hv[i]);
+	if (hv != batch)
+		free(hv);
+	return 0;
+}
+
+/* Compact one heap, or every serialized heap of the process. */
 int hd_api_trim(struct heapdev_heap *heap)
 {
 	struct hd_heap *h;
 
-	if (heap) {
-		h = hd_heap_get(heap);
-		if (!h)
-			return -EBADF;
-		hd_compact(h, h->flags);
-		return 0;
-	}
-	hd_registry_lock();
-	for (h = hd_registry_first(); h; h = h->rnext)
-		hd_compact(h, h->flags);
-	hd_registry_unlock();
+	if (!heap)
+		return hd_trim_all();
+	h = hd_heap_get(heap);
+	if (!h)
+		return -EBADF;
+	hd_compact(h, h->flags);
 	return 0;
 }
 

@@ -169,19 +169,9 @@ static uint64_t hd_random(void)
 	return (z ^ (z >> 31)) | 1;
 }
 
-void hd_registry_lock(void)
-{
-	pthread_mutex_lock(&hd_reg_mutex);
-}
-
 void hd_registry_unlock(void)
 {
 	pthread_mutex_unlock(&hd_reg_mutex);
-}
-
-struct hd_heap *hd_registry_first(void)
-{
-	return hd_reg_head;
 }
 
 static void hd_registry_add(struct hd_heap *h, bool front)

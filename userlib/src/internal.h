@@ -726,9 +726,7 @@ HD_HIDDEN int hd_api_trim(struct heapdev_heap *heap);
 HD_HIDDEN struct hd_heap *hd_heap_dying(const void *hh);
 HD_HIDDEN struct hd_heap *hd_process_heap(int *err);
 HD_HIDDEN size_t hd_heap_list(struct hd_heap **out, size_t cap);
-HD_HIDDEN void hd_registry_lock(void);
 HD_HIDDEN void hd_registry_unlock(void);
-HD_HIDDEN struct hd_heap *hd_registry_first(void);
 
 static inline void hd_lock_main(struct hd_heap *h, uint32_t flags)
 {

@@ -370,6 +370,7 @@ static BOOL hd_set_compat(HANDLE hh, PVOID info, SIZE_T len)
 static BOOL hd_set_optimize(HANDLE hh, PVOID info, SIZE_T len)
 {
 	const HEAP_OPTIMIZE_RESOURCES_INFORMATION *o = info;
+	int err;
 
 	if (!o || len < sizeof(*o)) {
 		hd_last_error = ERROR_INSUFFICIENT_BUFFER;
@@ -380,8 +381,10 @@ static BOOL hd_set_optimize(HANDLE hh, PVOID info, SIZE_T len)
 		hd_last_error = ERROR_INVALID_PARAMETER;
 		return FALSE;
 	}
-	if (hd_api_trim(hh)) {
-		hd_last_error = ERROR_INVALID_HANDLE;
+	err = hd_api_trim(hh);
+	if (err) {
+		hd_last_error = err == -ENOMEM ? ERROR_NOT_ENOUGH_MEMORY :
+				ERROR_INVALID_HANDLE;
 		return FALSE;
 	}
 	return TRUE;

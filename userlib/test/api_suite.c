@@ -1268,6 +1268,53 @@ static void native_api(void)
 	T_EQ(heapdev_destroy(h2), 0, "heapdev_destroy fixed");
 }
 
+/*
+ * heapdev_trim(NULL) compacts every serialized heap but leaves
+ * HEAPDEV_NO_SERIALIZE heaps alone (their owner may be using them without
+ * a lock); heapdev_trim() of such a heap by name compacts it.
+ */
+static void trim_all(void)
+{
+	struct heapdev_options o = { .size = sizeof(o) };
+	struct heapdev_heap_info ns0 = { .size = sizeof(ns0) }, ns1 = ns0;
+	struct heapdev_heap_info ns2 = ns0, s0 = ns0, s1 = ns0;
+	struct heapdev_heap *ns, *ser;
+	void *p[2][48];
+	int i, k;
+
+	o.flags = HEAPDEV_NO_SERIALIZE;
+	if (heapdev_create(&o, &ns) || heapdev_create(NULL, &ser)) {
+		T_OK(0, "trim: heaps created");
+		return;
+	}
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < 48; i++)
+			p[k][i] = heapdev_alloc(k ? ser : ns, 60000, 0);
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < 48; i++)
+			heapdev_free(k ? ser : ns, p[k][i], 0);
+	heapdev_get_info(ns, &ns0);
+	heapdev_get_info(ser, &s0);
+	T_EQ(heapdev_trim(NULL), 0, "heapdev_trim(NULL)");
+	heapdev_get_info(ns, &ns1);
+	heapdev_get_info(ser, &s1);
+	T_OK(s1.committed < s0.committed && s1.committed <= 256 << 10,
+	     "heapdev_trim(NULL) decommits a serialized heap's free pages "
+	     "(%llu -> %llu bytes committed)",
+	     (unsigned long long)s0.committed,
+	     (unsigned long long)s1.committed);
+	T_OK(ns1.committed == ns0.committed && ns0.committed > 256 << 10,
+	     "but not a HEAPDEV_NO_SERIALIZE heap's (%llu -> %llu)",
+	     (unsigned long long)ns0.committed,
+	     (unsigned long long)ns1.committed);
+	T_EQ(heapdev_trim(ns), 0, "heapdev_trim(no-serialize heap)");
+	heapdev_get_info(ns, &ns2);
+	T_OK(ns2.committed <= 256 << 10, "which compacts it when named "
+	     "(%llu bytes committed)", (unsigned long long)ns2.committed);
+	heapdev_destroy(ns);
+	heapdev_destroy(ser);
+}
+
 static void backends(void)
 {
 	struct heapdev_options o = { .size = sizeof(o) };
@@ -1357,6 +1404,7 @@ void api_suite(const char *self)
 	neighbour_mappings();
 	fork_child();
 	native_api();
+	trim_all();
 	backends();
 	default_backend(self);
 }

@@ -3,7 +3,9 @@
  * Threads: concurrent first use of the process heap, two- and four-thread
  * stress on one shared heap with cross-thread frees (which also revokes the
  * creator's lock bias under load), HeapLock blocking every kind of call with
- * timeouts, and concurrent creation and destruction of heaps.
+ * timeouts, concurrent creation and destruction of heaps, and trimming
+ * every heap against a HeapLock holder and against the owner of a
+ * HEAP_NO_SERIALIZE heap.
  *
  * A watchdog (alarm) turns a deadlock into a failure.
  */
@@ -311,20 +313,168 @@ static void *churn_main(void *arg)
 	return arg;
 }
 
+static atomic_int churn_stop;
+
+/* Trims every heap while the others are created and destroyed. */
+static void *churn_trim_main(void *arg)
+{
+	while (!atomic_load(&churn_stop))
+		if (heapdev_trim(NULL))
+			churn_errors++;
+	return arg;
+}
+
 static void churn(void)
 {
 	DWORD before = GetProcessHeaps(0, NULL);
-	pthread_t t[4];
+	pthread_t t[4], trim;
 	int i;
 
+	pthread_create(&trim, NULL, churn_trim_main, NULL);
 	for (i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, churn_main, NULL);
 	for (i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
+	atomic_store(&churn_stop, 1);
+	pthread_join(trim, NULL);
 	T_EQ(churn_errors, 0, "4 threads creating, using and destroying 800 "
-	     "heaps");
+	     "heaps while a fifth trims every heap");
 	T_EQ(GetProcessHeaps(0, NULL), before, "registry back to %u heaps",
 	     before);
+}
+
+/* ---- trimming every heap while a thread holds HeapLock ---- */
+
+struct trim_lock {
+	HANDLE x;
+	atomic_int locked, go, step, release, trimmed;
+	BOOL trim_ok;
+};
+
+/* Holds HeapLock(x) while it creates, destroys and lists heaps. */
+static void *trim_holder(void *arg)
+{
+	struct trim_lock *d = arg;
+	struct timespec ts = { 0, 1000 * 1000 };
+	HANDLE y, list[64];
+
+	HeapLock(d->x);
+	atomic_store(&d->locked, 1);
+	while (!atomic_load(&d->go))
+		nanosleep(&ts, NULL);
+	y = HeapCreate(0, 0, 0);
+	atomic_store(&d->step, 1);
+	if (y)
+		HeapDestroy(y);
+	atomic_store(&d->step, 2);
+	GetProcessHeaps(64, list);
+	atomic_store(&d->step, 3);
+	while (!atomic_load(&d->release))
+		nanosleep(&ts, NULL);
+	HeapUnlock(d->x);
+	return NULL;
+}
+
+static void *trim_all_main(void *arg)
+{
+	HEAP_OPTIMIZE_RESOURCES_INFORMATION o = {
+		HEAP_OPTIMIZE_RESOURCES_CURRENT_VERSION, 0
+	};
+	struct trim_lock *d = arg;
+
+	d->trim_ok = HeapSetInformation(NULL, HeapOptimizeResources, &o,
+					sizeof(o));
+	atomic_store(&d->trimmed, 1);
+	return NULL;
+}
+
+static bool wait_flag(atomic_int *f, int v, int ms)
+{
+	struct timespec ts = { 0, 2 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < ms / 2 && atomic_load(f) < v; i++)
+		nanosleep(&ts, NULL);
+	return atomic_load(f) >= v;
+}
+
+/*
+ * HeapSetInformation(NULL, HeapOptimizeResources) waits for the lock of
+ * a heap that another thread holds; that thread then creates, destroys
+ * and lists heaps.  Neither may wait for the other.  If they do, the
+ * threads are stuck for good and are left behind.
+ */
+static void trim_vs_lock(void)
+{
+	struct trim_lock *d = calloc(1, sizeof(*d));
+	pthread_t holder, trimmer;
+	bool done;
+
+	d->x = HeapCreate(0, 0, 0);
+	HeapFree(d->x, 0, HeapAlloc(d->x, 0, 100));
+	pthread_create(&holder, NULL, trim_holder, d);
+	wait_flag(&d->locked, 1, 5000);
+	pthread_create(&trimmer, NULL, trim_all_main, d);
+	/* time for the trim to block on x's lock */
+	usleep(100 * 1000);
+	atomic_store(&d->go, 1);
+	done = wait_flag(&d->step, 3, 5000);
+	T_OK(done, "HeapOptimizeResources(NULL) waiting for a heap's lock "
+	     "does not block its holder's HeapCreate, HeapDestroy and "
+	     "GetProcessHeaps (reached step %d of 3)", atomic_load(&d->step));
+	if (!done)
+		return;
+	T_OK(!atomic_load(&d->trimmed), "the trim waits for the HeapLock "
+	     "holder");
+	atomic_store(&d->release, 1);
+	pthread_join(holder, NULL);
+	pthread_join(trimmer, NULL);
+	T_OK(d->trim_ok, "and completes once it is released");
+	T_OK(HeapValidate(d->x, 0, NULL) && HeapDestroy(d->x),
+	     "the locked heap is fine afterwards");
+	free(d);
+}
+
+/* ---- trimming every heap leaves HEAP_NO_SERIALIZE heaps alone ---- */
+
+static atomic_int noser_stop;
+
+static void *noser_trimmer(void *arg)
+{
+	while (!atomic_load(&noser_stop))
+		heapdev_trim(NULL);
+	return arg;
+}
+
+/*
+ * The owner of a HEAP_NO_SERIALIZE heap uses it without any lock while
+ * another thread trims every heap; a trim that compacted it would race
+ * with the owner (ThreadSanitizer reports it; corrupted lists otherwise).
+ */
+static void trim_vs_no_serialize(void)
+{
+	HANDLE h = HeapCreate(HEAP_NO_SERIALIZE, 0, 0);
+	void *p[64];
+	bool ok = true;
+	pthread_t t;
+	int i, j;
+
+	pthread_create(&t, NULL, noser_trimmer, NULL);
+	for (i = 0; i < 300; i++) {
+		for (j = 0; j < 64; j++) {
+			p[j] = HeapAlloc(h, 0, 20000 + (size_t)j * 512);
+			ok &= !!p[j];
+			if (p[j])
+				memset(p[j], j, 64);
+		}
+		for (j = 0; j < 64; j++)
+			ok &= !p[j] || HeapFree(h, 0, p[j]);
+	}
+	atomic_store(&noser_stop, 1);
+	pthread_join(t, NULL);
+	T_OK(ok && HeapValidate(h, 0, NULL), "heapdev_trim(NULL) in another "
+	     "thread does not touch a HEAP_NO_SERIALIZE heap in use");
+	HeapDestroy(h);
 }
 
 int main(void)
@@ -336,5 +486,8 @@ int main(void)
 	stress(4, 100000);
 	lock_blocks();
 	churn();
+	trim_vs_no_serialize();
+	/* last: if it fails, its threads are stuck for good */
+	trim_vs_lock();
 	return t_done();
 }
