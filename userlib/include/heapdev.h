@@ -70,7 +70,8 @@ struct heapdev_heap;
 
 /**
  * struct heapdev_options - how to create a heap
- * @size: sizeof(struct heapdev_options)
+ * @size: sizeof(struct heapdev_options); a newer, larger struct is
+ *	accepted when its extra bytes are zero (see heapdev_create())
  * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC or 0
  * @backend: HEAPDEV_BACKEND_*
  * @initial: bytes committed at creation (rounded up to pages)
@@ -165,14 +166,17 @@ typedef void (*heapdev_exception_handler_t)(const struct heapdev_exception *e);
 /**
  * heapdev_create() - create a private heap
  * @opts: options, or NULL for a growable, serialized heap on the default
- *	backend; unknown flags and a @size smaller than the first version of
- *	the struct give -EINVAL
+ *	backend; unknown flags, a non-zero @__reserved and a @size smaller
+ *	than the first version of the struct give -EINVAL; a larger @size
+ *	(a caller built against a newer header) is accepted when every byte
+ *	beyond this version's struct is zero, and gives -E2BIG otherwise or
+ *	when it is above 4096
  * @heap: out: the new heap
  *
- * Control call.  Return: 0, -EINVAL, -ENOMEM (the initial commit or the
- * address space is refused), -ENOENT (no /dev/heapdev and no backend
- * chosen), -EACCES (no permission on /dev/heapdev), -EDQUOT (a module
- * limit).
+ * Control call.  Return: 0, -EINVAL, -E2BIG, -ENOMEM (the initial commit
+ * or the address space is refused), -ENOENT (no /dev/heapdev and no
+ * backend chosen), -EACCES (no permission on /dev/heapdev), -EDQUOT (a
+ * module limit).
  */
 HEAPDEV_API int heapdev_create(const struct heapdev_options *opts,
 			       struct heapdev_heap **heap);

@@ -24,6 +24,32 @@ static uint32_t hd_eff(const struct hd_heap *h, unsigned int flags)
 	return h->flags | (flags & HD_CALL_FLAGS);
 }
 
+/* Largest struct heapdev_options accepted from a newer caller. */
+#define HD_OPTS_MAX	4096
+
+/*
+ * Copy options of @opts->size bytes, as the kernel's
+ * copy_struct_from_user() does: shorter than this version is -EINVAL;
+ * longer is fine when the bytes this version does not know are all zero,
+ * -E2BIG otherwise (and beyond HD_OPTS_MAX, which is not read).
+ */
+static int hd_opts_copy(struct heapdev_options *o,
+			const struct heapdev_options *opts)
+{
+	const unsigned char *tail = (const unsigned char *)(opts + 1);
+	size_t i;
+
+	if (opts->size < sizeof(*o))
+		return -EINVAL;
+	if (opts->size > HD_OPTS_MAX)
+		return -E2BIG;
+	for (i = 0; i < opts->size - sizeof(*o); i++)
+		if (tail[i])
+			return -E2BIG;
+	*o = *opts;
+	return 0;
+}
+
 int heapdev_create(const struct heapdev_options *opts,
 		   struct heapdev_heap **heap)
 {
@@ -34,11 +60,13 @@ int heapdev_create(const struct heapdev_options *opts,
 	if (!heap)
 		return -EINVAL;
 	if (opts) {
-		if (opts->size != sizeof(o) || opts->__reserved ||
-		    (opts->flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC)) ||
-		    opts->backend > HEAPDEV_BACKEND_MEMFD)
+		err = hd_opts_copy(&o, opts);
+		if (err)
+			return err;
+		if (o.__reserved ||
+		    (o.flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC)) ||
+		    o.backend > HEAPDEV_BACKEND_MEMFD)
 			return -EINVAL;
-		o = *opts;
 	}
 	err = hd_heap_create(o.flags, o.initial, o.maximum, (int)o.backend,
 			     &h);

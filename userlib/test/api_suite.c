@@ -1186,6 +1186,28 @@ static void native_api(void)
 	o.size = 8;
 	T_EQ(heapdev_create(&o, &h), -EINVAL, "heapdev_create: short struct");
 	o.size = sizeof(o);
+	{
+		/* a caller built against a newer, larger struct */
+		struct {
+			struct heapdev_options o;
+			uint64_t more[2];
+		} big = { .o = { .size = sizeof(big) } };
+
+		err = heapdev_create(&big.o, &h);
+		T_EQ(err, 0, "heapdev_create: larger struct, zero tail");
+		if (!err)
+			heapdev_destroy(h);
+		big.more[1] = 1;
+		T_EQ(heapdev_create(&big.o, &h), -E2BIG, "heapdev_create: "
+		     "larger struct, non-zero tail: -E2BIG");
+		big.o.size = sizeof(big.o) + 8;
+		T_EQ(heapdev_create(&big.o, &h), 0, "heapdev_create: the "
+		     "tail is read up to @size only");
+		heapdev_destroy(h);
+		big.o.size = 8192;
+		T_EQ(heapdev_create(&big.o, &h), -E2BIG, "heapdev_create: "
+		     "size above 4096: -E2BIG");
+	}
 	o.backend = 9;
 	T_EQ(heapdev_create(&o, &h), -EINVAL, "heapdev_create: bad backend");
 	o.backend = HEAPDEV_BACKEND_DEFAULT;
