@@ -13,7 +13,8 @@
  *
  *   allocation calls (heapdev_alloc, heapdev_realloc) are malloc-like: they
  *   return a pointer, or NULL with errno set (ENOMEM when there is not
- *   enough memory, EINVAL for a bad heap, pointer or size).
+ *   enough memory, EDQUOT when a limit of /dev/heapdev refused the memory,
+ *   EINVAL for a bad heap, pointer or size).
  *
  * Common negative errno values of control calls:
  *
@@ -21,8 +22,12 @@
  *            already destroyed, or inherited across fork)
  *   -EINVAL  a pointer that is not a live block of the heap (freed, foreign,
  *            interior or corrupted), or an invalid argument
- *   -ENOMEM  not enough memory (commit refused by the kernel or by the
- *            memfd backend)
+ *   -ENOMEM  not enough memory (commit refused by the kernel, e.g. the
+ *            memory cgroup, or by the memfd backend)
+ *   -EDQUOT  a commit or a new heap refused by a limit of /dev/heapdev
+ *            (its per-heap, per-file or per-user limit on committed bytes,
+ *            or max_heaps); the Win32 calls report it as
+ *            ERROR_NOT_ENOUGH_MEMORY, like -ENOMEM
  *   -ENOENT  the kernel device /dev/heapdev is missing and no other backend
  *            was chosen (see HEAPDEV_BACKEND below)
  *
@@ -176,7 +181,8 @@ typedef void (*heapdev_exception_handler_t)(const struct heapdev_exception *e);
  * Control call.  Return: 0, -EINVAL, -E2BIG, -ENOMEM (the initial commit
  * or the address space is refused), -ENOENT (no /dev/heapdev and no
  * backend chosen), -EACCES (no permission on /dev/heapdev), -EDQUOT (a
- * module limit).
+ * module limit: max_heaps heaps already, or the initial commit is above
+ * the per-heap, per-file or per-user limit).
  */
 HEAPDEV_API int heapdev_create(const struct heapdev_options *opts,
 			       struct heapdev_heap **heap);
@@ -197,8 +203,10 @@ HEAPDEV_API int heapdev_destroy(struct heapdev_heap *heap);
  * @flags: HEAPDEV_ZERO, HEAPDEV_NOLOCK or 0
  *
  * Allocation call.  Return: a 16-byte aligned block, or NULL with errno
- * ENOMEM (no memory, or @size above the heap's per-block limit) or EINVAL
- * (@heap is not a live heap).
+ * ENOMEM (no memory, or @size above the heap's per-block limit), EDQUOT
+ * (the commit was refused by a per-heap, per-file or per-user limit of
+ * /dev/heapdev; HeapAlloc says ERROR_NOT_ENOUGH_MEMORY) or EINVAL (@heap
+ * is not a live heap).
  */
 HEAPDEV_API void *heapdev_alloc(struct heapdev_heap *heap, size_t size,
 				unsigned int flags)
@@ -213,8 +221,9 @@ HEAPDEV_API void *heapdev_alloc(struct heapdev_heap *heap, size_t size,
  *	HEAPDEV_IN_PLACE (fail rather than move), HEAPDEV_NOLOCK
  *
  * Allocation call.  Return: the block (possibly moved), or NULL with errno
- * ENOMEM (no memory, or HEAPDEV_IN_PLACE cannot be honoured) or EINVAL
- * (bad heap or @ptr); on failure the old block is left intact.
+ * ENOMEM (no memory, or HEAPDEV_IN_PLACE cannot be honoured), EDQUOT (a
+ * commit refused by a limit of /dev/heapdev, as for heapdev_alloc()) or
+ * EINVAL (bad heap or @ptr); on failure the old block is left intact.
  */
 HEAPDEV_API void *heapdev_realloc(struct heapdev_heap *heap, void *ptr,
 				  size_t size, unsigned int flags)
@@ -323,7 +332,7 @@ HEAPDEV_API int heapdev_get_info(struct heapdev_heap *heap,
  * heapdev_process_heap() - the process heap (created on first use)
  *
  * Return: the heap, or NULL with errno set as heapdev_create() would
- * (an allocation-style call).
+ * (an allocation-style call), e.g. ENOENT, ENOMEM or EDQUOT.
  */
 HEAPDEV_API struct heapdev_heap *heapdev_process_heap(void);
 

@@ -176,7 +176,7 @@ static HD_COLD void *hd_alloc_fail(struct hd_heap *h, size_t n,
 {
 	hd_leave();
 	if (api == HD_API_NATIVE) {
-		errno = ENOMEM;
+		errno = hd_alloc_errno();
 		return NULL;
 	}
 	hd_last_error = ERROR_NOT_ENOUGH_MEMORY;
@@ -200,6 +200,7 @@ void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
 	void *p;
 
 	hd_thread_check();
+	hd_commit_err = 0;
 	h = hd_heap_get(hh);
 	if (unlikely(!h)) {
 		hd_leave();
@@ -218,7 +219,10 @@ void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
 void *hd_alloc_locked_path(struct hd_heap *h, size_t n, uint32_t flags,
 			   int api)
 {
-	void *p = hd_alloc(h, n, flags);
+	void *p;
+
+	hd_commit_err = 0;
+	p = hd_alloc(h, n, flags);
 
 	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
@@ -226,7 +230,10 @@ void *hd_alloc_locked_path(struct hd_heap *h, size_t n, uint32_t flags,
 /* The current run is exhausted (LFH lock held). */
 void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 {
-	void *p = hd_small_alloc_slow(h, n, flags);
+	void *p;
+
+	hd_commit_err = 0;
+	p = hd_small_alloc_slow(h, n, flags);
 
 	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }

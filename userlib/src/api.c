@@ -114,9 +114,10 @@ static void *hd_api_realloc(struct heapdev_heap *heap, void *ptr,
 		errno = EINVAL;
 		return NULL;
 	}
+	hd_commit_err = 0;
 	p = hd_realloc(h, ptr, size, hd_eff(h, flags), &err);
 	if (!p)
-		errno = -err;
+		errno = err == -ENOMEM ? hd_alloc_errno() : -err;
 	return p;
 }
 

@@ -3,6 +3,7 @@
  * heapdev: diagnostics, termination on corruption, and the Linux
  * counterpart of HEAP_GENERATE_EXCEPTIONS.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "internal.h"
 
 _Atomic int hd_terminate;
+/* The last commit refused to this thread (hd_heap_commit()), or 0. */
+__thread int hd_commit_err __attribute__((tls_model("initial-exec")));
 int hd_debug = -1;
 static _Atomic(heapdev_exception_handler_t) hd_exc_handler;
 
@@ -52,6 +55,21 @@ void hd_corrupt(const struct hd_heap *h, const void *p, const char *what)
 	}
 	hd_dbg("heapdev: heap %p, block %p: %s", h ? (void *)h->handle : NULL,
 	       p, what);
+}
+
+/*
+ * The errno of a native allocation that failed for lack of memory:
+ * EDQUOT when a commit of this call was refused by a module limit (the
+ * per-heap, per-file or per-user limit of /dev/heapdev), ENOMEM for
+ * everything else.  The Win32 calls report ERROR_NOT_ENOUGH_MEMORY for
+ * both.  Clears the record (each allocation path clears it on entry).
+ */
+int hd_alloc_errno(void)
+{
+	int err = hd_commit_err;
+
+	hd_commit_err = 0;
+	return err == -EDQUOT ? EDQUOT : ENOMEM;
 }
 
 /* HEAP_GENERATE_EXCEPTIONS: see heapdev_set_exception_handler(). */

@@ -290,9 +290,11 @@ int hd_heap_commit(struct hd_heap *h, uintptr_t addr, uint64_t woff,
 {
 	int err = h->bh.be->commit(&h->bh, addr, woff, len);
 
-	if (err)
+	if (err) {
+		hd_commit_err = err;	/* for hd_alloc_errno() */
 		hd_dbg("heapdev: heap %p: commit of %zu bytes failed: %s",
 		       (void *)h->handle, len, strerror(-err));
+	}
 	return err;
 }
 

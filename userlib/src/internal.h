@@ -704,6 +704,9 @@ HD_HIDDEN extern _Atomic int hd_terminate;
 HD_HIDDEN extern __thread uint32_t hd_last_error
 	__attribute__((tls_model("initial-exec")));
 HD_HIDDEN extern int hd_debug;
+HD_HIDDEN extern __thread int hd_commit_err
+	__attribute__((tls_model("initial-exec")));
+HD_HIDDEN int hd_alloc_errno(void);
 HD_HIDDEN void hd_corrupt(const struct hd_heap *h, const void *p,
 			  const char *what);
 HD_HIDDEN void hd_dbg(const char *fmt, ...)

@@ -242,7 +242,7 @@ static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 
 	(void)addr;
 	if (err)
-		return err == -EDQUOT || err == -ENOMEM ? -ENOMEM : err;
+		return err;	/* -EDQUOT: a module limit; -ENOMEM */
 	bh->committed = c.committed;
 	return 0;
 }

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * Unit tests of internals: size classes, header encoding, the page map and
- * the biased lock.  Linked with the library's objects, not its API.
+ * Unit tests of internals: size classes, header encoding, the page map,
+ * the biased lock, and commit refusals reported through a fake backend.
+ * Linked with the library's objects.
  */
+#include <errno.h>
 #include <stdlib.h>
 
+#include "../include/heapdev/win32.h"
 #include "../src/internal.h"
 #include "t.h"
 
@@ -103,6 +106,84 @@ static void locks(void)
 	T_OK(atomic_load(&l.word) == 0, "unbiased lock: released");
 }
 
+static int refused_with;
+
+/* A backend commit that the kernel refuses (module limit or memory). */
+static int refuse_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			 size_t len)
+{
+	return refused_with;
+}
+
+/*
+ * A commit refused with EDQUOT (a /dev/heapdev per-heap, per-file or
+ * per-user limit) reaches native callers as EDQUOT; the Win32 calls
+ * still say ERROR_NOT_ENOUGH_MEMORY.  The memfd backend cannot produce
+ * EDQUOT, so the heap's backend is swapped for one that refuses commits.
+ */
+static void commit_refused(void)
+{
+	struct heapdev_options fo = { .size = sizeof(fo), .maximum = 1 << 20 };
+	struct heapdev_heap *hh, *fixed;
+	const struct hd_backend *real;
+	struct hd_backend fake;
+	struct hd_heap *h;
+	void *q, *p;
+
+	if (heapdev_create(NULL, &hh) || heapdev_create(&fo, &fixed)) {
+		T_OK(0, "commit refusal: heaps created");
+		return;
+	}
+	q = heapdev_alloc(hh, 100, 0);
+	h = hd_heap_get(hh);
+	hd_leave();
+	real = h->bh.be;
+	fake = *real;
+	fake.commit = refuse_commit;
+	h->bh.be = &fake;
+
+	refused_with = -EDQUOT;
+	errno = 0;
+	p = heapdev_alloc(hh, 600000, 0);
+	T_OK(!p && errno == EDQUOT, "medium heapdev_alloc, commit refused "
+	     "with EDQUOT: NULL, errno EDQUOT (%d)", errno);
+	errno = 0;
+	p = heapdev_alloc(hh, 8 << 20, 0);
+	T_OK(!p && errno == EDQUOT, "large heapdev_alloc: errno EDQUOT (%d)",
+	     errno);
+	errno = 0;
+	p = heapdev_realloc(hh, q, 600000, 0);
+	T_OK(!p && errno == EDQUOT && !heapdev_validate(hh, q, 0),
+	     "heapdev_realloc: errno EDQUOT, the block intact (%d)", errno);
+	SetLastError(0);
+	T_OK(!HeapAlloc(hh, 0, 600000) &&
+	     GetLastError() == ERROR_NOT_ENOUGH_MEMORY, "HeapAlloc: "
+	     "ERROR_NOT_ENOUGH_MEMORY for the same refusal");
+	SetLastError(0);
+	T_OK(!HeapReAlloc(hh, 0, q, 600000) &&
+	     GetLastError() == ERROR_NOT_ENOUGH_MEMORY, "HeapReAlloc: "
+	     "ERROR_NOT_ENOUGH_MEMORY");
+	refused_with = -ENOMEM;
+	errno = 0;
+	p = heapdev_alloc(hh, 8 << 20, 0);
+	T_OK(!p && errno == ENOMEM, "commit refused with ENOMEM: errno "
+	     "ENOMEM (%d)", errno);
+	h->bh.be = real;
+
+	/* a refusal recorded earlier does not stick to a later failure */
+	hd_commit_err = -EDQUOT;
+	errno = 0;
+	p = heapdev_alloc(fixed, 2 << 20, 0);
+	T_OK(!p && errno == ENOMEM, "a fixed heap's size limit after an "
+	     "earlier refusal: ENOMEM (%d)", errno);
+	hd_commit_err = -EDQUOT;
+	T_EQ(hd_alloc_errno(), EDQUOT, "hd_alloc_errno: EDQUOT refusal");
+	T_EQ(hd_alloc_errno(), ENOMEM, "hd_alloc_errno: then ENOMEM");
+	heapdev_free(hh, q, 0);
+	heapdev_destroy(hh);
+	heapdev_destroy(fixed);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -110,5 +191,6 @@ int main(int argc, char **argv)
 	headers();
 	pagemap();
 	locks();
+	commit_refused();
 	return t_done();
 }
