@@ -223,7 +223,9 @@ HEAPDEV_API void *heapdev_alloc(struct heapdev_heap *heap, size_t size,
  * Allocation call.  Return: the block (possibly moved), or NULL with errno
  * ENOMEM (no memory, or HEAPDEV_IN_PLACE cannot be honoured), EDQUOT (a
  * commit refused by a limit of /dev/heapdev, as for heapdev_alloc()) or
- * EINVAL (bad heap or @ptr); on failure the old block is left intact.
+ * EINVAL (bad heap or @ptr); on failure the old block is left intact.  A
+ * non-NULL @ptr that is not a live block counts as corruption, like a bad
+ * heapdev_free() (see heapdev_terminate_on_corruption()); NULL never does.
  */
 HEAPDEV_API void *heapdev_realloc(struct heapdev_heap *heap, void *ptr,
 				  size_t size, unsigned int flags)
@@ -248,6 +250,11 @@ HEAPDEV_API int heapdev_free(struct heapdev_heap *heap, void *ptr,
  * @ptr: a live block of @heap
  * @flags: HEAPDEV_NOLOCK or 0
  * @size: out: the size
+ *
+ * A query: a @ptr that is not a live block (NULL, freed, foreign, wild or
+ * with a damaged header) gives -EINVAL and never ends the process, even
+ * after heapdev_terminate_on_corruption() (HeapSize does not validate
+ * blocks on Windows either).
  *
  * Control call.  Return: 0, -EBADF, -EINVAL.
  */
@@ -380,9 +387,12 @@ HEAPDEV_API int heapdev_enable_lfh(struct heapdev_heap *heap);
  * heapdev_terminate_on_corruption() - abort on detected corruption
  *
  * From now on, for every heap of the process: a corrupted block header, a
- * double, foreign or wild free, or a corrupted free list ends the process
- * with abort() after a message on stderr that names the heap and the
- * pointer.  Irreversible.  Control call.  Return: 0.
+ * double, foreign or wild free or realloc (a non-NULL pointer given to
+ * heapdev_free() or heapdev_realloc() that is not a live block), or a
+ * corrupted free list ends the process with abort() after a message on
+ * stderr that names the heap and the pointer.  The queries
+ * (heapdev_size(), heapdev_validate()) and NULL pointers only fail as
+ * before.  Irreversible.  Control call.  Return: 0.
  */
 HEAPDEV_API int heapdev_terminate_on_corruption(void);
 

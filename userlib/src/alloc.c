@@ -15,7 +15,7 @@
 #include "fast.h"
 #include "internal.h"
 
-/* A bad pointer was passed to free/size/realloc. */
+/* A bad pointer was passed to free or realloc. */
 HD_COLD int hd_bad_ptr(const struct hd_heap *h, const void *p)
 {
 	hd_corrupt(h, p, "not a live block of this heap (double, foreign or "
@@ -379,13 +379,21 @@ static void hd_lookup_unlock(struct hd_heap *h, uint32_t flags,
 		hd_unlock_main(h, flags);
 }
 
-/* The requested size of a live block.  Return: 0 or -EINVAL (reported). */
+/*
+ * The requested size of a live block.  Return: 0 or -EINVAL.  A query, like
+ * HeapValidate: a bad @ptr (NULL included) is only reported with
+ * HEAPDEV_DEBUG, never treated as corruption (HeapSize on Windows does not
+ * validate the block and fails with (SIZE_T)-1; it does not fail fast).
+ */
 int hd_size(struct hd_heap *h, const void *ptr, uint32_t flags, size_t *n)
 {
 	struct hd_blockref ref;
 
-	if (hd_lookup_lock(h, (uintptr_t)ptr, flags, &ref))
-		return hd_bad_ptr(h, ptr);
+	if (hd_lookup_lock(h, (uintptr_t)ptr, flags, &ref)) {
+		hd_dbg("heapdev: heap %p, block %p: size of something that is "
+		       "not a live block of this heap", (void *)h->handle, ptr);
+		return -EINVAL;
+	}
 	*n = ref.n;
 	hd_lookup_unlock(h, flags, &ref);
 	return 0;

@@ -4,8 +4,11 @@
  * overflows into the next header, writes to freed blocks (free-list links,
  * footers), a corrupted segment signature; and, with
  * HeapEnableTerminationOnCorruption, the end of the process with a message
- * naming the heap and the pointer (checked in forked children).
+ * naming the heap and the pointer for bad frees and reallocs, and none for
+ * the queries (HeapValidate, HeapSize) nor for NULL (checked in forked
+ * children).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <heapdev.h>
 #include <heapdev/win32.h>
 
 #include "t.h"
@@ -158,8 +162,10 @@ static void signature(void)
 /* ---- termination on corruption, in children ---- */
 
 enum {
-	T_DOUBLE, T_WILD, T_FOREIGN, T_HEADER, T_SIZE, T_LFH_LINK,
-	T_VALIDATE, T_COUNT
+	T_DOUBLE, T_WILD, T_FOREIGN, T_HEADER, T_REALLOC, T_LFH_LINK,
+	/* from here on, the process must survive */
+	T_VALIDATE, T_SIZE, T_SIZE_NULL, T_SIZE_WILD, T_REALLOC_NULL,
+	T_COUNT
 };
 
 static const char *const t_names[T_COUNT] = {
@@ -167,10 +173,38 @@ static const char *const t_names[T_COUNT] = {
 	"wild free",
 	"foreign free",
 	"free of a corrupted header",
-	"HeapSize of a freed block",
+	"HeapReAlloc of a freed block",
 	"corrupted LFH free list",
 	"HeapValidate (must not terminate)",
+	"HeapSize of a freed block (must not terminate)",
+	"HeapSize(h, 0, NULL) (must not terminate)",
+	"heapdev_size of NULL and of a wild pointer (must not terminate)",
+	"HeapReAlloc(h, 0, NULL, n) (must not terminate)",
 };
+
+/* The calls that must not end the process; 0 when they behaved. */
+static int survivor(int kind, HANDLE h, unsigned char *p)
+{
+	size_t n = 0;
+
+	switch (kind) {
+	case T_VALIDATE:
+		return HeapValidate(h, 0, NULL) || HeapValidate(h, 0, p);
+	case T_SIZE:
+	case T_SIZE_NULL:
+		SetLastError(0);
+		return HeapSize(h, 0, p) != (SIZE_T)-1 ||
+		       GetLastError() != ERROR_INVALID_PARAMETER;
+	case T_SIZE_WILD:
+		return heapdev_size(h, NULL, 0, &n) != -EINVAL ||
+		       heapdev_size(h, static_buf, 0, &n) != -EINVAL;
+	case T_REALLOC_NULL:
+		SetLastError(0xdeadbeef);
+		return HeapReAlloc(h, 0, NULL, 10) ||
+		       GetLastError() != NO_ERROR;
+	}
+	return 1;
+}
 
 /* Child: enable termination, do the bad thing; print the pointer. */
 static void term_child(int kind, int out)
@@ -183,6 +217,8 @@ static void term_child(int kind, int out)
 	HeapSetInformation(NULL, HeapEnableTerminationOnCorruption, NULL, 0);
 	switch (kind) {
 	case T_DOUBLE:
+	case T_REALLOC:
+	case T_SIZE:
 		HeapFree(h, 0, p);
 		break;
 	case T_WILD:
@@ -192,33 +228,31 @@ static void term_child(int kind, int out)
 		bad = HeapAlloc(h2, 0, 48);
 		break;
 	case T_HEADER:
+	case T_VALIDATE:
 		p[-1] ^= 1;
-		break;
-	case T_SIZE:
-		HeapFree(h, 0, p);
 		break;
 	case T_LFH_LINK:
 		HeapFree(h, 0, p);
 		memset(p, 0x41, 8);
 		break;
-	case T_VALIDATE:
-		p[-1] ^= 1;
+	case T_SIZE_NULL:
+	case T_REALLOC_NULL:
+		bad = NULL;
 		break;
 	}
 	n = snprintf(line, sizeof(line), "%p %p\n", h, (void *)bad);
 	if (write(out, line, n) != n)
 		_exit(3);
+	if (kind >= T_VALIDATE)
+		_exit(survivor(kind, h, bad));
 	switch (kind) {
-	case T_SIZE:
-		HeapSize(h, 0, bad);
+	case T_REALLOC:
+		HeapReAlloc(h, 0, bad, 100);
 		break;
 	case T_LFH_LINK:
 		HeapAlloc(h, 0, 48);
 		HeapAlloc(h, 0, 48);
 		break;
-	case T_VALIDATE:
-		_exit(HeapValidate(h, 0, NULL) || HeapValidate(h, 0, p) ? 1 :
-		      0);
 	default:
 		HeapFree(h, 0, bad);
 		break;
@@ -254,7 +288,7 @@ static void termination(void)
 		waitpid(pid, &st, 0);
 		close(info[0]);
 		close(err[0]);
-		if (kind == T_VALIDATE) {
+		if (kind >= T_VALIDATE) {
 			T_OK(WIFEXITED(st) && !WEXITSTATUS(st) && !msg[0],
 			     "termination on: %s", t_names[kind]);
 			continue;

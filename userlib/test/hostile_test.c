@@ -19,8 +19,8 @@
  * are run again in a forked child after
  * HeapSetInformation(HeapEnableTerminationOnCorruption): the child must end
  * with SIGABRT and a message naming the heap and the pointer.  Cases that
- * must not terminate (HeapValidate, bad handles, lack of memory) must let
- * the child live.
+ * must not terminate (HeapValidate, HeapSize, bad handles, lack of
+ * memory) must let the child live.
  *
  * Some cases corrupt memory inside heapdev's own mappings on purpose;
  * AddressSanitizer does not instrument those.  Stack, static and libc
@@ -1423,10 +1423,11 @@ static const struct hcase cases[] = {
 	{ "realloc_foreign", "HeapReAlloc of another heap's block", CALL,
 	  c_realloc_foreign, "NULL, ERROR_INVALID_PARAMETER; the block is "
 	  "untouched" },
-	{ "size_freed", "HeapSize of a freed block", CALL, c_size_freed,
-	  "(SIZE_T)-1, ERROR_INVALID_PARAMETER" },
-	{ "size_interior", "HeapSize of an interior pointer", CALL,
-	  c_size_interior, "(SIZE_T)-1, ERROR_INVALID_PARAMETER" },
+	{ "size_freed", "HeapSize of a freed block", CALL_NT, c_size_freed,
+	  "(SIZE_T)-1, ERROR_INVALID_PARAMETER; a query, never terminates" },
+	{ "size_interior", "HeapSize of an interior pointer", CALL_NT,
+	  c_size_interior, "(SIZE_T)-1, ERROR_INVALID_PARAMETER; a query, "
+	  "never terminates" },
 	{ "validate_bad", "HeapValidate of freed, interior, stack, static, "
 	  "unmapped, uncommitted pointers", CALL_NT, c_validate_bad,
 	  "FALSE, last error unchanged, never terminates" },

@@ -33,8 +33,11 @@
  * SIGABRT, the counterpart of an unhandled exception ending the process.
  *
  * HeapSetInformation(HeapEnableTerminationOnCorruption): from then on a
- * detected corruption (bad header, double/foreign/wild free, corrupted
- * free list) prints the heap and the pointer on stderr and calls abort().
+ * detected corruption (bad header, double/foreign/wild HeapFree or
+ * HeapReAlloc, corrupted free list) prints the heap and the pointer on
+ * stderr and calls abort().  HeapSize and HeapValidate of a bad block only
+ * fail, and NULL (HeapSize(h, 0, NULL), HeapReAlloc(h, 0, NULL, n)) is
+ * never corruption.
  *
  * Structures assume the LP64 ABI of x86-64 Linux (SIZE_T and pointers are
  * 64 bits; DWORD, LONG and ULONG are 32 bits, as on Win64).
