@@ -135,7 +135,15 @@ struct heapdev_heap_info {
  * @addr: the block (its first user byte) or the start of the range;
  *	set to NULL to start a walk
  * @size: user size of the block, or the size of the range
- * @overhead: bytes the block uses beyond @size
+ * @overhead: the Win32 cbOverhead, chosen so that Win32's layout formulas
+ *	hold rather than a count of bytes beyond @size: for a busy medium
+ *	block, the padding after @size (the next entry is at @addr + @size +
+ *	@overhead + 16, the 16-byte header not counted); for a slot of an
+ *	LFH run, busy or free, the slot's bytes less @size (its 8-byte
+ *	header included: next entry at @addr + @size + @overhead); for a free
+ *	medium block always 32, with @size the block's bytes less 64 (next
+ *	entry at @addr + @size + 2 * @overhead); 0 for regions, uncommitted
+ *	ranges and large blocks
  * @kind: HEAPDEV_WALK_*
  * @region: index of the segment the entry belongs to (64 for large blocks)
  * @cursor: private; leave untouched between calls

@@ -1337,6 +1337,55 @@ static void trim_all(void)
 	heapdev_destroy(ser);
 }
 
+/*
+ * heapdev_walk's overhead follows the Win32 formulas rather than counting
+ * the bytes beyond size: the next entry is at addr + size + overhead + 16
+ * after a busy medium block and at addr + size + 2 * overhead (overhead
+ * 32) after a free one (48-byte free blocks report size 0).  A fixed heap
+ * has medium blocks only.
+ */
+static void native_walk_overhead(void)
+{
+	struct heapdev_options o = { .size = sizeof(o), .maximum = 1 << 20 };
+	struct heapdev_walk_entry w, prev;
+	bool busy_ok = true, free_ok = true;
+	int nbusy = 0, nfree = 0, err, i;
+	struct heapdev_heap *h;
+	void *p[40];
+
+	if (heapdev_create(&o, &h)) {
+		T_OK(0, "walk overhead: heap created");
+		return;
+	}
+	for (i = 0; i < 40; i++)
+		p[i] = heapdev_alloc(h, 1 + 61 * i, 0);
+	for (i = 0; i < 40; i += 3)
+		heapdev_free(h, p[i], 0);
+	memset(&w, 0, sizeof(w));
+	memset(&prev, 0, sizeof(prev));
+	while (!(err = heapdev_walk(h, &w))) {
+		uintptr_t a = (uintptr_t)prev.addr, next = (uintptr_t)w.addr;
+
+		if (prev.kind == HEAPDEV_WALK_BUSY) {
+			nbusy++;
+			busy_ok &= next == a + prev.size + prev.overhead + 16;
+		} else if (prev.kind == HEAPDEV_WALK_FREE) {
+			nfree++;
+			free_ok &= prev.overhead == 32 &&
+				   next == a + (prev.size ? prev.size + 64 :
+						48);
+		}
+		prev = w;
+	}
+	T_OK(err == -ENOENT && nbusy > 20 && busy_ok, "heapdev_walk: busy "
+	     "medium block: next entry at addr + size + overhead + 16 (%d)",
+	     nbusy);
+	T_OK(nfree > 10 && free_ok, "heapdev_walk: free medium block: "
+	     "overhead 32, next entry at addr + size + 2 * overhead (%d)",
+	     nfree);
+	heapdev_destroy(h);
+}
+
 static void backends(void)
 {
 	struct heapdev_options o = { .size = sizeof(o) };
@@ -1427,6 +1476,7 @@ void api_suite(const char *self)
 	fork_child();
 	native_api();
 	trim_all();
+	native_walk_overhead();
 	backends();
 	default_backend(self);
 }
