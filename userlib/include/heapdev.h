@@ -145,7 +145,10 @@ struct heapdev_heap_info {
  *	entry at @addr + @size + 2 * @overhead); 0 for regions, uncommitted
  *	ranges and large blocks
  * @kind: HEAPDEV_WALK_*
- * @region: index of the segment the entry belongs to (64 for large blocks)
+ * @region: index of the segment the entry belongs to: 0, 1, ... in the
+ *	order the segments were mapped, except that 64 is skipped (the 65th
+ *	segment is 65) because it is the index of every large block, as in
+ *	Win32 walks; HeapWalk's BYTE iRegionIndex is the same, capped at 255
  * @cursor: private; leave untouched between calls
  */
 struct heapdev_walk_entry {

@@ -868,6 +868,9 @@ HD_HIDDEN int hd_validate_block(struct hd_heap *h, const void *p,
 
 /* ---- walk, validate, summary (walk.c) ---- */
 
+/* Region index of large blocks in walks (native heaps report 64). */
+#define HD_REGION_LARGE	64
+
 struct hd_walk {
 	uintptr_t addr;
 	uint64_t size;

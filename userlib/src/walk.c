@@ -29,13 +29,23 @@ static void hd_walk_unlock(struct hd_heap *h, uint32_t flags)
 	hd_unlock_main(h, flags);
 }
 
+/*
+ * The region index of segment @s: its position among the heap's segments,
+ * skipping HD_REGION_LARGE, the index of large blocks (as native heaps
+ * report them), so that every region's index stays distinct.
+ */
+static uint32_t hd_region_index(const struct hd_seg *s)
+{
+	return s->index < HD_REGION_LARGE ? s->index : s->index + 1;
+}
+
 static int hd_emit_region(struct hd_seg *s, struct hd_walk *w)
 {
 	w->addr = s->sp.base;
 	w->size = HD_REGION_HDR;
 	w->overhead = 0;
 	w->kind = HEAPDEV_WALK_REGION;
-	w->region = s->index;
+	w->region = hd_region_index(s);
 	w->committed = s->committed;
 	w->uncommitted = s->sp.size - s->committed;
 	w->first_block = s->area;
@@ -51,7 +61,7 @@ static int hd_emit_large(struct hd_large *lg, struct hd_walk *w)
 	w->size = lg->n;
 	w->overhead = 0;
 	w->kind = HEAPDEV_WALK_LARGE;
-	w->region = 64;
+	w->region = HD_REGION_LARGE;
 	w->cursor[0] = lg->sp.seq;
 	w->cursor[1] = HD_CUR_LARGE;
 	return 0;
@@ -88,7 +98,7 @@ static int hd_emit_slot(struct hd_heap *h, struct hd_seg *s,
 		w->overhead = 8;
 		w->kind = HEAPDEV_WALK_FREE;
 	}
-	w->region = s->index;
+	w->region = hd_region_index(s);
 	w->cursor[0] = s->sp.seq;
 	w->cursor[1] = HD_CUR_BLOCK;
 	return 0;
@@ -110,7 +120,7 @@ static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
 	if (!hd_w0_ok(v) || size < HD_MIN_BLOCK || size > s->end - x)
 		return -EINVAL;
 	w->addr = x + HD_HDR;
-	w->region = s->index;
+	w->region = hd_region_index(s);
 	w->cursor[0] = s->sp.seq;
 	w->cursor[1] = HD_CUR_BLOCK;
 	switch (hd_w0_kind(v)) {

@@ -189,7 +189,8 @@ static void hd_entry_from_walk(LPPROCESS_HEAP_ENTRY e, const struct hd_walk *w)
 	e->lpData = (PVOID)w->addr;
 	e->cbData = hd_clamp32(w->size);
 	e->cbOverhead = w->overhead > 255 ? 255 : (BYTE)w->overhead;
-	e->iRegionIndex = w->region > 64 ? 63 : (BYTE)w->region;
+	/* segments past the 254th share 255: a BYTE has no more room */
+	e->iRegionIndex = w->region > 255 ? 255 : (BYTE)w->region;
 	switch (w->kind) {
 	case HEAPDEV_WALK_REGION:
 		e->wFlags = PROCESS_HEAP_REGION;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Unit tests of internals: size classes, header encoding, the page map,
- * the biased lock, and commit refusals reported through a fake backend.
+ * the biased lock, commit refusals reported through a fake backend, and
+ * walk region indices of segments past the 64th.
  * Linked with the library's objects.
  */
 #include <errno.h>
@@ -184,6 +185,77 @@ static void commit_refused(void)
 	heapdev_destroy(fixed);
 }
 
+/* Region index of the REGION entry and of busy entries, Win32 and native. */
+static void walk_indices(HANDLE hh, int *region, int *busy, int *large,
+			 uint32_t *nregion)
+{
+	struct heapdev_walk_entry w;
+	PROCESS_HEAP_ENTRY e;
+
+	*region = *busy = *large = -1;
+	memset(&e, 0, sizeof(e));
+	while (HeapWalk(hh, &e)) {
+		if (e.wFlags & PROCESS_HEAP_REGION)
+			*region = e.iRegionIndex;
+		else if ((e.wFlags & PROCESS_HEAP_ENTRY_BUSY) &&
+			 e.cbData == 3 << 20)
+			*large = e.iRegionIndex;
+		else if (e.wFlags & PROCESS_HEAP_ENTRY_BUSY)
+			*busy = e.iRegionIndex;
+	}
+	memset(&w, 0, sizeof(w));
+	*nregion = UINT32_MAX;
+	while (!heapdev_walk(hh, &w))
+		if (w.kind == HEAPDEV_WALK_REGION)
+			*nregion = w.region;
+}
+
+/*
+ * Region indices of segments never collide with the large blocks' 64: a
+ * heap's 65th segment is region 65 (the segment's index is set by hand,
+ * since 65 real segments would need gigabytes).
+ */
+static void region_index(void)
+{
+	struct heapdev_heap *hh;
+	struct hd_seg *s;
+	int region, busy, large;
+	uint32_t nregion;
+	void *m, *l;
+
+	if (heapdev_create(NULL, &hh)) {
+		T_OK(0, "region index: heap created");
+		return;
+	}
+	m = heapdev_alloc(hh, 3000, 0);
+	l = heapdev_alloc(hh, 3 << 20, 0);
+	s = (struct hd_seg *)hd_heap_get(hh)->segs;
+	hd_leave();
+	s->index = 63;
+	walk_indices(hh, &region, &busy, &large, &nregion);
+	T_OK(region == 63 && busy == 63 && large == 64 && nregion == 63,
+	     "64th segment: region 63, large blocks 64 (%d %d %d %u)",
+	     region, busy, large, nregion);
+	s->index = 64;
+	walk_indices(hh, &region, &busy, &large, &nregion);
+	T_OK(region == 65 && busy == 65 && large == 64 && nregion == 65,
+	     "65th segment: region 65, not the large blocks' 64 (%d %d %d %u)",
+	     region, busy, large, nregion);
+	s->index = 254;
+	walk_indices(hh, &region, &busy, &large, &nregion);
+	T_OK(region == 255 && nregion == 255, "255th segment: region 255 "
+	     "(%d, native %u)", region, nregion);
+	s->index = 300;
+	walk_indices(hh, &region, &busy, &large, &nregion);
+	T_OK(region == 255 && busy == 255 && large == 64 && nregion == 301,
+	     "later segments: iRegionIndex stays 255 (a BYTE), the native "
+	     "index goes on (%d %d %d %u)", region, busy, large, nregion);
+	s->index = 0;
+	heapdev_free(hh, m, 0);
+	heapdev_free(hh, l, 0);
+	heapdev_destroy(hh);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -192,5 +264,6 @@ int main(int argc, char **argv)
 	pagemap();
 	locks();
 	commit_refused();
+	region_index();
 	return t_done();
 }
