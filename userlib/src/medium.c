@@ -59,10 +59,11 @@ static uint64_t hd_now(void)
 
 /*
  * The heap keeps more free committed memory than its slack.  A large
- * excess (more than four times the slack: a heap that shrank) is
- * decommitted at once; a small one only once it has lasted
- * HD_DECOMMIT_DELAY, so that a heap whose free memory swings around the
- * slack does not commit and decommit the same pages over and over.
+ * excess (free bytes more than four times the slack, i.e. an excess of
+ * more than three slacks: a heap that shrank) is decommitted at once; a
+ * small one only once it has lasted HD_DECOMMIT_DELAY, so that a heap
+ * whose free memory swings around the slack does not commit and decommit
+ * the same pages over and over.
  */
 static void hd_maybe_trim(struct hd_heap *h)
 {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Unit tests of internals: size classes, header encoding, the page map,
- * the biased lock, commit refusals reported through a fake backend, and
- * walk region indices of segments past the 64th.
+ * the biased lock, commit refusals reported through a fake backend, walk
+ * region indices of segments past the 64th, and the immediate decommit
+ * threshold.
  * Linked with the library's objects.
  */
 #include <errno.h>
@@ -256,6 +257,43 @@ static void region_index(void)
 	heapdev_destroy(hh);
 }
 
+/* Committed bytes after @n blocks of 60000 bytes are allocated and freed. */
+static uint64_t committed_after_frees(int n)
+{
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	struct heapdev_heap *hh;
+	void *p[100];
+	int i;
+
+	if (heapdev_create(NULL, &hh))
+		return 0;
+	for (i = 0; i < n; i++)
+		p[i] = heapdev_alloc(hh, 60000, 0);
+	for (i = 0; i < n; i++)
+		heapdev_free(hh, p[i], 0);
+	heapdev_get_info(hh, &info);
+	heapdev_destroy(hh);
+	return info.committed;
+}
+
+/*
+ * The decommit policy acts at once when the free committed bytes exceed
+ * four times the slack (1 MiB + 1/8 of the live bytes): 4.8 MiB freed in
+ * a row goes back at once (the free bytes pass 4 x slack at ~4.3 MiB);
+ * 3.6 MiB stays committed until the excess has lasted 100 ms.
+ */
+static void decommit_threshold(void)
+{
+	uint64_t small = committed_after_frees(60);
+	uint64_t big = committed_after_frees(80);
+
+	T_OK(small >= 3600000, "3.6 MiB freed at once (free < 4 x slack): "
+	     "kept committed for now (%llu)", (unsigned long long)small);
+	T_OK(big <= 2 << 20, "4.8 MiB freed at once (free > 4 x slack): "
+	     "most of it decommitted at once (%llu)",
+	     (unsigned long long)big);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -265,5 +303,6 @@ int main(int argc, char **argv)
 	locks();
 	commit_refused();
 	region_index();
+	decommit_threshold();
 	return t_done();
 }
