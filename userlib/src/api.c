@@ -303,20 +303,30 @@ int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
 
 /*
  * Compact the heap whose handle was @hh when the registry was copied, if
- * it is still live.  Like a new call (hd_enter_fast(), then a lookup that
- * names the heap only once it is seen live), so that a HeapDestroy of it
- * either waits for the compaction or makes the lookup fail.
+ * it is still live, as a call of its own (see hd_quiesce()): "in a call"
+ * first, the heap named only once it has been seen live, idle at the end,
+ * so that a HeapDestroy of it either waits for the compaction or makes
+ * the lookup fail.  The state changes are read-modify-writes after the
+ * release store of the previous hd_leave(), so whatever state a destroyer
+ * reads later, what this thread did to an earlier heap happens before it
+ * (plain stores, as hd_use() does, would break that release sequence).
  * HEAPDEV_NO_SERIALIZE heaps are skipped: their owner may be using them
  * without a lock at this moment.
  */
 static void hd_trim_one(void *hh)
 {
+	struct hd_span *sp;
 	struct hd_heap *h;
 
-	hd_enter_fast();
-	h = hd_heap_get(hh);
-	if (h && !(h->flags & HEAPDEV_NO_SERIALIZE))
-		hd_compact(h, h->flags);
+	atomic_exchange(&hd_tls.state, HD_ST_CALL);
+	sp = hd_span_of((uintptr_t)hh);
+	if (sp && sp->base == (uintptr_t)hh && hd_live(sp->heap) == sp->base) {
+		h = sp->heap;
+		atomic_exchange(&hd_tls.state, (uintptr_t)h);
+		if (!(h->flags & HEAPDEV_NO_SERIALIZE))
+			hd_compact(h, h->flags);
+	}
+	hd_leave();
 }
 
 #define HD_TRIM_BATCH	64
