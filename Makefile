@@ -10,8 +10,9 @@
 # Both install the Debian packages they need and cache kernel images and
 # sources in $(HEAPDEV_CACHE) (default ~/.cache/heapdev).  Other targets:
 #
-#   make              the library and the selftests; the module too when
-#                     $(KDIR) exists
+#   make              the library, the tools and the selftests (these fetch
+#                     linux-source-6.1 for the kselftest harness); the
+#                     module too when $(KDIR) exists
 #   make module       heapdev.ko for $(KDIR) (default: the running kernel)
 #   make modules      heapdev.ko for every cached test kernel and for 7.2
 #   make userlib      libheapdev (see userlib/)
@@ -19,7 +20,7 @@
 #   make tools        heapstat and heapdev-demo (statically linked)
 #   make check-debug  the VM tests on a 7.2 kernel with KASAN, lockdep,
 #                     DEBUG_VM, kmemleak and fault injection, built once
-#                     into the cache (about 40 minutes the first time)
+#                     into the cache (40 to 55 minutes the first time)
 #   make bench        the benchmark suite; writes bench/RESULTS.md
 #   make install      library, headers, heapdev.pc, heapstat, man pages and
 #                     the udev rule under $(DESTDIR)$(PREFIX) (default
@@ -108,6 +109,8 @@ install-lib:
 		PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)
 	install -d $(DESTDIR)$(INCLUDEDIR)/heapdev
 	install -m 644 uapi/heapdev.h $(DESTDIR)$(INCLUDEDIR)/heapdev/uapi.h
+	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then \
+		echo "ldconfig"; ldconfig; fi
 
 install-tools: $(BUILD)/tools/heapstat
 	install -d $(DESTDIR)$(BINDIR)

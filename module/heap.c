@@ -7,7 +7,8 @@
  * offset in the heap, and mapped into the owner's VMAs by the fault handler
  * (or eagerly by a populating commit).  Decommit and destroy unmap the range
  * from every VMA of the file's private address_space before the pages are
- * released with put_page(), so that a concurrent pin keeps its page alive.
+ * released (release_pages() in batches), so that a concurrent pin keeps
+ * its page alive.
  *
  * Locking order: mmap_lock -> heap->fault_lock -> i_mmap_rwsem -> PTL, and
  * heap->lock -> heap->fault_lock.  heap->lock is never taken under

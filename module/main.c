@@ -57,7 +57,8 @@ module_param(user_limit_mb, ulong, 0644);
 MODULE_PARM_DESC(user_limit_mb,
 		 "Most MiB the heaps of one user may commit (default: half of RAM)");
 
-static unsigned int max_heaps = 65536;
+#define HEAPDEV_MAX_HEAPS_DEFAULT	65536
+static unsigned int max_heaps = HEAPDEV_MAX_HEAPS_DEFAULT;
 module_param(max_heaps, uint, 0644);
 MODULE_PARM_DESC(max_heaps, "Most heaps one open file may hold (default: 65536)");
 
@@ -86,24 +87,38 @@ static u64 heapdev_pages_to_bytes(unsigned long pages)
 	return (u64)pages << PAGE_SHIFT;
 }
 
+/* Half of RAM, at least 1 MiB: what a limit of 0 stands for. */
+static unsigned long heapdev_default_mb(void)
+{
+	return max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
+}
+
+/* A limit parameter in pages; 0, at load time or written later, is the default. */
+static unsigned long heapdev_limit_pages(const unsigned long *param)
+{
+	unsigned long mb = READ_ONCE(*param);
+
+	return heapdev_mb_to_pages(mb ? mb : heapdev_default_mb());
+}
+
 unsigned long heapdev_heap_limit(void)
 {
-	return heapdev_mb_to_pages(READ_ONCE(heap_limit_mb));
+	return heapdev_limit_pages(&heap_limit_mb);
 }
 
 unsigned long heapdev_file_limit(void)
 {
-	return heapdev_mb_to_pages(READ_ONCE(file_limit_mb));
+	return heapdev_limit_pages(&file_limit_mb);
 }
 
 unsigned long heapdev_user_limit(void)
 {
-	return heapdev_mb_to_pages(READ_ONCE(user_limit_mb));
+	return heapdev_limit_pages(&user_limit_mb);
 }
 
 unsigned int heapdev_max_heaps(void)
 {
-	return READ_ONCE(max_heaps);
+	return READ_ONCE(max_heaps) ?: HEAPDEV_MAX_HEAPS_DEFAULT;
 }
 
 /* Look a heap up by id and take a reference on it. */
@@ -628,10 +643,11 @@ static struct file_system_type heapdev_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
+/* Show the default in sysfs rather than 0. */
 static void heapdev_default_limit(unsigned long *mb)
 {
 	if (!*mb)
-		*mb = max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
+		*mb = heapdev_default_mb();
 }
 
 static int __init heapdev_init(void)

@@ -75,7 +75,7 @@ checkpatch() {
 }
 
 need_pkgs gcc make perl qemu-system-x86 busybox-static cpio sparse \
-	dwarves bc flex bison libelf-dev libssl-dev xz-utils kmod
+	dwarves bc flex bison libelf-dev libssl-dev xz-utils kmod valgrind
 
 CHECK_HOST=${CHECK_HOST:-1}
 echo "== host checks"

@@ -112,7 +112,7 @@ TEST_F(hs, table_per_process_and_per_heap)
 	ASSERT_EQ(0, run(args, self->out, sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "COMMITTED"));
 	EXPECT_NE(NULL, strstr(self->out, "16384"));
-	EXPECT_NE(NULL, strstr(self->out, "1 processes, 2 heaps"));
+	EXPECT_NE(NULL, strstr(self->out, "1 process, 2 heaps"));
 
 	snprintf(args, sizeof(args), "--heaps --sort pid -p %d", getpid());
 	ASSERT_EQ(0, run(args, self->out, sizeof(self->out)));
@@ -153,6 +153,7 @@ TEST_F(hs, bad_options_fail_with_usage)
 	EXPECT_NE(NULL, strstr(self->out, "unknown sort key"));
 	EXPECT_EQ(2, run("-p 12x", self->out, sizeof(self->out)));
 	EXPECT_EQ(2, run("--watch=0", self->out, sizeof(self->out)));
+	EXPECT_EQ(2, run("--count 2", self->out, sizeof(self->out)));
 	EXPECT_EQ(0, run("--help", self->out, sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "Usage: heapstat"));
 	EXPECT_EQ(1, run("-f /nonexistent", self->out, sizeof(self->out)));

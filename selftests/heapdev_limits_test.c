@@ -200,6 +200,32 @@ TEST_F(lim, max_heaps)
 	EXPECT_EQ(3, l.count);
 }
 
+/* 0 written at run time means the default, as at load time. */
+TEST_F(lim, zero_means_default)
+{
+	struct heapdev_info info;
+	int i;
+
+	HD_SKIPPED_IN_SETUP();
+
+	set_param("heap_limit_mb", "1");
+	set_param("max_heaps", "1");
+	ASSERT_EQ(0, hd_info(self->fd, &info));
+	ASSERT_EQ(MIB, (long)info.heap_limit);
+	ASSERT_EQ(1, info.max_heaps);
+
+	for (i = 0; i < 4; i++)
+		set_param(params[i], "0");
+	ASSERT_EQ(0, hd_info(self->fd, &info));
+	/* The module was loaded without limits: saved[] are the defaults. */
+	EXPECT_EQ(self->saved[0] * MIB, (long)info.heap_limit);
+	EXPECT_EQ(self->saved[1] * MIB, (long)info.file_limit);
+	EXPECT_EQ(self->saved[2] * MIB, (long)info.user_limit);
+	EXPECT_EQ(65536, info.max_heaps);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, hd_create(self->fd, 0, 2 * MIB, 0, NULL));
+}
+
 TEST_F(lim, admin_view_lists_own_heaps)
 {
 	struct heapdev_create a, b;

@@ -69,7 +69,7 @@ static void usage(FILE *f)
 		"  -w, --watch[=SECONDS]   refresh in place every SECONDS (default 1)\n"
 		"  -n, --count N           with --watch, stop after N refreshes\n"
 		"  -j, --json              machine-readable output\n"
-		"  -b, --bytes             sizes in bytes instead of KiB/MiB/GiB\n"
+		"  -b, --bytes             sizes in bytes instead of KiB/MiB/GiB/TiB\n"
 		"  -f, --file PATH         read PATH instead of " PROC_FILE "\n"
 		"  -h, --help              this help\n\n"
 		"Root sees every process; other users see their own.\n");
@@ -307,7 +307,8 @@ static void print_table(struct heap *h, int n, struct proc *p, size_t np)
 			total += p[i].committed;
 		}
 	}
-	printf("%zu processes, %d heaps, %s committed", np, n,
+	printf("%zu process%s, %d heap%s, %s committed", np,
+	       np == 1 ? "" : "es", n, n == 1 ? "" : "s",
 	       size_str(total, a, sizeof(a)));
 	if (module_pages() >= 0 && !opt.npids)
 		printf(" (module holds %s)",
@@ -452,6 +453,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (opt.count > 0 && !opt.watch) {
+		fprintf(stderr, "heapstat: --count needs --watch\n");
+		return 2;
+	}
 	if (!opt.watch)
 		return show();
 
