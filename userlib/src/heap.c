@@ -1151,8 +1151,9 @@ static void hd_quiesce(const struct hd_heap *h)
 {
 	struct hd_thr *t;
 
+	/* release: see hd_futex_wait_on() */
 	atomic_store_explicit(&hd_tls.waiting, &hd_quiescing,
-			      memory_order_relaxed);
+			      memory_order_release);
 	pthread_mutex_lock(&hd_thr_mutex);
 	if (hd_nthr > 1) {
 		hd_heavy_barrier();

@@ -100,11 +100,18 @@ bool hd_bias_supported(void)
 /*
  * Sleep while *@addr == @val, a waiter of lock @l: a HeapDestroy of
  * another heap does not wait for this thread meanwhile.
+ *
+ * A release store: hd_wait_thread() may return on seeing @l without
+ * reading a newer @state (its last value may be its own mark, made while
+ * this thread was still in a call on the heap being destroyed, which it
+ * has left since), so everything this thread did before sleeping, that
+ * call included, must happen before the destroy through this store and
+ * the acquire load there.
  */
 static void hd_futex_wait_on(struct hd_lock *l, _Atomic uint32_t *addr,
 			     uint32_t val, const struct timespec *ts)
 {
-	atomic_store_explicit(&hd_tls.waiting, l, memory_order_relaxed);
+	atomic_store_explicit(&hd_tls.waiting, l, memory_order_release);
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
 	atomic_store_explicit(&hd_tls.waiting, NULL, memory_order_relaxed);
 }
