@@ -8,7 +8,7 @@
  *              allocator (TLSF) with 16-byte block headers and boundary
  *              tags; uncommitted page ranges inside a segment are "gap"
  *              pseudo-blocks of the same physical block chain;
- *   runs       medium blocks carved out of a segment, 16 KiB aligned, and
+ *   runs       medium blocks carved out of a segment, page aligned, and
  *              cut into equal slots with 8-byte headers for one size class
  *              (the low-fragmentation heap, LFH);
  *   large      blocks of growable heaps above HD_LARGE_MIN, each in its own
@@ -46,7 +46,7 @@
 #define HD_PAGE		(1UL << HD_PAGE_SHIFT)
 #define HD_CHUNK_SHIFT	22		/* page map granule: 4 MiB */
 #define HD_CHUNK	(1UL << HD_CHUNK_SHIFT)
-#define HD_GRANULE_SHIFT 14		/* run alignment: 16 KiB */
+#define HD_GRANULE_SHIFT 12		/* run alignment: 4 KiB */
 #define HD_GRANULE	(1UL << HD_GRANULE_SHIFT)
 
 #define HD_WINDOW	(1ULL << 40)	/* window of a growable heap */
@@ -67,8 +67,9 @@
 
 /* Decommit policy (see DESIGN.md). */
 #define HD_DECOMMIT_BLOCK	(64UL << 10)	/* whole free pages in a block */
-#define HD_DECOMMIT_SLACK	(1UL << 20)	/* free committed bytes kept */
+#define HD_DECOMMIT_SLACK	(64UL << 10)	/* free committed bytes kept */
 #define HD_DECOMMIT_DELAY	100000000ULL	/* ns above the slack */
+#define HD_DECOMMIT_NOW		(4UL << 20)	/* no delay below this */
 
 /* Block kinds, in the low nibble of a header word. */
 enum {
@@ -272,7 +273,7 @@ struct hd_gap {
  * @gaps: uncommitted ranges sorted by address
  * @ngaps: entries in @gaps
  * @gcap: capacity of @gaps
- * @gtab: for each 16 KiB granule, the run covering it, or &hd_dummy_run
+ * @gtab: for each 4 KiB granule, the run covering it, or &hd_dummy_run
  *	(growable heaps only)
  * @index: region index reported by walks
  */
@@ -324,6 +325,7 @@ enum {
  * @bump: slots [bump, nslots) have never been handed out
  * @cls: size class
  * @state: HD_RUN_*
+ * @bytes: size of the medium block holding the run (a page multiple)
  * @care: the value of @used after a free that needs the slow path (the
  *	first free into a full run, the last one of a partial run), or
  *	UINT32_MAX
@@ -347,6 +349,7 @@ struct hd_run {
 	uint32_t care;
 	uint16_t cls;
 	uint8_t state;
+	uint32_t bytes;
 	struct hd_run *next, *prev;
 	struct hd_seg *seg;
 	uintptr_t block;
@@ -355,9 +358,12 @@ struct hd_run {
 /**
  * struct hd_class - an LFH size class (its current run is heap->cur[])
  * @partial: other runs with free slots
- * @empty: one cached empty run
+ * @empty: one cached empty run (classes below HD_EMPTY_CACHE_MAX only)
  * @stride: slot size
- * @run_bytes: bytes of a run
+ * @run_bytes: bytes of the class's next run: runs start small and double
+ *	up to @run_max as the class keeps needing new ones
+ * @run_min: bytes of the class's first run
+ * @run_max: largest run of the class
  * @count: allocations of this class seen before activation
  * @active: served by runs
  */
@@ -366,6 +372,8 @@ struct hd_class {
 	struct hd_run *empty;
 	uint32_t stride;
 	uint32_t run_bytes;
+	uint32_t run_min;
+	uint32_t run_max;
 	uint32_t count;
 	uint32_t active;
 };

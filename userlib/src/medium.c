@@ -16,7 +16,7 @@
  * allocator.
  *
  * Decommit policy: when the heap's free committed bytes exceed
- * HD_DECOMMIT_SLACK + 1/8 of its live medium bytes, the largest free blocks
+ * max(HD_DECOMMIT_SLACK, 1/16 of its committed bytes), the largest free blocks
  * give their whole pages back (only blocks with at least HD_DECOMMIT_BLOCK
  * of them) until half of that limit is reached.  In between nothing
  * happens, so a heap that oscillates does not commit and decommit the same
@@ -43,10 +43,15 @@ static void hd_mapping(size_t size, unsigned int *fl, unsigned int *sl)
 	*sl = (unsigned int)(size >> (m - HD_SL_SHIFT)) ^ HD_SL;
 }
 
-/* The free bytes the heap may keep committed. */
+/*
+ * The free bytes the heap may keep committed: proportional to the heap,
+ * so that a small heap does not keep several times its live memory.
+ */
 static size_t hd_slack(const struct hd_heap *h)
 {
-	return HD_DECOMMIT_SLACK + (h->med_bytes + h->run_bytes) / 8;
+	size_t slack = h->bh.committed / 16;
+
+	return slack > HD_DECOMMIT_SLACK ? slack : HD_DECOMMIT_SLACK;
 }
 
 static uint64_t hd_now(void)
@@ -60,16 +65,17 @@ static uint64_t hd_now(void)
 /*
  * The heap keeps more free committed memory than its slack.  A large
  * excess (free bytes more than four times the slack, i.e. an excess of
- * more than three slacks: a heap that shrank) is decommitted at once; a
- * small one only once it has lasted HD_DECOMMIT_DELAY, so that a heap
- * whose free memory swings around the slack does not commit and decommit
- * the same pages over and over.
+ * more than three slacks, and more than HD_DECOMMIT_NOW: a heap that
+ * shrank) is decommitted at once; a small one only once it has lasted
+ * HD_DECOMMIT_DELAY, so that a heap whose free memory swings around the
+ * slack does not commit and decommit the same pages over and over.
  */
 static void hd_maybe_trim(struct hd_heap *h)
 {
 	uint64_t now;
 
-	if (h->free_bytes <= 4 * hd_slack(h)) {
+	if (h->free_bytes <= 4 * hd_slack(h) ||
+	    h->free_bytes <= HD_DECOMMIT_NOW) {
 		now = hd_now();
 		if (!h->trim_since) {
 			h->trim_since = now;
@@ -339,6 +345,46 @@ uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 	return b;
 }
 
+/* The header address of an aligned block of @bsize bytes inside @b. */
+static uintptr_t hd_align_in(uintptr_t b, size_t align)
+{
+	uintptr_t x = ((b + HD_HDR + align - 1) & ~(align - 1)) - HD_HDR;
+
+	if (x != b && x - b < HD_MIN_BLOCK)
+		x += align;
+	return x;
+}
+
+/*
+ * A free block of the bin of @bsize that holds a block of @bsize bytes
+ * whose user address is @align-aligned, or 0: the hole an LFH run left
+ * behind fits the next run of that size, while hd_tlsf_find() would ask
+ * for @align more bytes.  Looks at the first HD_EXACT_SCAN blocks only.
+ */
+static uintptr_t hd_tlsf_find_aligned(struct hd_heap *h, size_t bsize,
+				      size_t align)
+{
+	unsigned int fl, sl, i;
+	uintptr_t b;
+
+	hd_mapping(bsize, &fl, &sl);
+	if (fl >= HD_FL)
+		return 0;
+	b = h->bins[fl][sl];
+	for (i = 0; b && i < HD_EXACT_SCAN; i++) {
+		size_t got = hd_free_intact(h, hd_seg_of(h, b), b);
+
+		if (!got)
+			return 0;	/* hd_tlsf_find() will report it */
+		if (hd_align_in(b, align) + bsize <= b + got)
+			return b;
+		b = hd_rdlink(h, b + 16);
+		if (b && !hd_free_block_ok(h, b))
+			return 0;
+	}
+	return 0;
+}
+
 /*
  * Split a free block just taken off the lists: keep @bsize bytes at @b
  * (header written by the caller), give the rest back when it can be a
@@ -373,10 +419,13 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 	size_t need = align ? bsize + align + HD_MIN_BLOCK : bsize, size;
 	unsigned int flags;
 	struct hd_seg *s;
-	uintptr_t b;
+	uintptr_t b = 0;
 	uint64_t w;
 
-	b = hd_tlsf_find(h, need);
+	if (align)
+		b = hd_tlsf_find_aligned(h, bsize, align);
+	if (!b)
+		b = hd_tlsf_find(h, need);
 	if (!b) {
 		if (hd_grow(h, need))
 			return 0;
@@ -390,10 +439,8 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 	flags = hd_w0_flags(w);
 	hd_tlsf_remove(h, b, size);
 	if (align) {
-		uintptr_t x = ((b + HD_HDR + align - 1) & ~(align - 1)) - HD_HDR;
+		uintptr_t x = hd_align_in(b, align);
 
-		if (x != b && x - b < HD_MIN_BLOCK)
-			x += align;
 		if (x != b) {
 			hd_wr(h, b, hd_w0(HD_K_MFREE, flags, x - b));
 			hd_wr(h, b + 8, HD_FREE_W1);
@@ -558,7 +605,12 @@ static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
 	if (!nsize || size + nsize < bsize)
 		return false;
 	hd_tlsf_remove(h, next, nsize);
-	hd_wipe(next);
+	/*
+	 * The free block becomes part of a busy one: its header, links and
+	 * footer must neither decode nor show the caller encoded values.
+	 */
+	memset((void *)next, 0, 32);
+	((uint64_t *)(next + nsize))[-1] = 0;
 	size = hd_split(h, s, b, size + nsize, bsize);
 	hd_wr(h, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), size));
 	return true;

@@ -8,16 +8,21 @@
  * A class is activated after HD_LFH_TRIGGER (18) allocations of its size,
  * as Windows does; before that its requests are medium blocks.
  *
- * A run is a medium block of 16, 32 or 64 KiB whose user area starts on a
- * 16 KiB boundary, cut into slots: [8-byte header][data].  The segment's
- * granule table maps every 16 KiB of the run to it, so a pointer finds its
- * run in two loads.  Each run keeps a LIFO free list of slots (links encoded
- * like the medium ones), a count of slots in use, and a bump index below
- * which slots have been handed out at least once.
+ * A run is a medium block of whole pages whose user area starts on a page
+ * boundary, cut into slots: [8-byte header][data].  The segment's granule
+ * table maps every page of the run to it, so a pointer finds its run in two
+ * loads.  Each run keeps a LIFO free list of slots (links encoded like the
+ * medium ones), a count of slots in use, and a bump index below which slots
+ * have been handed out at least once.
+ *
+ * Runs are sized by demand: the first run of a class is small (a page, or
+ * two to four slots), and each new run the class needs is twice the previous one,
+ * up to 32 slots (16-256 KiB), as Windows grows its LFH subsegments.  A
+ * heap that uses a class a little pays a page for it, not 16-256 KiB.
  *
  * Each class has a current run (the fast path pops from it), a list of
- * partial runs and one cached empty run.  A run that empties beyond that
- * goes back to the medium allocator at once.
+ * partial runs, and for classes below 1 KiB one cached empty run.  A run
+ * that empties beyond that goes back to the medium allocator at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -69,17 +74,42 @@ static uint32_t hd_stride(unsigned int c)
 	return c < 63 ? 32 + 16 * c : hd_big_strides[c - 63];
 }
 
-/*
- * Runs hold at least 32 slots up to 8 KiB strides (so that a class does
- * not cycle through runs that fill and empty with every few blocks), are
- * at least one 16 KiB granule and at most 256 KiB.
- */
-static uint32_t hd_run_bytes(uint32_t stride)
-{
-	uint32_t bytes = (32 * stride + 24 + HD_GRANULE - 1) &
-			 ~(uint32_t)(HD_GRANULE - 1);
+/* Empty runs of classes of this stride and more are never cached. */
+#define HD_EMPTY_CACHE_MAX	1024
 
+static uint32_t hd_round_run(uint64_t bytes)
+{
+	return (uint32_t)((bytes + HD_PAGE - 1) & ~(HD_PAGE - 1));
+}
+
+/*
+ * The largest run of a class: 32 slots (so that a class in heavy use does
+ * not cycle through runs that fill and empty with every few blocks), at
+ * least 16 KiB and at most 256 KiB.
+ */
+static uint32_t hd_run_max(uint32_t stride)
+{
+	uint32_t bytes = hd_round_run(32ULL * stride + 24);
+
+	if (bytes < (16U << 10))
+		bytes = 16U << 10;
 	return bytes > (256U << 10) ? 256U << 10 : bytes;
+}
+
+/*
+ * The first run of a class: whole pages holding at least four slots (three
+ * from 1280 bytes, two from 4 KiB: a class used a little should not cost
+ * more than a few blocks), with at most 1/5 of it lost to the rounding (a
+ * few more pages when needed).
+ */
+static uint32_t hd_run_min(uint32_t stride)
+{
+	uint32_t k = stride <= 1024 ? 4 : stride < 4096 ? 3 : 2;
+	uint32_t bytes = hd_round_run((uint64_t)k * stride + 24);
+
+	while ((bytes - 24) % stride > bytes / 5 && bytes < hd_run_max(stride))
+		bytes += HD_PAGE;
+	return bytes;
 }
 
 void hd_classes_init(struct hd_heap *h)
@@ -91,7 +121,9 @@ void hd_classes_init(struct hd_heap *h)
 
 		h->cur[c] = &hd_dummy_run;
 		cls->stride = hd_stride(c);
-		cls->run_bytes = hd_run_bytes(cls->stride);
+		cls->run_min = hd_run_min(cls->stride);
+		cls->run_max = hd_run_max(cls->stride);
+		cls->run_bytes = cls->run_min;
 	}
 }
 
@@ -189,11 +221,12 @@ static void hd_gtab_set(struct hd_seg *s, struct hd_run *run, size_t bytes,
 static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 {
 	struct hd_class *cls = &h->cls[c];
+	uint32_t bytes = cls->run_bytes;
 	struct hd_seg *s;
 	struct hd_run *run;
 	uintptr_t b;
 
-	b = hd_medium_alloc_block(h, cls->run_bytes, HD_GRANULE, HD_K_RUN, &s);
+	b = hd_medium_alloc_block(h, bytes, HD_GRANULE, HD_K_RUN, &s);
 	if (!b)
 		return NULL;
 	run = hd_run_get(h);
@@ -204,7 +237,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	hd_wr(h, b + 8, HD_RUN_W1(c));
 	run->first = b + HD_HDR + 16;
 	run->stride = cls->stride;
-	run->nslots = (cls->run_bytes - 24) / cls->stride;
+	run->nslots = (bytes - 24) / cls->stride;
 	run->span = run->nslots * run->stride;
 	run->span16 = run->span >> 4;
 	run->free = run->first + run->span;
@@ -214,17 +247,23 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->cls = (uint16_t)c;
 	run->seg = s;
 	run->block = b;
-	hd_gtab_set(s, run, cls->run_bytes, run);
+	run->bytes = bytes;
+	hd_gtab_set(s, run, bytes, run);
 	hd_run_extend(h, run);
-	h->run_bytes += cls->run_bytes;
+	h->run_bytes += bytes;
+	/* The class needs runs: its next one is bigger. */
+	if (bytes < cls->run_max)
+		cls->run_bytes = bytes * 2 < cls->run_max ? bytes * 2 :
+				 cls->run_max;
 	return run;
 }
 
 /* Give an empty run back to the medium allocator (both locks held). */
 static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 {
+	struct hd_class *cls = &h->cls[run->cls];
 	struct hd_seg *s = run->seg;
-	uint32_t bytes = h->cls[run->cls].run_bytes;
+	uint32_t bytes = run->bytes;
 	uint64_t w = hd_rd(h, run->block);
 
 	/*
@@ -249,6 +288,12 @@ static void hd_run_release(struct hd_heap *h, struct hd_run *run)
 	hd_wr(h, run->block + 8, hd_w1(0));
 	hd_medium_release_block(h, s, run->block);
 	hd_run_put(h, run);
+	/* The class needs fewer runs: its next one is smaller. */
+	if (cls->run_bytes > cls->run_min)
+		cls->run_bytes = hd_round_run(cls->run_bytes / 2) >
+				 cls->run_min ?
+				 hd_round_run(cls->run_bytes / 2) :
+				 cls->run_min;
 }
 
 static void hd_partial_add(struct hd_class *cls, struct hd_run *run)
@@ -410,7 +455,8 @@ int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 
 /*
  * After a free into a run that is not the current one: a full run becomes
- * partial; an empty run is cached once per class, or released.  Called
+ * partial; an empty run is cached once per class below 1 KiB, or
+ * released.  Called
  * with the LFH lock held; returns with it released.
  */
 int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
@@ -429,7 +475,7 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 		return 0;
 	}
 	hd_partial_del(cls, run);
-	if (!cls->empty) {
+	if (!cls->empty && cls->stride < HD_EMPTY_CACHE_MAX) {
 		hd_run_state(run, HD_RUN_EMPTY);
 		cls->empty = run;
 		hd_unlock_lfh(h, flags);

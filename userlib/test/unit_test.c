@@ -40,11 +40,14 @@ static void classes(void)
 		struct hd_class *cls = &h->cls[c];
 
 		runs &= (cls->stride & 15) == 0 &&
-			(cls->run_bytes - 24) / cls->stride >= 3 &&
-			cls->run_bytes % HD_GRANULE == 0;
+			(cls->run_min - 24) / cls->stride >= 2 &&
+			(cls->run_max - 24) / cls->stride >= 3 &&
+			cls->run_min % HD_GRANULE == 0 &&
+			cls->run_max % HD_GRANULE == 0 &&
+			cls->run_min <= cls->run_max;
 	}
-	T_OK(runs, "every class: 16-byte strides, >= 3 slots per run, runs "
-	     "of whole granules");
+	T_OK(runs, "every class: 16-byte strides, >= 2 slots in its first "
+	     "run, >= 3 in its largest, runs of whole granules");
 	free(h);
 }
 
