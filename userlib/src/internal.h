@@ -70,6 +70,8 @@
 #define HD_DECOMMIT_SLACK	(64UL << 10)	/* free committed bytes kept */
 #define HD_DECOMMIT_DELAY	100000000ULL	/* ns above the slack */
 #define HD_DECOMMIT_NOW		(4UL << 20)	/* no delay below this */
+#define HD_LCACHE_MAX		4		/* freed large spans kept */
+#define HD_LCACHE_BYTES		(32UL << 20)	/* ... at least this many */
 
 /* Block kinds, in the low nibble of a header word. */
 enum {
@@ -295,11 +297,13 @@ struct hd_seg {
  * @sp: the span
  * @n: requested size
  * @committed: bytes committed from the start of the span
+ * @since: when it was freed into the heap's cache of large spans
  */
 struct hd_large {
 	struct hd_span sp;
 	size_t n;
 	size_t committed;
+	uint64_t since;
 };
 
 enum {
@@ -420,6 +424,9 @@ struct hd_heap {
 	size_t nlarge;
 	struct hd_span *segs, *segs_tail;
 	struct hd_span *larges, *larges_tail;
+	struct hd_span *lcache;		/* freed large spans, newest first */
+	size_t lcache_bytes;		/* bytes committed in them */
+	uint32_t nlcache;
 	uint32_t nsegs;
 	uint64_t seq;
 	size_t next_seg;
@@ -820,6 +827,7 @@ HD_HIDDEN void *hd_medium_realloc(struct hd_heap *h, struct hd_seg *s,
 				  uintptr_t p, size_t n, uint32_t flags,
 				  int *err);
 HD_HIDDEN void hd_trim(struct hd_heap *h, bool all);
+HD_HIDDEN uint64_t hd_now(void);
 HD_HIDDEN size_t hd_largest_free(struct hd_heap *h);
 
 /* ---- LFH (small.c) ---- */
@@ -858,6 +866,7 @@ HD_HIDDEN void hd_large_free(struct hd_heap *h, struct hd_large *lg);
 HD_HIDDEN void *hd_large_realloc(struct hd_heap *h, struct hd_large *lg,
 				 size_t n, uint32_t flags, int *err);
 HD_HIDDEN void hd_larges_free_all(struct hd_heap *h, bool unmap);
+HD_HIDDEN void hd_lcache_trim(struct hd_heap *h, bool all);
 
 /* ---- operations (alloc.c) ---- */
 

@@ -10,10 +10,21 @@
  *   base + 48    16-byte header (kind, span size; requested size)
  *   base + 64    the block, 64-byte aligned as native large blocks are
  *
- * Freeing decommits and unmaps the span.  Shrinking in place decommits the
- * pages beyond the new size, as Windows does, so that a later
- * HEAP_REALLOC_IN_PLACE_ONLY growth past them fails; an ordinary realloc
- * may recommit them in place.
+ * The span is mapped twice as big as the block (a quarter bigger below
+ * 4 MiB, exactly as big from 1 GiB), uncommitted beyond the block.
+ *
+ * A freed span goes to the heap's cache of large spans (at most
+ * HD_LCACHE_MAX of them, holding at most max(HD_LCACHE_BYTES,
+ * committed / 8) committed bytes) out of the page map, so that pointers
+ * into it are refused; the next large request that fits takes it and
+ * commits or decommits only the difference.  Spans that sat in the cache
+ * for HD_DECOMMIT_DELAY are decommitted and unmapped, like the ones that
+ * do not fit in it; HeapCompact empties it, HeapDestroy releases it with
+ * the rest of the heap.
+ *
+ * Shrinking in place decommits the pages beyond the new size, as Windows
+ * does, so that a later HEAP_REALLOC_IN_PLACE_ONLY growth past them fails;
+ * an ordinary realloc may recommit them in place.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,24 +69,190 @@ static void hd_large_unlink(struct hd_heap *h, struct hd_large *lg)
 	h->reserved -= sp->size;
 }
 
+/*
+ * Bytes mapped for a block of @total bytes: twice as many from 4 MiB to
+ * 1 GiB, a quarter more below (only address space: the rest stays
+ * uncommitted), so that the span can be reused for a bigger block, or grow
+ * in place.
+ */
+static size_t hd_large_map_size(size_t total)
+{
+	size_t size = total + total / 4;
+
+	if (total >= HD_CHUNK && total <= (1UL << 30))
+		size = 2 * total;
+	return (size + HD_PAGE - 1) & ~(HD_PAGE - 1);
+}
+
+/* Decommit and unmap a span that is in no list and not in the page map. */
+static void hd_large_release(struct hd_heap *h, struct hd_large *lg)
+{
+	hd_heap_decommit(h, lg->sp.base, lg->sp.woff, lg->committed);
+	h->bh.be->unmap(&h->bh, lg->sp.base, lg->sp.size);
+	hd_heap_ext_free(h, lg->sp.woff, lg->sp.size);
+	h->reserved -= lg->sp.size;
+	hd_span_put(&lg->sp);
+}
+
+static void hd_lcache_del(struct hd_heap *h, struct hd_large *lg)
+{
+	struct hd_span *sp = &lg->sp;
+
+	if (sp->prev)
+		sp->prev->next = sp->next;
+	else
+		h->lcache = sp->next;
+	if (sp->next)
+		sp->next->prev = sp->prev;
+	h->nlcache--;
+	h->lcache_bytes -= lg->committed;
+}
+
+/*
+ * Release cached spans (heap lock held): all of them with @all, otherwise
+ * those that have waited HD_DECOMMIT_DELAY.
+ */
+void hd_lcache_trim(struct hd_heap *h, bool all)
+{
+	struct hd_span *sp, *next;
+	uint64_t now;
+
+	if (!h->lcache)
+		return;
+	now = all ? 0 : hd_now();
+	for (sp = h->lcache; sp; sp = next) {
+		struct hd_large *lg = (struct hd_large *)sp;
+
+		next = sp->next;
+		if (all || now - lg->since >= HD_DECOMMIT_DELAY) {
+			hd_lcache_del(h, lg);
+			hd_large_release(h, lg);
+		}
+	}
+}
+
+/*
+ * A cached span that can hold @total bytes, taken out of the cache (heap
+ * lock held): the one whose committed size is closest to @total.
+ */
+static struct hd_large *hd_lcache_take(struct hd_heap *h, size_t total)
+{
+	struct hd_large *best = NULL;
+	size_t bestd = SIZE_MAX;
+	struct hd_span *sp;
+
+	hd_lcache_trim(h, false);
+	for (sp = h->lcache; sp; sp = sp->next) {
+		struct hd_large *lg = (struct hd_large *)sp;
+		size_t d = lg->committed > total ? lg->committed - total :
+			   total - lg->committed;
+
+		if (sp->size >= total && d < bestd) {
+			best = lg;
+			bestd = d;
+		}
+	}
+	if (best)
+		hd_lcache_del(h, best);
+	return best;
+}
+
+/*
+ * Keep a freed span for reuse if the cache has room (heap lock held; the
+ * span is in no list and out of the page map).  Return: whether it did.
+ */
+static bool hd_lcache_put(struct hd_heap *h, struct hd_large *lg)
+{
+	size_t cap = h->bh.committed / 8;
+
+	if (cap < HD_LCACHE_BYTES)
+		cap = HD_LCACHE_BYTES;
+	if (lg->committed > cap)
+		return false;
+	/* Make room: the oldest spans go first. */
+	while (h->lcache && (h->nlcache >= HD_LCACHE_MAX ||
+			     h->lcache_bytes + lg->committed > cap)) {
+		struct hd_span *sp = h->lcache;
+
+		while (sp->next)
+			sp = sp->next;
+		hd_lcache_del(h, (struct hd_large *)sp);
+		hd_large_release(h, (struct hd_large *)sp);
+	}
+	/* The header must not say "large block" any more. */
+	memset((void *)(lg->sp.base + HD_LARGE_HDR - HD_HDR), 0, HD_HDR);
+	lg->since = hd_now();
+	lg->sp.prev = NULL;
+	lg->sp.next = h->lcache;
+	if (h->lcache)
+		h->lcache->prev = &lg->sp;
+	h->lcache = &lg->sp;
+	h->nlcache++;
+	h->lcache_bytes += lg->committed;
+	return true;
+}
+
+/*
+ * Make a cached span hold a block of @total bytes (heap lock held):
+ * commit or decommit the difference, and zero what was in use before when
+ * @flags asks for zeroed memory.  Return: 0 or the backend's error.
+ */
+static int hd_large_reuse(struct hd_heap *h, struct hd_large *lg,
+			  size_t total, uint32_t flags)
+{
+	size_t old = lg->committed;
+	int err = 0;
+
+	if (total > old) {
+		err = hd_heap_commit(h, lg->sp.base + old, lg->sp.woff + old,
+				     total - old);
+		if (!err)
+			lg->committed = total;
+	} else if (total < old &&
+		   !hd_heap_decommit(h, lg->sp.base + total,
+				     lg->sp.woff + total, old - total)) {
+		lg->committed = total;
+	}
+	if (!err && (flags & HEAPDEV_ZERO))
+		memset((void *)lg->sp.base, 0, old < total ? old : total);
+	return err;
+}
+
 /* Allocate a large block (no lock held; takes the heap lock briefly). */
 void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 {
-	size_t total = hd_large_total(n);
-	struct hd_large *lg = hd_span_get(HD_SPAN_LARGE, sizeof(*lg));
+	size_t total = hd_large_total(n), size = hd_large_map_size(total);
+	struct hd_large *lg;
 	uintptr_t base, p;
 	uint64_t woff;
 	int err;
 
+	hd_lock_main(h, flags);
+	lg = hd_lcache_take(h, total);
+	if (lg) {
+		err = hd_large_reuse(h, lg, total, flags);
+		if (err) {
+			hd_large_release(h, lg);
+			hd_unlock_main(h, flags);
+			return NULL;
+		}
+		lg->sp.seq = ++h->seq;
+		h->reserved -= lg->sp.size;	/* counted again when linked */
+		hd_unlock_main(h, flags);
+		lg->n = n;
+		goto ready;
+	}
+	hd_unlock_main(h, flags);
+	lg = hd_span_get(HD_SPAN_LARGE, sizeof(*lg));
 	if (!lg)
 		return NULL;
 	hd_lock_main(h, flags);
-	err = hd_heap_ext_alloc(h, total, &woff);
+	err = hd_heap_ext_alloc(h, size, &woff);
 	lg->sp.seq = ++h->seq;
 	hd_unlock_main(h, flags);
 	if (err)
 		goto err_free;
-	err = h->bh.be->map(&h->bh, woff, total, &base);
+	err = h->bh.be->map(&h->bh, woff, size, &base);
 	if (err)
 		goto err_ext;
 	hd_lock_main(h, flags);
@@ -87,30 +264,34 @@ void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 	lg->sp.heap = h;
 	lg->sp.handle = h->handle;
 	lg->sp.base = base;
-	lg->sp.size = total;
+	lg->sp.size = size;
 	lg->sp.woff = woff;
 	lg->n = n;
 	lg->committed = total;
+ready:
+	base = lg->sp.base;
 	p = base + HD_LARGE_HDR;
-	hd_wr(h, p - HD_HDR, hd_w0(HD_K_LARGE, 0, total));
+	hd_wr(h, p - HD_HDR, hd_w0(HD_K_LARGE, 0, lg->sp.size));
 	hd_wr(h, p - 8, hd_w1(n));
-	if (hd_pagemap_set(base, total, &lg->sp))
-		goto err_decommit;
+	if (hd_pagemap_set(base, lg->sp.size, &lg->sp))
+		goto err_release;
 	hd_lock_main(h, flags);
 	hd_large_link(h, lg);
 	hd_unlock_main(h, flags);
-	/* Fresh pages are zero: HEAP_ZERO_MEMORY costs nothing here. */
+	/* Fresh pages are zero, reused ones were cleared if asked. */
 	return (void *)p;
 
-err_decommit:
+err_release:
 	hd_lock_main(h, flags);
-	hd_heap_decommit(h, base, woff, total);
+	h->reserved += lg->sp.size;
+	hd_large_release(h, lg);
 	hd_unlock_main(h, flags);
+	return NULL;
 err_unmap:
-	h->bh.be->unmap(&h->bh, base, total);
+	h->bh.be->unmap(&h->bh, base, size);
 err_ext:
 	hd_lock_main(h, flags);
-	hd_heap_ext_free(h, woff, total);
+	hd_heap_ext_free(h, woff, size);
 	hd_unlock_main(h, flags);
 err_free:
 	lg->sp.kind = HD_SPAN_LARGE;
@@ -133,15 +314,14 @@ int hd_large_check(const struct hd_heap *h, struct hd_large *lg, uintptr_t p)
 	return 0;
 }
 
-/* Free a checked large block (heap lock held). */
+/* Free a checked large block (heap lock held): cache or release its span. */
 void hd_large_free(struct hd_heap *h, struct hd_large *lg)
 {
 	hd_large_unlink(h, lg);
 	hd_pagemap_clear(lg->sp.base, lg->sp.size);
-	hd_heap_decommit(h, lg->sp.base, lg->sp.woff, lg->committed);
-	h->bh.be->unmap(&h->bh, lg->sp.base, lg->sp.size);
-	hd_heap_ext_free(h, lg->sp.woff, lg->sp.size);
-	hd_span_put(&lg->sp);
+	h->reserved += lg->sp.size;	/* still mapped */
+	if (!hd_lcache_put(h, lg))
+		hd_large_release(h, lg);
 }
 
 /**
@@ -185,7 +365,7 @@ void *hd_large_realloc(struct hd_heap *h, struct hd_large *lg, size_t n,
 	return (void *)p;
 }
 
-/* Heap destroy (or fork child): drop every large span. */
+/* Heap destroy (or fork child): drop every large span, cached ones too. */
 void hd_larges_free_all(struct hd_heap *h, bool unmap)
 {
 	struct hd_span *sp, *next;
@@ -196,5 +376,14 @@ void hd_larges_free_all(struct hd_heap *h, bool unmap)
 			h->bh.be->unmap(&h->bh, sp->base, sp->size);
 		hd_span_put(sp);
 	}
+	for (sp = h->lcache; sp; sp = next) {
+		next = sp->next;
+		if (unmap)
+			h->bh.be->unmap(&h->bh, sp->base, sp->size);
+		hd_span_put(sp);
+	}
 	h->larges = h->larges_tail = NULL;
+	h->lcache = NULL;
+	h->nlcache = 0;
+	h->lcache_bytes = 0;
 }

@@ -54,7 +54,7 @@ static size_t hd_slack(const struct hd_heap *h)
 	return slack > HD_DECOMMIT_SLACK ? slack : HD_DECOMMIT_SLACK;
 }
 
-static uint64_t hd_now(void)
+uint64_t hd_now(void)
 {
 	struct timespec ts;
 
@@ -654,6 +654,8 @@ void hd_trim(struct hd_heap *h, bool all)
 	size_t target = all ? 0 : hd_slack(h) / 2;
 	size_t min = all ? HD_PAGE : HD_DECOMMIT_BLOCK;
 	int fl, sl;
+
+	hd_lcache_trim(h, all);
 
 	for (fl = HD_FL - 1; fl >= 0 && (all || h->free_bytes > target);
 	     fl--) {
