@@ -165,6 +165,10 @@ int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
  * Each is the tail of an API call entered by HeapAlloc, HeapFree,
  * heapdev_alloc or heapdev_free, and leaves the call (hd_leave()) once,
  * after its last access to the heap, or tail-calls another such path.
+ * The inline fast paths do not name the call's heap (hd_use(): one store
+ * less; a HeapDestroy of another heap waits for them, which takes a few
+ * nanoseconds); every path given a heap names it first, before it may
+ * block on a lock.
  */
 
 /*
@@ -183,6 +187,14 @@ static HD_COLD void *hd_alloc_fail(struct hd_heap *h, size_t n,
 	if (flags & HEAP_GENERATE_EXCEPTIONS)
 		hd_raise(STATUS_NO_MEMORY, h, NULL, n, "HeapAlloc");
 	return NULL;
+}
+
+/* HEAP_ZERO_MEMORY out of the fast path, so that it needs no frame. */
+void *hd_zero_ret(void *p, size_t n)
+{
+	memset(p, 0, n);
+	hd_leave();
+	return p;
 }
 
 /* A block for the caller: leave the call. */
@@ -221,6 +233,7 @@ void *hd_alloc_locked_path(struct hd_heap *h, size_t n, uint32_t flags,
 {
 	void *p;
 
+	hd_use(h);
 	hd_commit_err = 0;
 	p = hd_alloc(h, n, flags);
 
@@ -232,6 +245,7 @@ void *hd_refill_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 {
 	void *p;
 
+	hd_use(h);
 	hd_commit_err = 0;
 	p = hd_small_alloc_slow(h, n, flags);
 
@@ -260,6 +274,7 @@ static int hd_free_result(int err, int api)
 int hd_bad_free(struct hd_heap *h, struct hd_span *sp, struct hd_run *run,
 		uintptr_t p, uint32_t flags, int api)
 {
+	hd_use(h);
 	if (run == &hd_dummy_run)	/* a medium block, or not a block */
 		return hd_free_locked_path(h, sp, p, flags, api);
 	return hd_free_result(hd_bad_ptr(h, (void *)p), api);
@@ -274,6 +289,7 @@ int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 {
 	struct hd_run *run = hd_run_of((struct hd_seg *)sp, p);
 
+	hd_use(h);
 	if (!run) {
 		hd_unlock(&h->lfh_lock);
 		return hd_free_locked_path(h, sp, p, flags, api);
@@ -287,6 +303,7 @@ int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 int hd_free_slow_path(struct hd_heap *h, struct hd_run *run, uint32_t flags,
 		      int api)
 {
+	hd_use(h);
 	return hd_free_result(hd_small_free_slow(h, run, flags), api);
 }
 
@@ -306,6 +323,7 @@ int hd_free_path(const void *hh, uint32_t call_flags, void *p, int api)
 int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 			uint32_t flags, int api)
 {
+	hd_use(h);
 	return hd_free_result(hd_free_other(h, sp, p, flags), api);
 }
 

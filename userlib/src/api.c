@@ -96,7 +96,6 @@ void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
 	if (unlikely((uintptr_t)heap != hd_tls.handle ||
 		     hd_live(h) != (uintptr_t)heap))
 		return hd_alloc_path(heap, flags, size, HD_API_NATIVE);
-	hd_use(h);
 	if (unlikely(size > HD_SMALL_MAX || (h->flags & HD_HF_FIXED)))
 		return hd_alloc_locked_path(h, size, h->flags | flags,
 					    HD_API_NATIVE);
@@ -141,7 +140,6 @@ int heapdev_free(struct heapdev_heap *heap, void *ptr, unsigned int flags)
 	h = sp->heap;
 	if (unlikely(hd_live(h) != (uintptr_t)heap))
 		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
-	hd_use(h);
 	return hd_free_fast(h, sp, (uintptr_t)ptr, h->flags | flags,
 			    HD_API_NATIVE);
 }

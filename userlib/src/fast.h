@@ -56,6 +56,8 @@ static inline int hd_free_ok(int api)
 
 HD_HIDDEN void *hd_wake_ret(struct hd_lock *l, void *p, size_t n,
 			    uint32_t flags);
+/* Zero the new block @p of @n bytes, leave the call, return @p. */
+HD_HIDDEN void *hd_zero_ret(void *p, size_t n);
 
 enum { HD_LK_FAIL, HD_LK_NONE, HD_LK_BIAS, HD_LK_WORD };
 
@@ -103,32 +105,49 @@ static inline bool hd_lfh_unlock_fast(struct hd_heap *h, int how)
 	return false;
 }
 
-/* Allocate an LFH size (n <= HD_SMALL_MAX) on a growable heap. */
+/*
+ * Pop the first free slot of @run into @p and make it a busy block of @n
+ * bytes; when the run has none at hand, return @fail instead.  One test
+ * for an empty list (free == first + span) and for a link that a write to
+ * a freed slot sent out of the run.
+ */
+#define HD_SMALL_POP(h, run, p, n, fail) do {				\
+	(p) = (run)->free;						\
+	if (unlikely((p) - (run)->first >= (run)->span))		\
+		return (fail);						\
+	(run)->free = hd_rdlink((h), (p));				\
+	(run)->used++;							\
+	*(uint64_t *)((p) - 8) = ((run)->hbusy | (uint64_t)(n) << 24) ^	\
+				 hd_key((h), (p) - 8);			\
+} while (0)
+
+/*
+ * Allocate an LFH size (n <= HD_SMALL_MAX) on a growable heap.  The call
+ * has not named its heap (hd_use()): it cannot block here, and the
+ * out-of-line paths name it.  A HEAP_NO_SERIALIZE heap has a path of its
+ * own, without a look at the lock.
+ */
 static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 					uint32_t flags, int api)
 {
 	struct hd_run *run;
 	uintptr_t p;
-	int how = hd_lfh_lock_fast(h, flags);
+	int how;
 
-	if (unlikely(how == HD_LK_FAIL))
-		return hd_alloc_locked_path(h, n, flags, api);
-	run = h->cur[hd_class_of(n)];
-	p = run->free;
-	/*
-	 * One test for an empty list (free == first + span) and for a link
-	 * that a write to a freed slot sent out of the run.
-	 */
-	if (unlikely(p - run->first >= run->span))
-		return hd_refill_path(h, n, flags, api);
-	run->free = hd_rdlink(h, p);
-	run->used++;
-	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
-			       hd_key(h, p - 8);
-	if (unlikely(hd_lfh_unlock_fast(h, how)))
-		return hd_wake_ret(&h->lfh_lock, (void *)p, n, flags);
+	if (flags & HEAPDEV_NO_SERIALIZE) {
+		run = h->cur[hd_class_of(n)];
+		HD_SMALL_POP(h, run, p, n, hd_refill_path(h, n, flags, api));
+	} else {
+		how = hd_lfh_lock_fast(h, flags);
+		if (unlikely(how == HD_LK_FAIL))
+			return hd_alloc_locked_path(h, n, flags, api);
+		run = h->cur[hd_class_of(n)];
+		HD_SMALL_POP(h, run, p, n, hd_refill_path(h, n, flags, api));
+		if (unlikely(hd_lfh_unlock_fast(h, how)))
+			return hd_wake_ret(&h->lfh_lock, (void *)p, n, flags);
+	}
 	if (flags & HEAPDEV_ZERO)
-		memset((void *)p, 0, n);
+		return hd_zero_ret((void *)p, n);
 	hd_leave();
 	return (void *)p;
 }
@@ -187,18 +206,20 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	struct hd_run *run;
 	uintptr_t d;
 	uint64_t key, w;
-	int how;
+	int how = HD_LK_NONE;
 
 	/* Segments of growable heaps always have a granule table. */
 	if (unlikely(sp->kind != HD_SPAN_SEG))
 		return hd_free_locked_path(h, sp, p, flags, api);
 	/* &hd_dummy_run (no slot, fails the test below) when not in a run */
 	run = ((struct hd_seg *)sp)->gtab[(p - sp->base) >> HD_GRANULE_SHIFT];
-	how = hd_lfh_lock_fast(h, flags);
-	if (unlikely(how == HD_LK_FAIL))
-		return hd_free_locked_path(h, sp, p, flags, api);
-	if (how == HD_LK_WORD)
-		return hd_free_word_path(h, sp, p, flags, api);
+	if (!(flags & HEAPDEV_NO_SERIALIZE)) {
+		how = hd_lfh_lock_fast(h, flags);
+		if (unlikely(how == HD_LK_FAIL))
+			return hd_free_locked_path(h, sp, p, flags, api);
+		if (how == HD_LK_WORD)
+			return hd_free_word_path(h, sp, p, flags, api);
+	}
 	d = p - run->first;
 	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
 		goto bad;
@@ -215,11 +236,13 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	 */
 	if (unlikely(--run->used == run->care))
 		return hd_free_slow_path(h, run, flags, api);
-	hd_lfh_unlock_fast(h, how);
+	if (how == HD_LK_BIAS)
+		hd_unlock_fast(&h->lfh_lock);
 	hd_leave();
 	return hd_free_ok(api);
 bad:
-	hd_lfh_unlock_fast(h, how);
+	if (how == HD_LK_BIAS)
+		hd_unlock_fast(&h->lfh_lock);
 	return hd_bad_free(h, sp, run, p, flags, api);
 }
 

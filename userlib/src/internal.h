@@ -71,6 +71,7 @@
 #define HD_DECOMMIT_DELAY	100000000ULL	/* ns above the slack */
 #define HD_DECOMMIT_NOW		(4UL << 20)	/* no delay below this */
 #define HD_LCACHE_MAX		4		/* freed large spans kept */
+#define HD_EMPTY_CACHE_BYTES	(64UL << 10)	/* cached empty LFH runs */
 #define HD_LCACHE_BYTES		(32UL << 20)	/* ... at least this many */
 
 /* Block kinds, in the low nibble of a header word. */
@@ -224,6 +225,7 @@ struct hd_bheap {
 
 HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
 HD_HIDDEN void *hd_os_alloc(size_t len);
+HD_HIDDEN void *hd_os_reserve(size_t len);
 HD_HIDDEN void hd_os_free(void *p, size_t len);
 HD_HIDDEN void hd_region_atfork_child(void);
 HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
@@ -310,8 +312,9 @@ enum {
 	HD_RUN_CURRENT = 1,	/* heap->cur[] of its class */
 	HD_RUN_PARTIAL,		/* on its class's partial list */
 	HD_RUN_FULL,		/* no free slot, on no list */
-	HD_RUN_EMPTY,		/* cached or being released */
+	HD_RUN_EMPTY,		/* being released */
 	HD_RUN_DEAD,		/* back in the pool */
+	HD_RUN_CACHED,		/* empty, on its class's empty list */
 };
 
 /**
@@ -362,7 +365,9 @@ struct hd_run {
 /**
  * struct hd_class - an LFH size class (its current run is heap->cur[])
  * @partial: other runs with free slots
- * @empty: one cached empty run (classes below HD_EMPTY_CACHE_MAX only)
+ * @empty: cached empty runs, linked by @next (classes below 1 KiB only:
+ *	one, and more while the heap's cached empty runs hold at most
+ *	HD_EMPTY_CACHE_BYTES)
  * @stride: slot size
  * @run_bytes: bytes of the class's next run: runs start small and double
  *	up to @run_max as the class keeps needing new ones
@@ -409,6 +414,7 @@ struct hd_heap {
 	struct hd_class cls[HD_NCLASS];
 	struct hd_run *run_pool;
 	void *run_chunks;
+	size_t empty_bytes;		/* in cached empty runs */
 	bool lfh_seen;
 
 	struct hd_lock lock __attribute__((aligned(64)));
@@ -446,12 +452,18 @@ struct hd_heap {
 HD_HIDDEN int hd_pagemap_set(uintptr_t base, size_t size, struct hd_span *sp);
 HD_HIDDEN void hd_pagemap_clear(uintptr_t base, size_t size);
 
-#define HD_PM_L1_SHIFT	34
-#define HD_PM_L1	(1U << (47 - HD_PM_L1_SHIFT))
-#define HD_PM_L2	(1U << (HD_PM_L1_SHIFT - HD_CHUNK_SHIFT))
+/*
+ * A flat table of 2^25 span pointers, one per 4 MiB granule of the 47-bit
+ * address space (256 MiB of address space reserved with MAP_NORESERVE on
+ * the first heap creation; only the pages that hold entries are ever
+ * backed).  @hd_pm_limit is the number of entries: 0 until the table
+ * exists (no span can exist either), so that a lookup needs no other test.
+ */
+#define HD_PM_ENTRIES	(1UL << (47 - HD_CHUNK_SHIFT))
 
-/* Level 1; entries without a leaf point to hd_pagemap_zero (all NULL). */
-HD_HIDDEN extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
+HD_HIDDEN extern _Atomic(struct hd_span *) *hd_pm;
+HD_HIDDEN extern _Atomic uintptr_t hd_pm_limit;
+HD_HIDDEN int hd_pagemap_init(void);
 
 /*
  * The span registered for the 4 MiB granule of @p, or NULL: lock-free,
@@ -460,16 +472,12 @@ HD_HIDDEN extern _Atomic(struct hd_span **) hd_pagemap[HD_PM_L1];
  */
 static inline struct hd_span *hd_span_raw(uintptr_t p)
 {
-	struct hd_span **leaf;
+	uintptr_t i = p >> HD_CHUNK_SHIFT;
 
-	if (unlikely((p >> HD_PM_L1_SHIFT) >= HD_PM_L1))
+	if (unlikely(i >= atomic_load_explicit(&hd_pm_limit,
+					       memory_order_acquire)))
 		return NULL;
-	leaf = atomic_load_explicit(&hd_pagemap[p >> HD_PM_L1_SHIFT],
-				    memory_order_acquire);
-	return atomic_load_explicit((_Atomic(struct hd_span *) *)
-				    &leaf[(p >> HD_CHUNK_SHIFT) &
-					  (HD_PM_L2 - 1)],
-				    memory_order_acquire);
+	return atomic_load_explicit(&hd_pm[i], memory_order_acquire);
 }
 
 /* The span containing @p, or NULL. */

@@ -52,6 +52,15 @@ void *hd_os_alloc(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Zeroed address space whose pages are backed only once written. */
+void *hd_os_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void hd_os_free(void *p, size_t len)
 {
 	if (p)

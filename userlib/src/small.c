@@ -21,8 +21,11 @@
  * heap that uses a class a little pays a page for it, not 16-256 KiB.
  *
  * Each class has a current run (the fast path pops from it), a list of
- * partial runs, and for classes below 1 KiB one cached empty run.  A run
- * that empties beyond that goes back to the medium allocator at once.
+ * partial runs, and for classes below 1 KiB a list of cached empty runs
+ * (one per class, more while the heap's cached empty runs hold at most
+ * HD_EMPTY_CACHE_BYTES, so that a class whose blocks come and go in
+ * batches does not create and release runs for every batch).  A run that
+ * empties beyond that goes back to the medium allocator at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -346,7 +349,10 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 			hd_partial_del(cls, run);
 		} else {
 			run = cls->empty;
-			cls->empty = NULL;
+			if (run) {
+				cls->empty = run->next;
+				h->empty_bytes -= run->bytes;
+			}
 		}
 		if (run) {
 			hd_run_state(run, HD_RUN_CURRENT);
@@ -455,7 +461,7 @@ int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 
 /*
  * After a free into a run that is not the current one: a full run becomes
- * partial; an empty run is cached once per class below 1 KiB, or
+ * partial; an empty run of a class below 1 KiB is cached (see above), or
  * released.  Called
  * with the LFH lock held; returns with it released.
  */
@@ -475,9 +481,13 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 		return 0;
 	}
 	hd_partial_del(cls, run);
-	if (!cls->empty && cls->stride < HD_EMPTY_CACHE_MAX) {
-		hd_run_state(run, HD_RUN_EMPTY);
+	if (cls->stride < HD_EMPTY_CACHE_MAX &&
+	    (!cls->empty ||
+	     h->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
+		hd_run_state(run, HD_RUN_CACHED);
+		run->next = cls->empty;
 		cls->empty = run;
+		h->empty_bytes += run->bytes;
 		hd_unlock_lfh(h, flags);
 		return 0;
 	}
@@ -486,7 +496,7 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 	hd_unlock_lfh(h, flags);
 	hd_lock_main(h, flags);
 	hd_lock_lfh(h, flags);
-	if (run->state == HD_RUN_EMPTY && !run->used && run != cls->empty)
+	if (run->state == HD_RUN_EMPTY && !run->used)
 		hd_run_release(h, run);
 	hd_unlock_lfh(h, flags);
 	hd_unlock_main(h, flags);
@@ -540,9 +550,11 @@ void hd_small_trim(struct hd_heap *h, uint32_t flags)
 		struct hd_class *cls = &h->cls[c];
 		struct hd_run *run, *next;
 
-		if (cls->empty) {
-			hd_run_release(h, cls->empty);
-			cls->empty = NULL;
+		while (cls->empty) {
+			run = cls->empty;
+			cls->empty = run->next;
+			h->empty_bytes -= run->bytes;
+			hd_run_release(h, run);
 		}
 		for (run = cls->partial; run; run = next) {
 			next = run->next;

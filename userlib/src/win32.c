@@ -75,7 +75,6 @@ LPVOID WINAPI HeapAlloc(HANDLE hHeap, DWORD dwFlags, SIZE_T dwBytes)
 		     hd_live(h) != (uintptr_t)hHeap))
 		return hd_alloc_path(hHeap, dwFlags & HD_W32_CALL, dwBytes,
 				     HD_API_W32);
-	hd_use(h);
 	flags = h->flags | (dwFlags & HD_W32_CALL);
 	if (unlikely(dwBytes > HD_SMALL_MAX ||
 		     (flags & (HEAP_GENERATE_EXCEPTIONS | HD_HF_FIXED))))
@@ -144,7 +143,6 @@ BOOL WINAPI HeapFree(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem)
 	if (unlikely(hd_live(h) != (uintptr_t)hHeap))
 		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
 				    HD_API_W32);
-	hd_use(h);
 	return hd_free_fast(h, sp, (uintptr_t)lpMem,
 			    h->flags | (dwFlags & HD_W32_CALL), HD_API_W32);
 }
