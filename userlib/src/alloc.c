@@ -223,6 +223,13 @@ void *hd_alloc_path(const void *hh, uint32_t call_flags, size_t n, int api)
 		return NULL;
 	}
 	flags = h->flags | call_flags;
+	/*
+	 * A thread that alternates between heaps misses its one-entry heap
+	 * cache every other call: it still takes the inline LFH path.
+	 */
+	if (likely(n <= HD_SMALL_MAX &&
+		   !(flags & (HEAP_GENERATE_EXCEPTIONS | HD_HF_FIXED))))
+		return hd_small_alloc_fast(h, n, flags, api);
 	p = hd_alloc(h, n, flags);
 	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
@@ -437,18 +444,48 @@ static void *hd_small_realloc(struct hd_heap *h, struct hd_blockref *ref,
 {
 	struct hd_run *run = ref->run;
 
-	if (n > HD_SMALL_MAX || hd_class_of(n) != run->cls ||
+	/*
+	 * Growth within the slot (a moved block may have been given a
+	 * bigger class than it needed); shrinking within the class.
+	 */
+	if (n > HD_SMALL_MAX || n + 8 > run->stride ||
+	    (n < ref->n && hd_class_of(n) != run->cls) ||
 	    ((flags & HEAPDEV_IN_PLACE) && n >= ref->n))
 		return NULL;
 	hd_wr(h, p - 8, hd_sbusy(n, run->cls));
 	return (void *)p;
 }
 
+/*
+ * An LFH slot of @n bytes for a growing block that has to move, with room
+ * to grow by a quarter in place (HeapSize stays @n), or NULL.  (Medium
+ * blocks get none: their header check allows less than 80 unused bytes,
+ * and they grow in place into free neighbours.)
+ */
+static void *hd_alloc_room(struct hd_heap *h, size_t n, uint32_t flags)
+{
+	size_t room = n + n / 4 + 16;
+	unsigned int c;
+
+	if (h->fixed || n > HD_SMALL_MAX)
+		return NULL;
+	c = hd_class_of(room < HD_SMALL_MAX ? room : HD_SMALL_MAX);
+	hd_lock_lfh(h, flags);
+	if (!h->cls[c].active) {
+		hd_unlock_lfh(h, flags);
+		return NULL;
+	}
+	return hd_small_alloc_cls(h, n, c, flags);
+}
+
 /* Move a block: allocate, copy, free.  Return: the new block or NULL. */
 static void *hd_move(struct hd_heap *h, void *old, size_t oldn, size_t n,
 		     uint32_t flags)
 {
-	void *q = hd_alloc(h, n, flags & ~HEAPDEV_ZERO);
+	void *q = n > oldn ? hd_alloc_room(h, n, flags & ~HEAPDEV_ZERO) : NULL;
+
+	if (!q)
+		q = hd_alloc(h, n, flags & ~HEAPDEV_ZERO);
 
 	if (!q)
 		return NULL;

@@ -332,10 +332,28 @@ static int hd_gap_index(const struct hd_seg *s, uintptr_t addr)
 /* Whether the byte at @addr (inside the segment) is committed. */
 bool hd_seg_committed(const struct hd_seg *s, uintptr_t addr)
 {
-	int i = hd_gap_index(s, addr);
+	uintptr_t i = (addr - s->sp.base) >> HD_PAGE_SHIFT;
 
-	return i < 0 || addr < s->gaps[i].start + HD_HDR ||
-	       addr >= s->gaps[i].end;
+	if (unlikely(addr - s->sp.base >= s->sp.size))
+		return false;
+	return (s->cmap[i >> 6] >> (i & 63)) & 1;
+}
+
+/* Mark the pages of [addr, addr + len) committed or not in @s->cmap. */
+static void hd_cmap_set(struct hd_seg *s, uintptr_t addr, size_t len,
+			bool committed)
+{
+	uintptr_t i = (addr - s->sp.base) >> HD_PAGE_SHIFT;
+	uintptr_t end = i + (len >> HD_PAGE_SHIFT);
+
+	for (; i < end && (i & 63); i++)
+		s->cmap[i >> 6] = committed ? s->cmap[i >> 6] | 1ULL << (i & 63) :
+				  s->cmap[i >> 6] & ~(1ULL << (i & 63));
+	for (; i + 64 <= end; i += 64)
+		s->cmap[i >> 6] = committed ? ~0ULL : 0;
+	for (; i < end; i++)
+		s->cmap[i >> 6] = committed ? s->cmap[i >> 6] | 1ULL << (i & 63) :
+				  s->cmap[i >> 6] & ~(1ULL << (i & 63));
 }
 
 struct hd_gap *hd_gap_find(struct hd_seg *s, uintptr_t start)
@@ -426,6 +444,7 @@ int hd_commit_gap(struct hd_heap *h, struct hd_seg *s, struct hd_gap *g,
 	err = hd_heap_commit(h, pages, hd_woff(s, pages), bytes);
 	if (err)
 		return err;
+	hd_cmap_set(s, pages, bytes, true);
 	s->committed += bytes;
 	if (whole) {
 		size = g->end - start;
@@ -501,6 +520,7 @@ size_t hd_decommit_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 		hd_tlsf_insert(h, b, size);
 		return 0;
 	}
+	hd_cmap_set(s, pa, pb - pa, false);
 	s->committed -= pb - pa;
 
 	gstart = pg ? pg->start : pa - HD_HDR;
@@ -611,8 +631,10 @@ static void hd_seg_free_meta(struct hd_seg *s)
 {
 	free(s->gaps);
 	free(s->gtab);
+	free(s->cmap);
 	s->gaps = NULL;
 	s->gtab = NULL;
+	s->cmap = NULL;
 	hd_span_put(&s->sp);
 }
 
@@ -648,6 +670,10 @@ static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 	s->area = base + HD_SEG_HDR - HD_HDR;
 	s->end = base + size;
 	s->committed = commit;
+	s->cmap = calloc(((size >> HD_PAGE_SHIFT) + 63) / 64, sizeof(*s->cmap));
+	if (!s->cmap)
+		goto err_decommit;
+	hd_cmap_set(s, base, commit, true);
 	if (!h->fixed) {
 		size_t g, n = size >> HD_GRANULE_SHIFT;
 

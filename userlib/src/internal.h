@@ -279,6 +279,8 @@ struct hd_gap {
  * @gcap: capacity of @gaps
  * @gtab: for each 4 KiB granule, the run covering it, or &hd_dummy_run
  *	(growable heaps only)
+ * @cmap: one bit per page, set when the page is committed (the same
+ *	information as @gaps, answered in O(1))
  * @index: region index reported by walks
  */
 struct hd_seg {
@@ -291,6 +293,7 @@ struct hd_seg {
 	uint32_t ngaps;
 	uint32_t gcap;
 	struct hd_run **gtab;
+	uint64_t *cmap;
 	uint32_t index;
 };
 
@@ -843,6 +846,8 @@ HD_HIDDEN size_t hd_largest_free(struct hd_heap *h);
 HD_HIDDEN void hd_classes_init(struct hd_heap *h);
 HD_HIDDEN void *hd_small_alloc_slow(struct hd_heap *h, size_t n,
 				    uint32_t flags);
+HD_HIDDEN void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
+				   uint32_t flags);
 HD_HIDDEN int hd_small_free_slow(struct hd_heap *h, struct hd_run *run,
 				 uint32_t flags);
 HD_HIDDEN int hd_small_check(const struct hd_heap *h, const struct hd_run *run,

@@ -381,7 +381,17 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
  */
 void *hd_small_alloc_slow(struct hd_heap *h, size_t n, uint32_t flags)
 {
-	unsigned int c = hd_class_of(n);
+	return hd_small_alloc_cls(h, n, hd_class_of(n), flags);
+}
+
+/*
+ * The same with a slot of class @c, which may be bigger than @n needs (a
+ * realloc that moves a growing block leaves it room).  Called with the
+ * LFH lock held; returns with it released.
+ */
+void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
+			 uint32_t flags)
+{
 	struct hd_class *cls = &h->cls[c];
 	struct hd_run *run;
 	uintptr_t p, next;
