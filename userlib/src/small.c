@@ -321,6 +321,26 @@ static void hd_partial_del(struct hd_class *cls, struct hd_run *run)
 }
 
 /*
+ * The partial run to allocate from next: the fullest of the first
+ * HD_PARTIAL_SCAN, so that the emptier ones drain and can be released
+ * (a random working set otherwise keeps every run of a class about as
+ * full as the others).
+ */
+#define HD_PARTIAL_SCAN	8
+
+static struct hd_run *hd_partial_pick(struct hd_class *cls)
+{
+	struct hd_run *run = cls->partial, *best = run;
+	unsigned int i;
+
+	for (i = 0; run && i < HD_PARTIAL_SCAN; i++, run = run->next)
+		if (run->used * (uint64_t)best->nslots >
+		    best->used * (uint64_t)run->nslots)
+			best = run;
+	return best;
+}
+
+/*
  * Make heap->cur[c] a run with a free slot.  Called with the LFH lock held;
  * may drop it to take the heap lock.  Return: false when no memory.
  */
@@ -344,7 +364,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 			hd_run_state(run, HD_RUN_FULL);
 			h->cur[c] = &hd_dummy_run;
 		}
-		run = cls->partial;
+		run = hd_partial_pick(cls);
 		if (run) {
 			hd_partial_del(cls, run);
 		} else {
