@@ -79,6 +79,12 @@ static uint32_t hd_stride(unsigned int c)
 
 /* Empty runs of classes of this stride and more are never cached. */
 #define HD_EMPTY_CACHE_MAX	1024
+/*
+ * The current run of classes of this stride and more is released when it
+ * empties: their first runs hold few big slots, and a class used now and
+ * then would otherwise keep 16-36 KiB for nothing.
+ */
+#define HD_CUR_RELEASE_MIN	4096
 
 static uint32_t hd_round_run(uint64_t bytes)
 {
@@ -158,7 +164,8 @@ static struct hd_run *hd_run_get(struct hd_heap *h)
 static void hd_run_state(struct hd_run *run, uint8_t state)
 {
 	run->state = state;
-	if (state == HD_RUN_PARTIAL)
+	if (state == HD_RUN_PARTIAL ||
+	    (state == HD_RUN_CURRENT && run->stride >= HD_CUR_RELEASE_MIN))
 		run->care = 0;
 	else if (state == HD_RUN_FULL)
 		run->care = run->used - 1;
@@ -499,6 +506,15 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 {
 	struct hd_class *cls = &h->cls[run->cls];
 
+	/* The current run of a class of 4 KiB or more emptied: release it. */
+	if (run->state == HD_RUN_CURRENT) {
+		if (run->used || h->cur[run->cls] != run) {
+			hd_unlock_lfh(h, flags);
+			return 0;
+		}
+		h->cur[run->cls] = &hd_dummy_run;
+		goto release;
+	}
 	if (run->state == HD_RUN_FULL) {
 		hd_partial_add(cls, run);
 		if (run->used) {
@@ -521,6 +537,7 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 		hd_unlock_lfh(h, flags);
 		return 0;
 	}
+release:
 	/* Invisible to allocations now; release it under both locks. */
 	hd_run_state(run, HD_RUN_EMPTY);
 	hd_unlock_lfh(h, flags);
