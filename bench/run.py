@@ -541,16 +541,19 @@ def chart(path_svg, tm, ic, build):
 # Why a target is missed (the evidence is in the profile section of the
 # report and in NOTES-for-userlib.md, whose sections these name).
 WHY = {
-    "st-ns": "instructions: HeapAlloc + HeapFree execute about 3x those of "
-             "mimalloc's mi_heap_malloc + mi_free (pointer and handle checks, "
-             "encoded slot headers; profile section); NOTES §1",
-    "st-ser": "as above, plus the lock check on every call; NOTES §1, §2",
+    "st-ns": "instructions: HeapAlloc + HeapFree still execute about twice "
+             "those of mimalloc's mi_heap_malloc + mi_free (pointer, handle "
+             "and header checks that detect bad frees; keyed 8-byte slot "
+             "headers; profile section); NOTES §1",
+    "st-ser": "as above, plus the lock on every call of a serialized heap; "
+              "NOTES §1, §2",
     "wset1": "the same fast-path length (NOTES §1); mimalloc also wins on "
              "sizes above 16 KiB, which heapdev serves from TLSF medium blocks "
              "under the heap lock (NOTES §3)",
     "wset2": "one LFH lock per heap: every alloc and free of both threads "
              "does an atomic RMW on the same cache line; jemalloc and "
-             "mimalloc have per-thread caches; NOTES §2",
+             "mimalloc have per-thread caches (thread-affine runs: branch "
+             "opt-affinity-wip, not merged); NOTES §2",
     "destroy-glibc": "no user-space work is left (about 0 instructions per "
                      "block); the time is the kernel freeing the heap's pages "
                      "(memfd: fallocate punch hole; device: page release), "
@@ -558,12 +561,12 @@ WHY = {
     "destroy-mi": "mi_heap_destroy keeps the pages for reuse and returns none "
                   "to the kernel; HeapDestroy returns all of them at once; "
                   "NOTES §4",
-    "mem": "per-class LFH runs (16-64 KiB each, plus one cached empty run "
-           "per class), 8-byte slot headers with 16-byte rounding, and a "
-           "1 MiB decommit slack; NOTES §5",
-    "wine": "large blocks: every HeapAlloc/HeapFree of a large block maps, "
-            "commits, decommits and unmaps a span (NOTES §6); destroying "
-            "small heaps: shmem page release and per-heap setup (NOTES §4)",
+    "mem": "8-byte slot headers with 16-byte rounding, and partly used LFH "
+           "runs (demand-sized from 2-4 slots, one per active class) on a "
+           "small working set; NOTES §5",
+    "wine": "destroying small heaps: the kernel's page release (memfd hole "
+            "punch) and per-heap setup, paid synchronously because "
+            "HeapDestroy returns every page (NOTES §4)",
     "vm": "QEMU software emulation: the per-size ratios move by 0.2-0.4 "
           "between runs; see the table",
     "vm-lib": "fixed costs of a large block's own span (an aligned mapping "
