@@ -687,18 +687,27 @@ static void *locker_main(void *arg)
 	return NULL;
 }
 
-/* Whether l->done becomes set within @ms milliseconds. */
-static bool done_within(struct locker *l, int ms)
+void *api_lfh_heap(size_t n)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	int i;
+
+	for (i = 0; i < 20; i++)
+		HeapFree(h, 0, HeapAlloc(h, 0, n));
+	return h;
+}
+
+bool api_flag_within(volatile int *flag, int ms)
 {
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
 	int i;
 
 	for (i = 0; i < ms / 5; i++) {
-		if (__atomic_load_n(&l->done, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
 			return true;
 		nanosleep(&ts, NULL);
 	}
-	return __atomic_load_n(&l->done, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -717,17 +726,17 @@ static void lock_case(HANDLE h, int depth, int do_lock, DWORD flags,
 	for (i = 0; i < depth; i++)
 		HeapLock(h);
 	pthread_create(&t, NULL, locker_main, &l);
-	early = done_within(&l, expect_block ? 100 : 5000);
+	early = api_flag_within(&l.done, expect_block ? 100 : 5000);
 	for (i = 0; i < depth; i++) {
 		if (i == depth - 1 || !expect_block)
 			break;
 		HeapUnlock(h);
-		if (done_within(&l, 50))
+		if (api_flag_within(&l.done, 50))
 			early = true;
 	}
 	for (; i < depth; i++)
 		HeapUnlock(h);
-	late = done_within(&l, 5000);
+	late = api_flag_within(&l.done, 5000);
 	pthread_join(t, NULL);
 	if (expect_block)
 		T_OK(!early && late && l.ok, "%s: blocked while locked, "

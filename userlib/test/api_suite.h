@@ -2,6 +2,9 @@
 #ifndef HEAPDEV_TEST_API_SUITE_H
 #define HEAPDEV_TEST_API_SUITE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* Run every API check; results go to t.h's counters. */
 void api_suite(const char *self);
 
@@ -10,5 +13,13 @@ void api_suite(const char *self);
  * exit status, or -1 when argv asks for no helper mode.
  */
 int api_suite_child(int argc, char **argv);
+
+/* Shared by the tests linked with api_suite.c. */
+
+/* A growable heap whose size class of @n is served by LFH runs. */
+void *api_lfh_heap(size_t n);
+
+/* Whether *@flag becomes non-zero (acquire) within @ms milliseconds. */
+bool api_flag_within(volatile int *flag, int ms);
 
 #endif

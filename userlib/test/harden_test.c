@@ -20,20 +20,10 @@
 #include <heapdev.h>
 #include <heapdev/win32.h>
 
+#include "api_suite.h"
 #include "t.h"
 
 static char static_buf[64] __attribute__((aligned(16)));
-
-/* A heap whose size class of @n is active (served by LFH runs). */
-static HANDLE lfh_heap(size_t n)
-{
-	HANDLE h = HeapCreate(0, 0, 0);
-	int i;
-
-	for (i = 0; i < 20; i++)
-		HeapFree(h, 0, HeapAlloc(h, 0, n));
-	return h;
-}
 
 /* Every call must refuse the corrupted block @p; restoring fixes it. */
 static void refused(HANDLE h, unsigned char *p, unsigned char *byte,
@@ -63,7 +53,7 @@ static void refused(HANDLE h, unsigned char *p, unsigned char *byte,
 
 static void header_corruption(void)
 {
-	HANDLE h = lfh_heap(40);
+	HANDLE h = api_lfh_heap(40);
 	unsigned char *s = HeapAlloc(h, 0, 40), *m = HeapAlloc(h, 0, 30000);
 	unsigned char *l = HeapAlloc(h, 0, 3 << 20);
 
@@ -127,7 +117,7 @@ static void use_after_free(void)
 	     "freeing the next block does not follow the bad footer");
 	HeapDestroy(h);
 
-	l = lfh_heap(64);
+	l = api_lfh_heap(64);
 	x = HeapAlloc(l, 0, 64);
 	y = HeapAlloc(l, 0, 64);
 	HeapFree(l, 0, x);
@@ -209,7 +199,7 @@ static int survivor(int kind, HANDLE h, unsigned char *p)
 /* Child: enable termination, do the bad thing; print the pointer. */
 static void term_child(int kind, int out)
 {
-	HANDLE h = lfh_heap(48), h2 = HeapCreate(0, 0, 0);
+	HANDLE h = api_lfh_heap(48), h2 = HeapCreate(0, 0, 0);
 	unsigned char *p = HeapAlloc(h, 0, 48), *bad = p;
 	char line[64];
 	int n;

@@ -37,6 +37,7 @@
 
 #include <heapdev/win32.h>
 
+#include "api_suite.h"
 #include "t.h"
 
 #define KiB	1024UL
@@ -130,17 +131,6 @@ static bool wit_ok(const struct wit *w)
 	return true;
 }
 
-/* A growable heap whose size class of @n is active (LFH slots). */
-static HANDLE lfh_heap(size_t n)
-{
-	HANDLE h = HeapCreate(0, 0, 0);
-	int i;
-
-	for (i = 0; i < 20; i++)
-		HeapFree(h, 0, HeapAlloc(h, 0, n));
-	return h;
-}
-
 /* Two adjacent blocks of @n bytes, @stride apart; false if none found. */
 static bool pair(HANDLE h, size_t n, size_t stride, unsigned char **a,
 		 unsigned char **b)
@@ -231,7 +221,7 @@ static bool double_free(struct hc *c, HANDLE h, size_t n)
 
 static bool c_double_free_lfh(struct hc *c)
 {
-	return double_free(c, lfh_heap(SMALL), SMALL);
+	return double_free(c, api_lfh_heap(SMALL), SMALL);
 }
 
 static bool c_double_free_medium(struct hc *c)
@@ -252,7 +242,7 @@ static bool c_double_free_fixed(struct hc *c)
 /* Free, then a thousand other allocations and frees, then free again. */
 static bool c_double_free_delayed(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, MED), *q[200];
 	bool ok;
 	int i, j;
@@ -272,7 +262,7 @@ static bool c_double_free_delayed(struct hc *c)
 /* free(a), free(b), free(a) */
 static bool c_double_free_interleaved(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *a = HeapAlloc(h, 0, SMALL), *b = HeapAlloc(h, 0, SMALL);
 	struct wit w;
 	bool ok = E(wit_new(&w, h, SMALL, 2));
@@ -306,7 +296,7 @@ static bool c_double_free_coalesced(struct hc *c)
  */
 static bool c_double_free_reuse(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL), *q;
 	bool ok;
 
@@ -335,7 +325,7 @@ static bool invalid(struct hc *c, HANDLE h, void *p)
 
 static bool c_unaligned_lfh(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL);
 	bool ok = invalid(c, h, p + 1);
 
@@ -357,7 +347,7 @@ static bool c_unaligned_medium(struct hc *c)
 
 static bool c_interior_lfh(struct hc *c)
 {
-	HANDLE h = lfh_heap(200);
+	HANDLE h = api_lfh_heap(200);
 	unsigned char *p = HeapAlloc(h, 0, 200);
 	bool ok = invalid(c, h, p + 16);
 
@@ -452,7 +442,7 @@ static bool c_uncommitted(struct hc *c)
 
 static bool c_foreign(struct hc *c)
 {
-	HANDLE a = lfh_heap(SMALL), b = HeapCreate(0, 0, 0);
+	HANDLE a = api_lfh_heap(SMALL), b = HeapCreate(0, 0, 0);
 	unsigned char *p = HeapAlloc(a, 0, SMALL), *m = HeapAlloc(a, 0, MED);
 	unsigned char *l = HeapAlloc(a, 0, 2 * MiB);
 	bool ok = invalid(c, b, p);
@@ -539,7 +529,7 @@ static bool c_after_realloc_move(struct hc *c)
 /* An LFH slot realloc'ed into a medium block: the old slot is free. */
 static bool c_after_realloc_class(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL);
 	unsigned char *q = HeapReAlloc(h, 0, p, MED);
 	bool ok = E(q && q != p);
@@ -553,7 +543,7 @@ static bool c_after_realloc_class(struct hc *c)
 
 static bool c_realloc_freed(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL);
 	bool ok = E(HeapFree(h, 0, p));
 
@@ -592,7 +582,7 @@ static bool c_size_freed(struct hc *c)
 
 static bool c_size_interior(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL);
 	bool ok = E(size_refused(c, h, p + 16));
 
@@ -604,7 +594,7 @@ static bool c_size_interior(struct hc *c)
 /* HeapValidate never terminates and never touches the last error. */
 static bool c_validate_bad(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL), *m = HeapAlloc(h, 0, MED);
 	unsigned char local[16];
 	bool ok = E(HeapFree(h, 0, p) && HeapFree(h, 0, m));
@@ -668,7 +658,7 @@ static bool overflow_case(struct hc *c, HANDLE h, size_t n, size_t stride,
 
 static bool c_one_byte_overflow_lfh(struct hc *c)
 {
-	return overflow_case(c, lfh_heap(SMALL), SMALL, 48, SMALL, 1, false);
+	return overflow_case(c, api_lfh_heap(SMALL), SMALL, 48, SMALL, 1, false);
 }
 
 static bool c_one_byte_overflow_medium(struct hc *c)
@@ -685,7 +675,7 @@ static bool c_one_byte_overflow_fixed(struct hc *c)
 
 static bool c_32_byte_overflow_lfh(struct hc *c)
 {
-	return overflow_case(c, lfh_heap(SMALL), SMALL, 48, SMALL, 32, false);
+	return overflow_case(c, api_lfh_heap(SMALL), SMALL, 48, SMALL, 32, false);
 }
 
 static bool c_32_byte_overflow_medium(struct hc *c)
@@ -702,12 +692,12 @@ static bool c_one_byte_overflow_memcpy(struct hc *c)
 
 static bool c_32_byte_overflow_memcpy(struct hc *c)
 {
-	return overflow_case(c, lfh_heap(SMALL), SMALL, 48, SMALL, 32, true);
+	return overflow_case(c, api_lfh_heap(SMALL), SMALL, 48, SMALL, 32, true);
 }
 
 static bool c_one_byte_underflow_lfh(struct hc *c)
 {
-	return overflow_case(c, lfh_heap(SMALL), SMALL, 48, -1, 1, false);
+	return overflow_case(c, api_lfh_heap(SMALL), SMALL, 48, -1, 1, false);
 }
 
 static bool c_one_byte_underflow_medium(struct hc *c)
@@ -727,7 +717,7 @@ static bool c_32_byte_underflow_medium(struct hc *c)
 
 static bool c_32_byte_underflow_memcpy(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 
 	HeapAlloc(h, 0, SMALL);
 	return overflow_case(c, h, SMALL, 48, -32, 32, true);
@@ -879,7 +869,7 @@ static bool slack_case(struct hc *c, HANDLE h, size_t n, size_t len)
 
 static bool c_one_byte_overflow_slack(struct hc *c)
 {
-	return slack_case(c, lfh_heap(33), 33, 1);
+	return slack_case(c, api_lfh_heap(33), 33, 1);
 }
 
 static bool c_one_byte_overflow_large(struct hc *c)
@@ -889,13 +879,13 @@ static bool c_one_byte_overflow_large(struct hc *c)
 
 static bool c_write_zero_size(struct hc *c)
 {
-	return slack_case(c, lfh_heap(0), 0, 16);
+	return slack_case(c, api_lfh_heap(0), 0, 16);
 }
 
 /* Writing 24 bytes into a 0-byte block reaches the next slot's header. */
 static bool c_write_zero_size_far(struct hc *c)
 {
-	HANDLE h = lfh_heap(0);
+	HANDLE h = api_lfh_heap(0);
 	unsigned char *a, *b;
 	bool ok = E(pair(h, 0, 32, &a, &b));
 
@@ -992,7 +982,7 @@ static bool c_write_after_free_medium(struct hc *c)
 
 static bool c_write_after_free_lfh(struct hc *c)
 {
-	HANDLE h = lfh_heap(64);
+	HANDLE h = api_lfh_heap(64);
 	unsigned char *x = HeapAlloc(h, 0, 64), *y = HeapAlloc(h, 0, 64), *q;
 	struct wit w;
 	bool ok = E(wit_new(&w, h, 64, 11) && y);
@@ -1032,7 +1022,7 @@ static bool c_write_after_free_data(struct hc *c)
 /* The address belongs to a new block: the write lands in its data. */
 static bool c_write_after_free_reused(struct hc *c)
 {
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	unsigned char *p = HeapAlloc(h, 0, SMALL), *q;
 	bool ok = E(HeapFree(h, 0, p));
 
@@ -1065,7 +1055,7 @@ static bool c_read_after_free(struct hc *c)
  */
 static bool c_zero_on_alloc(struct hc *c)
 {
-	HANDLE h = lfh_heap(100);
+	HANDLE h = api_lfh_heap(100);
 	unsigned char *p = HeapAlloc(h, 0, 100), *q, *z;
 	size_t i;
 	bool ok, zero = true;
@@ -1135,7 +1125,7 @@ static bool c_realloc_wraps(struct hc *c)
 		(SIZE_T)-1, (SIZE_T)-1 - 7, (SIZE_T)-1 - 4095,
 		(1ULL << 40) + 1,
 	};
-	HANDLE h = lfh_heap(SMALL);
+	HANDLE h = api_lfh_heap(SMALL);
 	struct wit s, m, l;
 	bool ok = E(wit_new(&s, h, SMALL, 12) && wit_new(&m, h, MED, 13) &&
 		    wit_new(&l, h, 2 * MiB, 14));

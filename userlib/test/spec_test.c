@@ -18,6 +18,7 @@
 #include <heapdev.h>
 #include <heapdev/win32.h>
 
+#include "api_suite.h"
 #include "t.h"
 
 #define P	sizeof(void *)
@@ -38,17 +39,6 @@ static bool all_byte(const void *p, size_t n, unsigned char v)
 		if (c[i] != v)
 			return false;
 	return true;
-}
-
-/* A growable heap whose size class of @n is served by LFH runs. */
-static HANDLE lfh_heap(size_t n)
-{
-	HANDLE h = HeapCreate(0, 0, 0);
-	int i;
-
-	for (i = 0; i < 20; i++)
-		HeapFree(h, 0, HeapAlloc(h, 0, n));
-	return h;
 }
 
 /* The walk entry of @p, or false. */
@@ -197,7 +187,7 @@ static void call_flags(void)
 /* 1.2: current Windows never reports MOVEABLE or DDESHARE. */
 static void entry_flags(void)
 {
-	HANDLE h = lfh_heap(40);
+	HANDLE h = api_lfh_heap(40);
 	SIZE_T sizes[] = { 0, 40, 3000, 100000, 2 * MiB };
 	PROCESS_HEAP_ENTRY e;
 	void *ps[5];
@@ -521,7 +511,7 @@ static void block_stride(void)
 		if (n <= 300 && stride_of(h, n) != (med < 48 ? 48 : med))
 			medium = false;
 		HeapDestroy(h);
-		h = lfh_heap(n);
+		h = api_lfh_heap(n);
 		if (stride_of(h, n) != nat)
 			lfh = false;
 		HeapDestroy(h);
@@ -589,7 +579,7 @@ static void fixed_exceptions(void)
 
 static void lfh_in_place(void)
 {
-	HANDLE h = lfh_heap(40);
+	HANDLE h = api_lfh_heap(40);
 	unsigned char *p, *q;
 	bool ok;
 
@@ -624,7 +614,7 @@ static void lfh_in_place(void)
 
 static void validate_entries(void)
 {
-	HANDLE h = lfh_heap(40);
+	HANDLE h = api_lfh_heap(40);
 	PROCESS_HEAP_ENTRY e;
 	void *ps[30];
 	int i, nb = 0, nn = 0;
@@ -663,7 +653,7 @@ static void validate_entries(void)
 
 static void walk_protocol(void)
 {
-	HANDLE h = lfh_heap(40);
+	HANDLE h = api_lfh_heap(40);
 	PROCESS_HEAP_ENTRY e, first;
 	void *ps[4];
 	int i, n = 0, nfree = 0;
@@ -728,19 +718,6 @@ static void *allocer_main(void *arg)
 	return NULL;
 }
 
-static bool done_within(struct allocer *a, int ms)
-{
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int i;
-
-	for (i = 0; i < ms / 5; i++) {
-		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE))
-			return true;
-		nanosleep(&ts, NULL);
-	}
-	return __atomic_load_n(&a->done, __ATOMIC_ACQUIRE);
-}
-
 static void unlock_other_thread(void)
 {
 	HANDLE h = HeapCreate(0, 0, 0);
@@ -756,9 +733,9 @@ static void unlock_other_thread(void)
 	     "thread that does not own the lock: FALSE, ERROR_NOT_OWNER "
 	     "(undefined natively)");
 	pthread_create(&t, NULL, allocer_main, &a);
-	early = done_within(&a, 100);
+	early = api_flag_within(&a.done, 100);
 	HeapUnlock(h);
-	late = done_within(&a, 5000);
+	late = api_flag_within(&a.done, 5000);
 	pthread_join(t, NULL);
 	T_OK(!early && late, "3.13: the owner still held the lock");
 	HeapDestroy(h);
@@ -783,9 +760,9 @@ static void process_heap(void)
 
 	HeapLock(ph);
 	pthread_create(&t, NULL, allocer_main, &a);
-	early = done_within(&a, 100);
+	early = api_flag_within(&a.done, 100);
 	HeapUnlock(ph);
-	late = done_within(&a, 5000);
+	late = api_flag_within(&a.done, 5000);
 	pthread_join(t, NULL);
 	T_OK(!early && late, "3.14: the process heap is serialized "
 	     "(HeapLock blocks other threads)");
