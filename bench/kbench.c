@@ -32,10 +32,9 @@
 #include <unistd.h>
 
 #include "heapdev.h"
+#include "vmcommon.h"
 
 #define ROUNDS 7
-
-static long pg;
 
 static double now(void)
 {
@@ -49,27 +48,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "kbench: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static void touch(char *p, size_t len)
-{
-	size_t off;
-
-	for (off = 0; off < len; off += pg)
-		p[off] = 1;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-	qsort(v, ROUNDS, sizeof(*v), cmp);
-	return v[ROUNDS / 2];
 }
 
 struct result {
@@ -106,7 +84,7 @@ static void run(int fd, size_t len, struct result *r)
 		t0 = now();
 		if (ioctl(fd, HEAPDEV_IOC_COMMIT, &cm))
 			die("commit");
-		touch(p, len);
+		vm_touch(p, len);
 		t_cp[i] = now() - t0;
 
 		/* decommit */
@@ -122,7 +100,7 @@ static void run(int fd, size_t len, struct result *r)
 		t0 = now();
 		if (ioctl(fd, HEAPDEV_IOC_COMMIT, &cm))
 			die("commit");
-		touch(p, len);
+		vm_touch(p, len);
 		t_cf[i] = now() - t0;
 
 		munmap(p, len);
@@ -136,7 +114,7 @@ static void run(int fd, size_t len, struct result *r)
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (p == MAP_FAILED)
 			die("mmap anon");
-		touch(p, len);
+		vm_touch(p, len);
 		t_pop[i] = now() - t0;
 		t0 = now();
 		munmap(p, len);
@@ -151,7 +129,7 @@ static void run(int fd, size_t len, struct result *r)
 		if (madvise(p, len, MADV_NOHUGEPAGE) ||
 		    madvise(p, len, MADV_POPULATE_WRITE))
 			die("madvise");
-		touch(p, len);
+		vm_touch(p, len);
 		t_pop4[i] = now() - t0;
 		t0 = now();
 		munmap(p, len);
@@ -170,21 +148,21 @@ static void run(int fd, size_t len, struct result *r)
 		cm.flags = HEAPDEV_COMMIT_POPULATE;
 		if (ioctl(fd, HEAPDEV_IOC_COMMIT, &cm))
 			die("populate");
-		touch(p, len);
+		vm_touch(p, len);
 		munmap(p, len);
 		d.heap_id = c.heap_id;
 		if (ioctl(fd, HEAPDEV_IOC_DESTROY, &d))
 			die("destroy");
 		t_cy[i] = now() - t0;
 	}
-	r->commit_pop = median(t_cp);
-	r->commit_fault = median(t_cf);
-	r->populate = median(t_pop);
-	r->populate4k = median(t_pop4);
-	r->decommit = median(t_dc);
-	r->unmap = median(t_un);
-	r->unmap4k = median(t_un4);
-	r->cycle = median(t_cy);
+	r->commit_pop = vm_median(t_cp, ROUNDS);
+	r->commit_fault = vm_median(t_cf, ROUNDS);
+	r->populate = vm_median(t_pop, ROUNDS);
+	r->populate4k = vm_median(t_pop4, ROUNDS);
+	r->decommit = vm_median(t_dc, ROUNDS);
+	r->unmap = vm_median(t_un, ROUNDS);
+	r->unmap4k = vm_median(t_un4, ROUNDS);
+	r->cycle = vm_median(t_cy, ROUNDS);
 }
 
 int main(int argc, char **argv)
@@ -193,7 +171,6 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? argc - 1 : (int)(sizeof(defaults) / sizeof(*defaults));
 	int fd, i;
 
-	pg = sysconf(_SC_PAGESIZE);
 	fd = open("/dev/heapdev", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		die("open /dev/heapdev");

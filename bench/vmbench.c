@@ -12,8 +12,11 @@
  *                   the same writes: "thp" with the kernel's default
  *                   transparent huge pages, "4k" with MADV_NOHUGEPAGE and
  *                   MADV_POPULATE_WRITE (heapdev's pages are 4 KiB pages)
- *   free            HeapFree of that block (decommit + munmap) against
- *                   munmap of the anonymous range
+ *   free            HeapFree of that block and HeapCompact, which gives
+ *                   the span back to the kernel (HeapFree alone keeps a
+ *                   freed large span in the heap's cache for reuse), against
+ *                   munmap of the anonymous range; the compaction also makes
+ *                   every round's HeapAlloc commit fresh pages
  *   create/destroy  HeapCreate(0, size, 0) (size committed at creation)
  *                   followed by HeapDestroy, as round trips per second,
  *                   against mmap(MAP_POPULATE) + munmap round trips
@@ -29,6 +32,7 @@
 #include <heapdev/win32.h>
 
 #include "port.h"
+#include "vmcommon.h"
 
 #define ROUNDS 5
 
@@ -37,27 +41,6 @@ static void die(const char *what)
 	fprintf(stderr, "vmbench: %s (last error %u, errno %d)\n", what,
 		(unsigned)GetLastError(), errno);
 	exit(1);
-}
-
-static void touch(char *p, size_t len)
-{
-	size_t off;
-
-	for (off = 0; off < len; off += 4096)
-		p[off] = 1;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-	qsort(v, ROUNDS, sizeof(*v), cmp);
-	return v[ROUNDS / 2];
 }
 
 static char *anon(size_t len, int thp)
@@ -104,11 +87,12 @@ static void run(size_t len, struct result *r)
 		p = HeapAlloc(heap, 0, len);
 		if (!p)
 			die("HeapAlloc");
-		touch(p, len);
+		vm_touch(p, len);
 		a[i] = now_sec() - t;
 		t = now_sec();
 		if (!HeapFree(heap, 0, p))
 			die("HeapFree");
+		HeapCompact(heap, 0);
 		f[i] = now_sec() - t;
 
 		/* anonymous, default THP */
@@ -116,7 +100,7 @@ static void run(size_t len, struct result *r)
 		p = anon(len, 1);
 		if (!p)
 			die("mmap");
-		touch(p, len);
+		vm_touch(p, len);
 		t1[i] = now_sec() - t;
 		t = now_sec();
 		munmap(p, len);
@@ -127,7 +111,7 @@ static void run(size_t len, struct result *r)
 		p = anon(len, 0);
 		if (!p)
 			die("mmap 4k");
-		touch(p, len);
+		vm_touch(p, len);
 		t4[i] = now_sec() - t;
 		t = now_sec();
 		munmap(p, len);
@@ -152,14 +136,14 @@ static void run(size_t len, struct result *r)
 		ca[i] = (now_sec() - t) / reps;
 	}
 	HeapDestroy(heap);
-	r->alloc = median(a);
-	r->anon_thp = median(t1);
-	r->anon_4k = median(t4);
-	r->free = median(f);
-	r->unmap_thp = median(u1);
-	r->unmap_4k = median(u4);
-	r->cycle = median(cy);
-	r->cycle_anon = median(ca);
+	r->alloc = vm_median(a, ROUNDS);
+	r->anon_thp = vm_median(t1, ROUNDS);
+	r->anon_4k = vm_median(t4, ROUNDS);
+	r->free = vm_median(f, ROUNDS);
+	r->unmap_thp = vm_median(u1, ROUNDS);
+	r->unmap_4k = vm_median(u4, ROUNDS);
+	r->cycle = vm_median(cy, ROUNDS);
+	r->cycle_anon = vm_median(ca, ROUNDS);
 }
 
 int main(int argc, char **argv)
