@@ -114,7 +114,7 @@ boot() {
 	timeout --foreground "$timeout" qemu-system-x86_64 \
 		-machine q35 -cpu max -smp 2 -m "$mem" \
 		-nographic -no-reboot -nodefaults -serial stdio \
-		-kernel "$vmlinuz" -initrd "$initrd" -append "$append" </dev/null |
+		-kernel "$vmlinuz" -initrd "$initrd" -append "$append${1-}" </dev/null |
 		tr -d '\r' | tee "$log" |
 		if [ -n "$quiet" ]; then
 			sed -n '/^\[ *[0-9.]*\]/d; /HEAPDEV-VM-/d; p'
@@ -123,15 +123,23 @@ boot() {
 		fi
 	set -e
 }
-boot
 # Under software emulation a boot very rarely dies before userspace runs
-# (an early-boot oops while patching kernel text with two vCPUs); that says
-# nothing about heapdev, so such a boot is retried once.  A job that
-# started is never retried.
+# (an early-boot oops while patching kernel text with two vCPUs) or logs a
+# kernel report before heapdev is loaded (seen once: KASAN wild-memory-
+# access in do_raw_spin_lock 3 ms into a boot of the debug kernel).  That
+# says nothing about heapdev, so such a boot is retried once, and the
+# retry runs the job even if it logs a report again.  A job that started
+# is never retried.
+boot
 if ! grep -q 'HEAPDEV-VM-BOOTED' "$log"; then
-	say "VM on $kver died during boot; retrying once"
-	cp "$log" "$log.first-boot"
-	boot
+	if grep -q 'HEAPDEV-VM-BOOT-REPORT' "$log"; then
+		say "VM on $kver logged a kernel report before heapdev was loaded; retrying once:"
+		sed -n '/HEAPDEV-VM-BOOT-REPORT/,$p' "$log" | grep -E 'BUG:|WARNING:|Oops|general protection' | head -n 5 >&2
+	else
+		say "VM on $kver died during boot; retrying once"
+	fi
+	cp "$log" "$final_log.first-boot"
+	boot " heapdev_vm.retry"
 fi
 cp "$log" "$final_log"
 log=$final_log
