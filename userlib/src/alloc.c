@@ -101,6 +101,87 @@ static int hd_free_medium(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 	return err ? hd_bad_ptr(h, (void *)p) : 0;
 }
 
+/*
+ * Push slot @p into @run, the current run of an affinity slot whose lock
+ * is held: the checks of hd_small_free(); such a run never changes state
+ * on a free.  Return: 0 or -EINVAL.
+ */
+static int hd_aff_push(struct hd_heap *h, struct hd_run *run, uintptr_t p)
+{
+	uintptr_t d = p - run->first;
+	uint64_t key, w;
+
+	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
+		return -EINVAL;
+	key = hd_key(h, p - 8);
+	w = *(uint64_t *)(p - 8) ^ key;
+	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
+		return -EINVAL;
+	*(uint64_t *)(p - 8) = run->hfree ^ key;
+	hd_wrlink(h, p, run->free);
+	run->free = p;
+	run->used--;
+	return 0;
+}
+
+/*
+ * Free slot @p of @run with the LFH lock held (taken with @flags): into a
+ * run of an affinity slot under that slot's lock too.  Returns with the
+ * LFH lock released.  Return: 0 or -EINVAL (not reported).
+ */
+int hd_small_free_locked(struct hd_heap *h, struct hd_run *run, uintptr_t p,
+			 uint32_t flags)
+{
+	unsigned int k = atomic_load_explicit(&run->aff, memory_order_relaxed);
+	int err;
+
+	if (k == HD_AFF_NONE)
+		return hd_small_free(h, run, p, flags);
+	hd_aff_lock(&h->aff[k]);
+	err = hd_aff_push(h, run, p);
+	hd_aff_unlock(&h->aff[k]);
+	hd_unlock_lfh(h, flags);
+	return err;
+}
+
+/*
+ * Free @p of segment @s on a shared heap, no lock held: under the lock of
+ * the affinity slot whose current run holds it, or else under the LFH
+ * lock.  Return: 0, -EINVAL (not reported) or -EAGAIN (not in a run).
+ */
+int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
+		uint32_t flags)
+{
+	_Atomic(struct hd_run *) *slot = (_Atomic(struct hd_run *) *)
+		&s->gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
+	struct hd_run *run = atomic_load_explicit(slot, memory_order_relaxed);
+	unsigned int k;
+	int err;
+
+	if (run == &hd_dummy_run)
+		return -EAGAIN;
+	k = atomic_load_explicit(&run->aff, memory_order_relaxed);
+	if (k != HD_AFF_NONE) {
+		/* The run stays the slot's (and in place) while it is held. */
+		hd_aff_lock(&h->aff[k]);
+		if (atomic_load_explicit(&run->aff, memory_order_relaxed) ==
+		    k && atomic_load_explicit(slot, memory_order_relaxed) ==
+		    run) {
+			err = hd_aff_push(h, run, p);
+			hd_aff_unlock(&h->aff[k]);
+			return err;
+		}
+		hd_aff_unlock(&h->aff[k]);
+	}
+	hd_lfh_lock_shared(h, flags);
+	run = hd_run_of(s, p);
+	if (!run) {
+		hd_unlock_lfh(h, flags);
+		return -EAGAIN;
+	}
+	return hd_small_free_locked(h, run, p, flags);
+}
+
 static int hd_free_large(struct hd_heap *h, struct hd_large *lg, uintptr_t p,
 			 uint32_t flags)
 {
@@ -148,7 +229,7 @@ int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 			hd_lock_lfh(h, flags);
 			/* the run may have been released meanwhile */
 			if (hd_run_of(s, p) == run)
-				return hd_small_free(h, run, p, flags) ?
+				return hd_small_free_locked(h, run, p, flags) ?
 				       hd_bad_ptr(h, (void *)p) : 0;
 			hd_unlock_lfh(h, flags);
 			continue;
@@ -287,23 +368,27 @@ int hd_bad_free(struct hd_heap *h, struct hd_span *sp, struct hd_run *run,
 	return hd_free_result(hd_bad_ptr(h, (void *)p), api);
 }
 
-/*
- * The fast path took the LFH lock as a mutex (the heap is shared): the
- * run may have been released before, so look again, then free the slot.
- */
-int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
-		      uint32_t flags, int api)
+/* An LFH-sized allocation on a shared heap (affinity slots). */
+void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 {
-	struct hd_run *run = hd_run_of((struct hd_seg *)sp, p);
+	void *p;
 
 	hd_use(h);
-	if (!run) {
-		hd_unlock(&h->lfh_lock);
+	p = hd_aff_alloc(h, n, flags);
+	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
+}
+
+/* A free on a shared heap (affinity slots). */
+int hd_aff_free_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+		     uint32_t flags, int api)
+{
+	int err;
+
+	hd_use(h);
+	err = hd_aff_free(h, (struct hd_seg *)sp, p, flags);
+	if (err == -EAGAIN)	/* not in a run */
 		return hd_free_locked_path(h, sp, p, flags, api);
-	}
-	if (hd_small_free(h, run, p, flags))
-		return hd_free_result(hd_bad_ptr(h, (void *)p), api);
-	return hd_free_result(0, api);
+	return hd_free_result(err ? hd_bad_ptr(h, (void *)p) : 0, api);
 }
 
 /* The freed slot's run was not the current one (LFH lock held). */

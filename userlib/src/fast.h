@@ -43,8 +43,10 @@ HD_HIDDEN int hd_free_locked_path(struct hd_heap *h, struct hd_span *sp,
 HD_HIDDEN int hd_bad_free(struct hd_heap *h, struct hd_span *sp,
 			  struct hd_run *run, uintptr_t p, uint32_t flags,
 			  int api);
-HD_HIDDEN int hd_free_word_path(struct hd_heap *h, struct hd_span *sp,
-				uintptr_t p, uint32_t flags, int api);
+HD_HIDDEN void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags,
+				  int api);
+HD_HIDDEN int hd_aff_free_path(struct hd_heap *h, struct hd_span *sp,
+			       uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
 				uint32_t flags, int api);
 
@@ -59,50 +61,26 @@ HD_HIDDEN void *hd_wake_ret(struct hd_lock *l, void *p, size_t n,
 /* Zero the new block @p of @n bytes, leave the call, return @p. */
 HD_HIDDEN void *hd_zero_ret(void *p, size_t n);
 
-enum { HD_LK_FAIL, HD_LK_NONE, HD_LK_BIAS, HD_LK_WORD };
+enum { HD_LK_FAIL, HD_LK_NONE, HD_LK_BIAS, HD_LK_AFF };
 
 /*
  * Take the LFH lock without a function call: nothing for
- * HEAP_NO_SERIALIZE, plain stores through the bias, or one CAS when the
- * lock is an unbiased futex mutex that nobody holds.  Return how, or
- * HD_LK_FAIL (the caller takes the general path).
+ * HEAP_NO_SERIALIZE, plain stores through the bias.  On a shared heap (the
+ * bias revoked) nothing either: HD_LK_AFF sends the caller to the
+ * affinity slots (struct hd_aff).  HD_LK_FAIL: the caller takes the
+ * general path (another thread holds the bias).
  */
 static inline int hd_lfh_lock_fast(struct hd_heap *h, uint32_t flags)
 {
 	struct hd_lock *l = &h->lfh_lock;
-	uint32_t z = 0;
 
 	if (flags & HEAPDEV_NO_SERIALIZE)
 		return HD_LK_NONE;
 	if (likely(hd_lock_fast(l)))
 		return HD_LK_BIAS;
-	if (atomic_load_explicit(&l->bias, memory_order_relaxed) ||
-	    !atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
-						     memory_order_acquire,
-						     memory_order_relaxed))
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed))
 		return HD_LK_FAIL;
-	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
-	l->count = 1;
-	return HD_LK_WORD;
-}
-
-/*
- * Release what hd_lfh_lock_fast() took.  Return: true when a waiter must
- * be woken (the caller tail-calls hd_wake_ret*).
- */
-static inline bool hd_lfh_unlock_fast(struct hd_heap *h, int how)
-{
-	struct hd_lock *l = &h->lfh_lock;
-
-	if (how == HD_LK_BIAS) {
-		hd_unlock_fast(l);
-	} else if (how == HD_LK_WORD) {
-		l->count = 0;
-		atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-		return atomic_exchange_explicit(&l->word, 0,
-						memory_order_release) == 2;
-	}
-	return false;
+	return HD_LK_AFF;
 }
 
 /*
@@ -139,12 +117,14 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 		HD_SMALL_POP(h, run, p, n, hd_refill_path(h, n, flags, api));
 	} else {
 		how = hd_lfh_lock_fast(h, flags);
-		if (unlikely(how == HD_LK_FAIL))
+		if (unlikely(how != HD_LK_BIAS)) {
+			if (how == HD_LK_AFF)
+				return hd_aff_alloc_path(h, n, flags, api);
 			return hd_alloc_locked_path(h, n, flags, api);
+		}
 		run = h->cur[hd_class_of(n)];
 		HD_SMALL_POP(h, run, p, n, hd_refill_path(h, n, flags, api));
-		if (unlikely(hd_lfh_unlock_fast(h, how)))
-			return hd_wake_ret(&h->lfh_lock, (void *)p, n, flags);
+		hd_unlock_fast(&h->lfh_lock);
 	}
 	if (flags & HEAPDEV_ZERO)
 		return hd_zero_ret((void *)p, n);
@@ -197,8 +177,8 @@ bad:
  * Free @p, whose 4 MiB granule belongs to span @sp of @h.  Slots of LFH
  * runs are freed inline when the LFH lock is biased or absent, which also
  * means that no other thread uses the heap, so the run cannot have been
- * released since the granule table was read.  With the LFH lock taken as
- * a mutex, hd_free_word_path() checks that again.
+ * released since the granule table was read.  A shared heap goes to
+ * hd_aff_free_path(), which looks again under the locks.
  */
 static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api)
@@ -217,8 +197,8 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 		how = hd_lfh_lock_fast(h, flags);
 		if (unlikely(how == HD_LK_FAIL))
 			return hd_free_locked_path(h, sp, p, flags, api);
-		if (how == HD_LK_WORD)
-			return hd_free_word_path(h, sp, p, flags, api);
+		if (how == HD_LK_AFF)
+			return hd_aff_free_path(h, sp, p, flags, api);
 	}
 	d = p - run->first;
 	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))

@@ -44,7 +44,7 @@ static struct hd_heap *hd_heap_pool;	/* recycled heap structs */
  */
 static struct hd_heap hd_null_heap = { .live = 1, .handle = 1 };
 __thread struct hd_tls hd_tls __attribute__((tls_model("initial-exec"))) = {
-	0, &hd_null_heap, HD_ST_IDLE, NULL, false
+	0, &hd_null_heap, HD_ST_IDLE, NULL, false, 0
 };
 
 /*
@@ -57,6 +57,7 @@ struct hd_thr {
 };
 
 static pthread_mutex_t hd_thr_mutex = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned int hd_aff_next;	/* affinity slot of new threads */
 static struct hd_thr *hd_thr_head;
 static unsigned int hd_nthr;
 static pthread_once_t hd_thr_once = PTHREAD_ONCE_INIT;
@@ -1109,6 +1110,9 @@ void hd_thread_register(void)
 	hd_nthr++;
 	pthread_mutex_unlock(&hd_thr_mutex);
 	pthread_setspecific(hd_thr_key, t);
+	hd_tls.aff = (uint8_t)(atomic_fetch_add_explicit(&hd_aff_next, 1,
+							  memory_order_relaxed) %
+			       HD_NAFF);
 	hd_tls.reg = true;
 }
 

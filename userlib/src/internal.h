@@ -27,6 +27,7 @@
 #ifndef HEAPDEV_INTERNAL_H
 #define HEAPDEV_INTERNAL_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -134,6 +135,7 @@ HD_HIDDEN void hd_lock_init(struct hd_lock *l, bool biased);
 HD_HIDDEN void hd_lock_slow(struct hd_lock *l);
 HD_HIDDEN void hd_unlock_slow(struct hd_lock *l);
 HD_HIDDEN bool hd_lock_held(struct hd_lock *l);
+HD_HIDDEN bool hd_lock_busy(struct hd_lock *l);
 HD_HIDDEN void hd_lock_drop(struct hd_lock *l);
 HD_HIDDEN bool hd_bias_supported(void);
 
@@ -335,6 +337,8 @@ enum {
  * @bump: slots [bump, nslots) have never been handed out
  * @cls: size class
  * @state: HD_RUN_*
+ * @aff: the affinity slot whose current run it is (shared heaps), or
+ *	HD_AFF_NONE; changes only with the LFH lock and that slot's lock held
  * @bytes: size of the medium block holding the run (a page multiple)
  * @care: the value of @used after a free that needs the slow path (the
  *	first free into a full run, the last one of a partial run), or
@@ -359,6 +363,7 @@ struct hd_run {
 	uint32_t care;
 	uint16_t cls;
 	uint8_t state;
+	_Atomic uint8_t aff;
 	uint32_t bytes;
 	struct hd_run *next, *prev;
 	struct hd_seg *seg;
@@ -390,6 +395,29 @@ struct hd_class {
 	uint32_t active;
 };
 
+/*
+ * Affinity slots of a shared heap (LFH lock no longer biased): each thread
+ * allocates from the current runs of its slot (hd_tls.aff) under the
+ * slot's own lock, so that threads of one heap do not share a lock or a
+ * run on their fast paths.  A run is current in at most one slot; frees
+ * into it take that slot's lock.  Everything else (partial and empty
+ * runs, the heap's own cur[], new runs) stays under the LFH lock.  Lock
+ * order: heap lock, LFH lock, slot locks in index order.
+ */
+#define HD_NAFF		4
+#define HD_AFF_NONE	0xFF
+
+/**
+ * struct hd_aff - an affinity slot
+ * @word: spin lock, 0 free, 1 taken (held for a few instructions, never
+ *	across a blocking call)
+ * @cur: the slot's current run of each class, or &hd_dummy_run
+ */
+struct hd_aff {
+	_Atomic uint32_t word;
+	struct hd_run *cur[HD_NCLASS];
+} __attribute__((aligned(64)));
+
 struct hd_extent {
 	uint64_t start;
 	uint64_t end;
@@ -418,6 +446,7 @@ struct hd_heap {
 	struct hd_run *run_pool;
 	void *run_chunks;
 	size_t empty_bytes;		/* in cached empty runs */
+	struct hd_aff aff[HD_NAFF];
 	bool lfh_seen;
 
 	struct hd_lock lock __attribute__((aligned(64)));
@@ -512,6 +541,7 @@ struct hd_tls {
 	_Atomic uintptr_t state;
 	_Atomic(struct hd_lock *) waiting;
 	bool reg;
+	uint8_t aff;		/* affinity slot in shared heaps */
 };
 
 /*
@@ -855,6 +885,62 @@ HD_HIDDEN int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 HD_HIDDEN void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run,
 				    uintptr_t p, const char *what);
 HD_HIDDEN void hd_small_trim(struct hd_heap *h, uint32_t flags);
+HD_HIDDEN void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
+			  uint32_t flags);
+HD_HIDDEN int hd_small_free_locked(struct hd_heap *h, struct hd_run *run,
+				   uintptr_t p, uint32_t flags);
+HD_HIDDEN void hd_aff_lock_all(struct hd_heap *h, uint32_t flags);
+HD_HIDDEN void hd_aff_unlock_all(struct hd_heap *h, uint32_t flags);
+
+static inline void hd_aff_lock(struct hd_aff *a)
+{
+	unsigned int spins = 0;
+
+	while (atomic_exchange_explicit(&a->word, 1, memory_order_acquire)) {
+		while (atomic_load_explicit(&a->word, memory_order_relaxed)) {
+			if (++spins < 200)
+				__builtin_ia32_pause();
+			else
+				sched_yield();
+		}
+	}
+}
+
+static inline void hd_aff_unlock(struct hd_aff *a)
+{
+	atomic_store_explicit(&a->word, 0, memory_order_release);
+}
+
+/*
+ * Take the LFH lock of a shared heap: one compare-and-swap when it is free
+ * and unbiased, the general way otherwise.
+ */
+static inline void hd_lfh_lock_shared(struct hd_heap *h, uint32_t flags)
+{
+	struct hd_lock *l = &h->lfh_lock;
+	uint32_t z = 0;
+
+	if (flags & HEAPDEV_NO_SERIALIZE)
+		return;
+	if (likely(!atomic_load_explicit(&l->bias, memory_order_relaxed) &&
+		   atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+							   memory_order_acquire,
+							   memory_order_relaxed))) {
+		atomic_store_explicit(&l->owner, hd_self(),
+				      memory_order_relaxed);
+		l->count = 1;
+		return;
+	}
+	hd_lock_slow(l);
+}
+
+/* Whether the heap's LFH works through affinity slots (shared heap). */
+static inline bool hd_aff_mode(const struct hd_heap *h, uint32_t flags)
+{
+	return !(flags & HEAPDEV_NO_SERIALIZE) &&
+	       !atomic_load_explicit(&h->lfh_lock.bias, memory_order_relaxed);
+}
 HD_HIDDEN void hd_small_usage(struct hd_heap *h, size_t *bytes,
 			      size_t *blocks);
 HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);

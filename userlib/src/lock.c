@@ -219,6 +219,17 @@ bool hd_lock_held(struct hd_lock *l)
 	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
 }
 
+/*
+ * Whether some thread holds @l right now: a hint (nothing stops it from
+ * changing the moment after).
+ */
+bool hd_lock_busy(struct hd_lock *l)
+{
+	if (atomic_load_explicit(&l->bias, memory_order_relaxed))
+		return atomic_load_explicit(&l->depth, memory_order_relaxed);
+	return atomic_load_explicit(&l->word, memory_order_relaxed);
+}
+
 /* Give up every hold the calling thread has on @l (HeapDestroy). */
 void hd_lock_drop(struct hd_lock *l)
 {

@@ -123,12 +123,14 @@ static uint32_t hd_run_min(uint32_t stride)
 
 void hd_classes_init(struct hd_heap *h)
 {
-	unsigned int c;
+	unsigned int c, k;
 
 	for (c = 0; c < HD_NCLASS; c++) {
 		struct hd_class *cls = &h->cls[c];
 
 		h->cur[c] = &hd_dummy_run;
+		for (k = 0; k < HD_NAFF; k++)
+			h->aff[k].cur[c] = &hd_dummy_run;
 		cls->stride = hd_stride(c);
 		cls->run_min = hd_run_min(cls->stride);
 		cls->run_max = hd_run_max(cls->stride);
@@ -223,8 +225,10 @@ static void hd_gtab_set(struct hd_seg *s, struct hd_run *run, size_t bytes,
 	size_t g = (run->first - 16 - s->sp.base) >> HD_GRANULE_SHIFT;
 	size_t i;
 
+	/* Atomic: frees on shared heaps look runs up before taking a lock. */
 	for (i = 0; i < bytes >> HD_GRANULE_SHIFT; i++)
-		s->gtab[g + i] = val;
+		atomic_store_explicit((_Atomic(struct hd_run *) *)&s->gtab[g + i],
+				      val, memory_order_relaxed);
 }
 
 /* Carve a new run for class @c out of the medium allocator (lock held). */
@@ -255,6 +259,7 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->hfree = hd_sfree(c);
 	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
 	run->cls = (uint16_t)c;
+	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
 	run->seg = s;
 	run->block = b;
 	run->bytes = bytes;
@@ -348,16 +353,18 @@ static struct hd_run *hd_partial_pick(struct hd_class *cls)
 }
 
 /*
- * Make heap->cur[c] a run with a free slot.  Called with the LFH lock held;
- * may drop it to take the heap lock.  Return: false when no memory.
+ * Make *@curp (heap->cur[c], or a run of an affinity slot's that is in no
+ * list) a run with a free slot.  Called with the LFH lock held; may drop it
+ * to take the heap lock.  Return: false when no memory.
  */
-static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
+static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags,
+		      struct hd_run **curp)
 {
 	struct hd_class *cls = &h->cls[c];
 	struct hd_run *run;
 
 	for (;;) {
-		run = h->cur[c];
+		run = *curp;
 		if (hd_run_has_free(run))
 			return true;
 		if (run != &hd_dummy_run) {
@@ -369,7 +376,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 				return true;
 			}
 			hd_run_state(run, HD_RUN_FULL);
-			h->cur[c] = &hd_dummy_run;
+			*curp = &hd_dummy_run;
 		}
 		run = hd_partial_pick(cls);
 		if (run) {
@@ -383,7 +390,7 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 		}
 		if (run) {
 			hd_run_state(run, HD_RUN_CURRENT);
-			h->cur[c] = run;
+			*curp = run;
 			continue;
 		}
 		hd_unlock_lfh(h, flags);
@@ -393,9 +400,9 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags)
 		hd_unlock_main(h, flags);
 		if (!run)
 			return false;
-		if (h->cur[c] == &hd_dummy_run) {
+		if (*curp == &hd_dummy_run) {
 			hd_run_state(run, HD_RUN_CURRENT);
-			h->cur[c] = run;
+			*curp = run;
 		} else {
 			hd_partial_add(cls, run);
 		}
@@ -435,7 +442,7 @@ void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
 			atomic_store(&h->compat, 2);
 	}
 	for (;;) {
-		if (!hd_refill(h, c, flags)) {
+		if (!hd_refill(h, c, flags, &h->cur[c])) {
 			hd_unlock_lfh(h, flags);
 			return NULL;
 		}
@@ -454,6 +461,144 @@ void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
 	if (flags & HEAPDEV_ZERO)
 		memset((void *)p, 0, n);
 	return (void *)p;
+}
+
+/*
+ * A run of class @c with at least half its slots free, taken from the
+ * current runs of the other affinity slots (LFH lock held), or
+ * &hd_dummy_run.  Used instead of carving a new run (which takes the heap
+ * lock) while another thread holds the heap lock, through HeapLock for
+ * instance: LFH allocations do not wait for HeapLock while a run of their
+ * class has room.  Not otherwise: two threads that start on a class at
+ * the same time would take each other's run on every allocation.
+ */
+static struct hd_run *hd_aff_steal(struct hd_heap *h, unsigned int c,
+				   unsigned int self)
+{
+	struct hd_run *run;
+	unsigned int k;
+
+	for (k = 0; k < HD_NAFF; k++) {
+		struct hd_aff *a = &h->aff[k];
+
+		if (k == self)
+			continue;
+		hd_aff_lock(a);
+		run = a->cur[c];
+		if (run != &hd_dummy_run && run->used <= run->nslots / 2) {
+			a->cur[c] = &hd_dummy_run;
+			atomic_store_explicit(&run->aff, HD_AFF_NONE,
+					      memory_order_relaxed);
+			hd_run_state(run, HD_RUN_CURRENT);
+			hd_aff_unlock(a);
+			return run;
+		}
+		hd_aff_unlock(a);
+	}
+	return &hd_dummy_run;
+}
+
+/*
+ * Allocation of an LFH size on a shared heap (see struct hd_aff): pop a
+ * slot of the current run of the thread's affinity slot under the slot's
+ * lock; when it has none, take the LFH lock, retire it and install a run
+ * from the class (partial, empty or new).  No lock held on entry or
+ * return.
+ */
+void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags)
+{
+	unsigned int c = hd_class_of(n), k = hd_tls.aff % HD_NAFF;
+	struct hd_aff *a = &h->aff[k];
+	struct hd_class *cls = &h->cls[c];
+	bool global = false;
+	struct hd_run *run, *tmp;
+	uintptr_t p;
+
+	hd_aff_lock(a);
+	run = a->cur[c];
+	if (likely(hd_run_has_free(run)))
+		goto pop;
+	hd_aff_unlock(a);
+	hd_lfh_lock_shared(h, flags);
+	if (!cls->active)
+		return hd_small_alloc_slow(h, n, flags);
+	global = true;
+	for (;;) {
+		hd_aff_lock(a);
+		run = a->cur[c];
+		if (hd_run_has_free(run))
+			goto pop;
+		if (run != &hd_dummy_run) {
+			if (run->free != run->first + run->span)
+				hd_small_corrupt_run(h, run, run->free,
+						     "corrupted free-list link");
+			if (run->bump < run->nslots) {
+				hd_run_extend(h, run);
+				goto pop;
+			}
+			a->cur[c] = &hd_dummy_run;
+			atomic_store_explicit(&run->aff, HD_AFF_NONE,
+					      memory_order_relaxed);
+			hd_run_state(run, HD_RUN_FULL);
+		}
+		hd_aff_unlock(a);
+		/* The heap's own current run first, then the class's. */
+		tmp = h->cur[c];
+		h->cur[c] = &hd_dummy_run;
+		if (tmp == &hd_dummy_run && !cls->partial && !cls->empty &&
+		    hd_lock_busy(&h->lock))
+			tmp = hd_aff_steal(h, c, k);
+		if (!hd_refill(h, c, flags, &tmp)) {
+			hd_unlock(&h->lfh_lock);
+			return NULL;
+		}
+		hd_aff_lock(a);
+		if (a->cur[c] == &hd_dummy_run) {
+			a->cur[c] = tmp;
+			atomic_store_explicit(&tmp->aff, (uint8_t)k,
+					      memory_order_relaxed);
+			/* Frees into a slot's run never need the LFH lock. */
+			tmp->care = UINT32_MAX;
+			run = tmp;
+			goto pop;
+		}
+		/* Another thread of the slot installed one meanwhile. */
+		hd_aff_unlock(a);
+		hd_partial_add(cls, tmp);
+	}
+pop:
+	p = run->free;
+	run->free = hd_rdlink(h, p);
+	run->used++;
+	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
+			       hd_key(h, p - 8);
+	hd_aff_unlock(a);
+	if (global)
+		hd_unlock(&h->lfh_lock);
+	if (flags & HEAPDEV_ZERO)
+		memset((void *)p, 0, n);
+	return (void *)p;
+}
+
+/* Take every affinity slot's lock (shared heaps; LFH lock held). */
+void hd_aff_lock_all(struct hd_heap *h, uint32_t flags)
+{
+	unsigned int k;
+
+	if (flags & HEAPDEV_NO_SERIALIZE)
+		return;
+	for (k = 0; k < HD_NAFF; k++)
+		hd_aff_lock(&h->aff[k]);
+}
+
+void hd_aff_unlock_all(struct hd_heap *h, uint32_t flags)
+{
+	unsigned int k;
+
+	if (flags & HEAPDEV_NO_SERIALIZE)
+		return;
+	for (k = HD_NAFF; k-- > 0;)
+		hd_aff_unlock(&h->aff[k]);
 }
 
 /*
@@ -590,7 +735,7 @@ void hd_small_usage(struct hd_heap *h, size_t *bytes, size_t *blocks)
  */
 void hd_small_trim(struct hd_heap *h, uint32_t flags)
 {
-	unsigned int c;
+	unsigned int c, k;
 
 	hd_lock_lfh(h, flags);
 	for (c = 0; c < HD_NCLASS; c++) {
@@ -613,6 +758,23 @@ void hd_small_trim(struct hd_heap *h, uint32_t flags)
 		run = h->cur[c];
 		if (run != &hd_dummy_run && !run->used) {
 			h->cur[c] = &hd_dummy_run;
+			hd_run_release(h, run);
+		}
+		for (k = 0; k < HD_NAFF && !(flags & HEAPDEV_NO_SERIALIZE);
+		     k++) {
+			struct hd_aff *a = &h->aff[k];
+
+			hd_aff_lock(a);
+			run = a->cur[c];
+			if (run == &hd_dummy_run || run->used) {
+				hd_aff_unlock(a);
+				continue;
+			}
+			a->cur[c] = &hd_dummy_run;
+			atomic_store_explicit(&run->aff, HD_AFF_NONE,
+					      memory_order_relaxed);
+			hd_run_state(run, HD_RUN_EMPTY);
+			hd_aff_unlock(a);
 			hd_run_release(h, run);
 		}
 	}

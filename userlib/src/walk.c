@@ -21,10 +21,12 @@ static void hd_walk_lock(struct hd_heap *h, uint32_t flags)
 {
 	hd_lock_main(h, flags);
 	hd_lock_lfh(h, flags);
+	hd_aff_lock_all(h, flags);
 }
 
 static void hd_walk_unlock(struct hd_heap *h, uint32_t flags)
 {
+	hd_aff_unlock_all(h, flags);
 	hd_unlock_lfh(h, flags);
 	hd_unlock_main(h, flags);
 }

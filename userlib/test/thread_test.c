@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Threads: concurrent first use of the process heap, two- and four-thread
- * stress on one shared heap with cross-thread frees (which also revokes the
- * creator's lock bias under load), HeapLock blocking every kind of call with
+ * stress on one shared heap with cross-thread frees, walks, summaries and
+ * compaction (which also revokes the creator's lock bias under load),
+ * threads of one heap allocating from runs of their own (affinity slots),
+ * HeapLock blocking every kind of call with
  * timeouts, concurrent creation and destruction of heaps, and trimming
  * every heap against a HeapLock holder and against the owner of a
  * HEAP_NO_SERIALIZE heap.
@@ -10,6 +12,7 @@
  * A watchdog (alarm) turns a deadlock into a failure.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -91,6 +94,25 @@ static bool ok_block(HANDLE h, unsigned char *p)
 	return p[n - 1] == (unsigned char)(n & 0xFF);
 }
 
+/*
+ * Walk the whole heap under HeapLock: every entry has an address, and the
+ * walk ends with ERROR_NO_MORE_ITEMS.
+ */
+static bool walk_all(HANDLE h)
+{
+	PROCESS_HEAP_ENTRY e = { 0 };
+	bool ok = true;
+
+	if (!HeapLock(h))
+		return false;
+	while (HeapWalk(h, &e))
+		if (!e.lpData)
+			ok = false;
+	if (GetLastError() != ERROR_NO_MORE_ITEMS)
+		ok = false;
+	return HeapUnlock(h) && ok;
+}
+
 static void *stress_main(void *arg)
 {
 	struct stress *st = arg;
@@ -133,6 +155,19 @@ static void *stress_main(void *arg)
 		} else if (r < 92) {
 			if (!HeapValidate(st->h, 0, NULL))
 				st->errors++;
+		} else if (r == 92 && k < 4) {
+			if (!walk_all(st->h))
+				st->errors++;
+		} else if (r == 93 && k < 8) {
+			HEAP_SUMMARY s = { .cb = sizeof(s) };
+
+			if (!HeapSummary(st->h, 0, &s) ||
+			    s.cbAllocated > s.cbCommitted)
+				st->errors++;
+		} else if (r == 94 && k < 4) {
+			SetLastError(0);
+			if (!HeapCompact(st->h, 0) && GetLastError())
+				st->errors++;
 		} else if (mine[k] && !HeapValidate(st->h, 0, mine[k])) {
 			st->errors++;
 		}
@@ -173,6 +208,77 @@ static void stress(int nthreads, int iters)
 	     s.cbAllocated);
 	HeapDestroy(st->h);
 	free(st);
+}
+
+/* ---- threads of a shared heap allocate from runs of their own ---- */
+
+#define AFF_N	32
+
+struct aff_thread {
+	HANDLE h;
+	int id;
+	atomic_int *turn;
+	uintptr_t p[AFF_N];
+};
+
+/* Allocate AFF_N blocks of 200 bytes, in turn with the other thread. */
+static void *aff_main(void *arg)
+{
+	struct aff_thread *a = arg;
+	int i;
+
+	for (i = 0; i < AFF_N; i++) {
+		while (atomic_load(a->turn) != 2 * i + a->id)
+			sched_yield();
+		a->p[i] = (uintptr_t)HeapAlloc(a->h, 0, 200);
+		atomic_fetch_add(a->turn, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Two threads that allocate one block each in turn from one serialized
+ * heap: from one run, their blocks would sit next to each other; each
+ * thread has a current run of its own (an affinity slot), so they do
+ * not.
+ */
+static void affinity_runs(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	atomic_int turn = 0;
+	struct aff_thread a[2] = {
+		{ .h = h, .id = 0, .turn = &turn },
+		{ .h = h, .id = 1, .turn = &turn },
+	};
+	pthread_t t[2];
+	void *keep[24];
+	int i, near = 0, null = 0;
+
+	for (i = 0; i < 24; i++)	/* the class is active now */
+		keep[i] = HeapAlloc(h, 0, 200);
+	for (i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, aff_main, &a[i]);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < AFF_N; i++) {
+		uintptr_t d = a[0].p[i] > a[1].p[i] ? a[0].p[i] - a[1].p[i] :
+			      a[1].p[i] - a[0].p[i];
+
+		null += !a[0].p[i] || !a[1].p[i];
+		near += d < 512;
+	}
+	T_EQ(null, 0, "two threads allocated %d blocks each in turn",
+	     AFF_N);
+	T_OK(near <= 2, "their blocks come from separate runs (%d of %d "
+	     "pairs adjacent)", near, AFF_N);
+	for (i = 0; i < AFF_N; i++) {
+		HeapFree(h, 0, (void *)a[0].p[i]);
+		HeapFree(h, 0, (void *)a[1].p[i]);
+	}
+	for (i = 0; i < 24; i++)
+		HeapFree(h, 0, keep[i]);
+	T_OK(HeapValidate(h, 0, NULL), "heap valid afterwards");
+	HeapDestroy(h);
 }
 
 /* ---- HeapLock blocks every call ---- */
@@ -484,6 +590,7 @@ int main(void)
 	process_heap_race();
 	stress(2, 200000);
 	stress(4, 100000);
+	affinity_runs();
 	lock_blocks();
 	churn();
 	trim_vs_no_serialize();
