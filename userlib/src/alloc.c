@@ -152,9 +152,7 @@ int hd_small_free_locked(struct hd_heap *h, struct hd_run *run, uintptr_t p,
 int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 		uint32_t flags)
 {
-	_Atomic(struct hd_run *) *slot = (_Atomic(struct hd_run *) *)
-		&s->gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
-	struct hd_run *run = atomic_load_explicit(slot, memory_order_relaxed);
+	struct hd_run *run = hd_gtab_load(s, p);
 	unsigned int k;
 	int err;
 
@@ -165,8 +163,7 @@ int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 		/* The run stays the slot's (and in place) while it is held. */
 		hd_aff_lock(&h->aff[k]);
 		if (atomic_load_explicit(&run->aff, memory_order_relaxed) ==
-		    k && atomic_load_explicit(slot, memory_order_relaxed) ==
-		    run) {
+		    k && hd_gtab_load(s, p) == run) {
 			err = hd_aff_push(h, run, p);
 			hd_aff_unlock(&h->aff[k]);
 			return err;
@@ -376,6 +373,27 @@ void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 	hd_use(h);
 	p = hd_aff_alloc(h, n, flags);
 	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
+}
+
+/*
+ * A free on a shared heap into a run that was in no affinity slot, with
+ * the LFH lock taken by the fast path: the run may have been released
+ * before, so look again, then free the slot (under its slot's lock too if
+ * the run has become a slot's since).
+ */
+int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
+		      uint32_t flags, int api)
+{
+	struct hd_run *run = hd_run_of((struct hd_seg *)sp, p);
+
+	hd_use(h);
+	if (!run) {
+		hd_unlock(&h->lfh_lock);
+		return hd_free_locked_path(h, sp, p, flags, api);
+	}
+	if (hd_small_free_locked(h, run, p, flags))
+		return hd_free_result(hd_bad_ptr(h, (void *)p), api);
+	return hd_free_result(0, api);
 }
 
 /* A free on a shared heap (affinity slots). */

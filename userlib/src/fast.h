@@ -45,6 +45,8 @@ HD_HIDDEN int hd_bad_free(struct hd_heap *h, struct hd_span *sp,
 			  int api);
 HD_HIDDEN void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags,
 				  int api);
+HD_HIDDEN int hd_free_word_path(struct hd_heap *h, struct hd_span *sp,
+				uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_aff_free_path(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
@@ -100,6 +102,104 @@ static inline int hd_lfh_lock_fast(struct hd_heap *h, uint32_t flags)
 } while (0)
 
 /*
+ * Take the LFH lock of a shared heap (no bias) with one compare-and-swap
+ * if nobody holds it.  Return: whether it was taken.
+ */
+static inline bool hd_lfh_trylock(struct hd_heap *h)
+{
+	struct hd_lock *l = &h->lfh_lock;
+	uint32_t z = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
+	l->count = 1;
+	return true;
+}
+
+/*
+ * Allocate an LFH size on a shared heap: pop the current run of the
+ * thread's affinity slot under the slot's lock when the lock is free and
+ * the run has a free slot at hand; otherwise hd_aff_alloc_path().
+ */
+static inline void *hd_aff_alloc_fast(struct hd_heap *h, size_t n,
+				      uint32_t flags, int api)
+{
+	struct hd_aff *a = &h->aff[hd_tls.aff];
+	struct hd_run *run;
+	uintptr_t p;
+
+	if (unlikely(atomic_exchange_explicit(&a->word, 1,
+					      memory_order_acquire)))
+		return hd_aff_alloc_path(h, n, flags, api);
+	run = a->cur[hd_class_of(n)];
+	p = run->free;
+	if (unlikely(p - run->first >= run->span)) {
+		hd_aff_unlock(a);
+		return hd_aff_alloc_path(h, n, flags, api);
+	}
+	run->free = hd_rdlink(h, p);
+	run->used++;
+	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
+			       hd_key(h, p - 8);
+	hd_aff_unlock(a);
+	if (flags & HEAPDEV_ZERO)
+		return hd_zero_ret((void *)p, n);
+	hd_leave();
+	return (void *)p;
+}
+
+/*
+ * Free slot @p of @run, found in the granule table without a lock, on a
+ * shared heap: when the run is the current run of an affinity slot whose
+ * lock is free, push it under that lock (such a run stays the slot's, in
+ * place, while the lock is held, and frees into it never change its
+ * state); otherwise hd_aff_free_path().
+ */
+static inline int hd_aff_free_fast(struct hd_heap *h, struct hd_span *sp,
+				   struct hd_run *run, uintptr_t p,
+				   uint32_t flags, int api)
+{
+	unsigned int k = atomic_load_explicit(&run->aff, memory_order_relaxed);
+	struct hd_aff *a = &h->aff[k & (HD_NAFF - 1)];
+	uintptr_t d;
+	uint64_t key, w;
+
+	if (k >= HD_NAFF) {
+		/* In no slot: under the LFH lock, taken here when free. */
+		if (likely(hd_lfh_trylock(h)))
+			return hd_free_word_path(h, sp, p, flags, api);
+		return hd_aff_free_path(h, sp, p, flags, api);
+	}
+	if (atomic_exchange_explicit(&a->word, 1, memory_order_acquire))
+		return hd_aff_free_path(h, sp, p, flags, api);
+	if (unlikely(atomic_load_explicit(&run->aff, memory_order_relaxed) !=
+		     k || hd_gtab_load((struct hd_seg *)sp, p) != run)) {
+		hd_aff_unlock(a);
+		return hd_aff_free_path(h, sp, p, flags, api);
+	}
+	d = p - run->first;
+	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
+		goto bad;
+	key = hd_key(h, p - 8);
+	w = *(uint64_t *)(p - 8) ^ key;
+	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
+		goto bad;
+	*(uint64_t *)(p - 8) = run->hfree ^ key;
+	hd_wrlink(h, p, run->free);
+	run->free = p;
+	run->used--;
+	hd_aff_unlock(a);
+	hd_leave();
+	return hd_free_ok(api);
+bad:
+	hd_aff_unlock(a);
+	return hd_bad_free(h, sp, run, p, flags, api);
+}
+
+/*
  * Allocate an LFH size (n <= HD_SMALL_MAX) on a growable heap.  The call
  * has not named its heap (hd_use()): it cannot block here, and the
  * out-of-line paths name it.  A HEAP_NO_SERIALIZE heap has a path of its
@@ -119,7 +219,7 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 		how = hd_lfh_lock_fast(h, flags);
 		if (unlikely(how != HD_LK_BIAS)) {
 			if (how == HD_LK_AFF)
-				return hd_aff_alloc_path(h, n, flags, api);
+				return hd_aff_alloc_fast(h, n, flags, api);
 			return hd_alloc_locked_path(h, n, flags, api);
 		}
 		run = h->cur[hd_class_of(n)];
@@ -192,13 +292,13 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 	if (unlikely(sp->kind != HD_SPAN_SEG))
 		return hd_free_locked_path(h, sp, p, flags, api);
 	/* &hd_dummy_run (no slot, fails the test below) when not in a run */
-	run = ((struct hd_seg *)sp)->gtab[(p - sp->base) >> HD_GRANULE_SHIFT];
+	run = hd_gtab_load((struct hd_seg *)sp, p);
 	if (!(flags & HEAPDEV_NO_SERIALIZE)) {
 		how = hd_lfh_lock_fast(h, flags);
 		if (unlikely(how == HD_LK_FAIL))
 			return hd_free_locked_path(h, sp, p, flags, api);
 		if (how == HD_LK_AFF)
-			return hd_aff_free_path(h, sp, p, flags, api);
+			return hd_aff_free_fast(h, sp, run, p, flags, api);
 	}
 	d = p - run->first;
 	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))

@@ -404,7 +404,7 @@ struct hd_class {
  * runs, the heap's own cur[], new runs) stays under the LFH lock.  Lock
  * order: heap lock, LFH lock, slot locks in index order.
  */
-#define HD_NAFF		4
+#define HD_NAFF		4		/* a power of two */
 #define HD_AFF_NONE	0xFF
 
 /**
@@ -945,14 +945,27 @@ HD_HIDDEN void hd_small_usage(struct hd_heap *h, size_t *bytes,
 			      size_t *blocks);
 HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);
 
+/*
+ * The granule table's entry for user address @p of segment @s (which has
+ * a table): atomic, since frees on shared heaps read it before they take
+ * a lock.
+ */
+static inline struct hd_run *hd_gtab_load(const struct hd_seg *s, uintptr_t p)
+{
+	return atomic_load_explicit((_Atomic(struct hd_run *) *)
+				    &s->gtab[(p - s->sp.base) >>
+					     HD_GRANULE_SHIFT],
+				    memory_order_relaxed);
+}
+
 /* The run holding user address @p of segment @s, or NULL. */
 static inline struct hd_run *hd_run_of(const struct hd_seg *s, uintptr_t p)
 {
-	struct hd_run **gtab = s->gtab, *run;
+	struct hd_run *run;
 
-	if (!gtab)
+	if (!s->gtab)
 		return NULL;
-	run = gtab[(p - s->sp.base) >> HD_GRANULE_SHIFT];
+	run = hd_gtab_load(s, p);
 	return run == &hd_dummy_run ? NULL : run;
 }
 

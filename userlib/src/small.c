@@ -35,7 +35,8 @@
 #define HD_RUN_W1(cls)	(hd_w1(0) | 0x7E000ULL | (cls))
 #define HD_RUNS_PER_CHUNK 63
 
-struct hd_run hd_dummy_run;
+/* In no affinity slot: frees of medium blocks must not take a slot lock. */
+struct hd_run hd_dummy_run = { .aff = HD_AFF_NONE };
 
 #define HD_T4(c)	c, c, c, c
 #define HD_T16(c)	HD_T4(c), HD_T4(c), HD_T4(c), HD_T4(c)
