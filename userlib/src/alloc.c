@@ -102,29 +102,6 @@ static int hd_free_medium(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 }
 
 /*
- * Push slot @p into @run, the current run of an affinity slot whose lock
- * is held: the checks of hd_small_free(); such a run never changes state
- * on a free.  Return: 0 or -EINVAL.
- */
-static int hd_aff_push(struct hd_heap *h, struct hd_run *run, uintptr_t p)
-{
-	uintptr_t d = p - run->first;
-	uint64_t key, w;
-
-	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
-		return -EINVAL;
-	key = hd_key(h, p - 8);
-	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
-		return -EINVAL;
-	*(uint64_t *)(p - 8) = run->hfree ^ key;
-	hd_wrlink(h, p, run->free);
-	run->free = p;
-	run->used--;
-	return 0;
-}
-
-/*
  * Free slot @p of @run with the LFH lock held (taken with @flags): into a
  * run of an affinity slot under that slot's lock too.  Returns with the
  * LFH lock released.  Return: 0 or -EINVAL (not reported).
@@ -138,7 +115,13 @@ int hd_small_free_locked(struct hd_heap *h, struct hd_run *run, uintptr_t p,
 	if (k == HD_AFF_NONE)
 		return hd_small_free(h, run, p, flags);
 	hd_aff_lock(&h->aff[k]);
-	err = hd_aff_push(h, run, p);
+	/*
+	 * An emptied slot's run of a big class stays (the slot's next
+	 * allocation of the class uses it, HeapCompact releases it): this
+	 * path is taken only when the slot's lock was busy.
+	 */
+	err = hd_slot_push(h, run, p) ? 0 : -EINVAL;
+	run->used -= !err;
 	hd_aff_unlock(&h->aff[k]);
 	hd_unlock_lfh(h, flags);
 	return err;
@@ -154,7 +137,6 @@ int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 {
 	struct hd_run *run = hd_gtab_load(s, p);
 	unsigned int k;
-	int err;
 
 	if (run == &hd_dummy_run)
 		return -EAGAIN;
@@ -164,9 +146,15 @@ int hd_aff_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 		hd_aff_lock(&h->aff[k]);
 		if (atomic_load_explicit(&run->aff, memory_order_relaxed) ==
 		    k && hd_gtab_load(s, p) == run) {
-			err = hd_aff_push(h, run, p);
-			hd_aff_unlock(&h->aff[k]);
-			return err;
+			if (!hd_slot_push(h, run, p)) {
+				hd_aff_unlock(&h->aff[k]);
+				return -EINVAL;
+			}
+			if (--run->used == run->care)
+				hd_aff_free_empty(h, run, k, flags);
+			else
+				hd_aff_unlock(&h->aff[k]);
+			return 0;
 		}
 		hd_aff_unlock(&h->aff[k]);
 	}
@@ -371,6 +359,7 @@ void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags, int api)
 	void *p;
 
 	hd_use(h);
+	hd_commit_err = 0;
 	p = hd_aff_alloc(h, n, flags);
 	return likely(p) ? hd_alloc_done(p) : hd_alloc_fail(h, n, flags, api);
 }
@@ -393,6 +382,19 @@ int hd_free_word_path(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 	}
 	if (hd_small_free_locked(h, run, p, flags))
 		return hd_free_result(hd_bad_ptr(h, (void *)p), api);
+	return hd_free_result(0, api);
+}
+
+/*
+ * A free emptied @run, a current run of a class of 4 KiB or more of
+ * affinity slot @k, whose lock is held: release the run if it can be
+ * done now (hd_aff_free_empty()).
+ */
+int hd_aff_empty_path(struct hd_heap *h, struct hd_run *run, unsigned int k,
+		      uint32_t flags, int api)
+{
+	hd_use(h);
+	hd_aff_free_empty(h, run, k, flags);
 	return hd_free_result(0, api);
 }
 

@@ -47,6 +47,8 @@ HD_HIDDEN void *hd_aff_alloc_path(struct hd_heap *h, size_t n, uint32_t flags,
 				  int api);
 HD_HIDDEN int hd_free_word_path(struct hd_heap *h, struct hd_span *sp,
 				uintptr_t p, uint32_t flags, int api);
+HD_HIDDEN int hd_aff_empty_path(struct hd_heap *h, struct hd_run *run,
+				unsigned int k, uint32_t flags, int api);
 HD_HIDDEN int hd_aff_free_path(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api);
 HD_HIDDEN int hd_free_slow_path(struct hd_heap *h, struct hd_run *run,
@@ -102,20 +104,31 @@ static inline int hd_lfh_lock_fast(struct hd_heap *h, uint32_t flags)
 } while (0)
 
 /*
- * Take the LFH lock of a shared heap (no bias) with one compare-and-swap
- * if nobody holds it.  Return: whether it was taken.
+ * Push slot @p into the free list of @run if it is a busy slot of it: in
+ * the run and 16-byte aligned (rotating the low bits up makes a
+ * misaligned offset huge), and its encoded header says "busy, this
+ * class".  No exact slot arithmetic: a pointer that is not a slot start
+ * finds user data where the header would be, and 44 bits of it must match
+ * an encoding that depends on the heap's secret and on the address.
+ * (Headers left in memory by released runs all say "free": runs are
+ * released empty.)  @run->used is the caller's.  Return: false (nothing
+ * changed) when @p is not a busy slot of @run.
  */
-static inline bool hd_lfh_trylock(struct hd_heap *h)
+static inline bool hd_slot_push(struct hd_heap *h, struct hd_run *run,
+				uintptr_t p)
 {
-	struct hd_lock *l = &h->lfh_lock;
-	uint32_t z = 0;
+	uintptr_t d = p - run->first;
+	uint64_t key, w;
 
-	if (!atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
-						     memory_order_acquire,
-						     memory_order_relaxed))
+	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
 		return false;
-	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
-	l->count = 1;
+	key = hd_key(h, p - 8);
+	w = *(uint64_t *)(p - 8) ^ key;
+	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
+		return false;
+	*(uint64_t *)(p - 8) = run->hfree ^ key;
+	hd_wrlink(h, p, run->free);
+	run->free = p;
 	return true;
 }
 
@@ -155,8 +168,8 @@ static inline void *hd_aff_alloc_fast(struct hd_heap *h, size_t n,
  * Free slot @p of @run, found in the granule table without a lock, on a
  * shared heap: when the run is the current run of an affinity slot whose
  * lock is free, push it under that lock (such a run stays the slot's, in
- * place, while the lock is held, and frees into it never change its
- * state); otherwise hd_aff_free_path().
+ * place, while the lock is held, and only the free that empties a run of
+ * a big class changes its state); otherwise hd_aff_free_path().
  */
 static inline int hd_aff_free_fast(struct hd_heap *h, struct hd_span *sp,
 				   struct hd_run *run, uintptr_t p,
@@ -164,9 +177,9 @@ static inline int hd_aff_free_fast(struct hd_heap *h, struct hd_span *sp,
 {
 	unsigned int k = atomic_load_explicit(&run->aff, memory_order_relaxed);
 	struct hd_aff *a = &h->aff[k & (HD_NAFF - 1)];
-	uintptr_t d;
-	uint64_t key, w;
 
+	if (run == &hd_dummy_run)	/* a medium block, or not a block */
+		return hd_free_locked_path(h, sp, p, flags, api);
 	if (k >= HD_NAFF) {
 		/* In no slot: under the LFH lock, taken here when free. */
 		if (likely(hd_lfh_trylock(h)))
@@ -180,17 +193,10 @@ static inline int hd_aff_free_fast(struct hd_heap *h, struct hd_span *sp,
 		hd_aff_unlock(a);
 		return hd_aff_free_path(h, sp, p, flags, api);
 	}
-	d = p - run->first;
-	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
+	if (unlikely(!hd_slot_push(h, run, p)))
 		goto bad;
-	key = hd_key(h, p - 8);
-	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
-		goto bad;
-	*(uint64_t *)(p - 8) = run->hfree ^ key;
-	hd_wrlink(h, p, run->free);
-	run->free = p;
-	run->used--;
+	if (unlikely(--run->used == run->care))
+		return hd_aff_empty_path(h, run, k, flags, api);
 	hd_aff_unlock(a);
 	hd_leave();
 	return hd_free_ok(api);
@@ -235,31 +241,14 @@ static inline void *hd_small_alloc_fast(struct hd_heap *h, size_t n,
 /*
  * Free slot @p of @run; the LFH lock is held unless @flags has
  * HEAP_NO_SERIALIZE, and released here.  Return: 0 or -EINVAL.
- *
- * No exact slot arithmetic: a pointer that is not a slot start finds user
- * data where the header would be, and 44 bits of it must match an encoding
- * that depends on the heap's secret and on the address.  (Headers left in
- * memory by released runs all say "free": runs are released empty.)
  */
 static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 				uintptr_t p, uint32_t flags)
 {
-	uintptr_t d = p - run->first;
-	uint64_t key, w;
-
-	/*
-	 * In the run and 16-byte aligned: rotating the low bits up makes a
-	 * misaligned offset huge.
-	 */
-	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
-		goto bad;
-	key = hd_key(h, p - 8);
-	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
-		goto bad;
-	*(uint64_t *)(p - 8) = run->hfree ^ key;
-	hd_wrlink(h, p, run->free);
-	run->free = p;
+	if (unlikely(!hd_slot_push(h, run, p))) {
+		hd_unlock_lfh(h, flags);
+		return -EINVAL;
+	}
 	/*
 	 * A full run must join its class's partial list, an emptied partial
 	 * run be cached or released; other frees need nothing more.
@@ -268,9 +257,6 @@ static inline int hd_small_free(struct hd_heap *h, struct hd_run *run,
 		return hd_small_free_slow(h, run, flags);
 	hd_unlock_lfh(h, flags);
 	return 0;
-bad:
-	hd_unlock_lfh(h, flags);
-	return -EINVAL;
 }
 
 /*
@@ -284,8 +270,6 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 			       uintptr_t p, uint32_t flags, int api)
 {
 	struct hd_run *run;
-	uintptr_t d;
-	uint64_t key, w;
 	int how = HD_LK_NONE;
 
 	/* Segments of growable heaps always have a granule table. */
@@ -300,16 +284,8 @@ static inline int hd_free_fast(struct hd_heap *h, struct hd_span *sp,
 		if (how == HD_LK_AFF)
 			return hd_aff_free_fast(h, sp, run, p, flags, api);
 	}
-	d = p - run->first;
-	if (unlikely(((d >> 4) | (d << 60)) >= run->span16))
+	if (unlikely(!hd_slot_push(h, run, p)))
 		goto bad;
-	key = hd_key(h, p - 8);
-	w = *(uint64_t *)(p - 8) ^ key;
-	if (unlikely(!hd_sbusy_is(w, run->hbusy)))
-		goto bad;
-	*(uint64_t *)(p - 8) = run->hfree ^ key;
-	hd_wrlink(h, p, run->free);
-	run->free = p;
 	/*
 	 * A full run must join its class's partial list, an emptied partial
 	 * run be cached or released; other frees need nothing more.

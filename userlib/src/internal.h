@@ -27,7 +27,6 @@
 #ifndef HEAPDEV_INTERNAL_H
 #define HEAPDEV_INTERNAL_H
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -893,23 +892,37 @@ HD_HIDDEN int hd_small_free_locked(struct hd_heap *h, struct hd_run *run,
 HD_HIDDEN void hd_aff_lock_all(struct hd_heap *h, uint32_t flags);
 HD_HIDDEN void hd_aff_unlock_all(struct hd_heap *h, uint32_t flags);
 
+HD_HIDDEN void hd_aff_lock_slow(struct hd_aff *a);
+HD_HIDDEN void hd_aff_free_empty(struct hd_heap *h, struct hd_run *run,
+			       unsigned int k, uint32_t flags);
+
 static inline void hd_aff_lock(struct hd_aff *a)
 {
-	unsigned int spins = 0;
-
-	while (atomic_exchange_explicit(&a->word, 1, memory_order_acquire)) {
-		while (atomic_load_explicit(&a->word, memory_order_relaxed)) {
-			if (++spins < 200)
-				__builtin_ia32_pause();
-			else
-				sched_yield();
-		}
-	}
+	if (atomic_exchange_explicit(&a->word, 1, memory_order_acquire))
+		hd_aff_lock_slow(a);
 }
 
 static inline void hd_aff_unlock(struct hd_aff *a)
 {
 	atomic_store_explicit(&a->word, 0, memory_order_release);
+}
+
+/*
+ * Take the LFH lock of a shared heap (no bias) with one compare-and-swap
+ * if nobody holds it.  Return: whether it was taken.
+ */
+static inline bool hd_lfh_trylock(struct hd_heap *h)
+{
+	struct hd_lock *l = &h->lfh_lock;
+	uint32_t z = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
+	l->count = 1;
+	return true;
 }
 
 /*
@@ -935,12 +948,6 @@ static inline void hd_lfh_lock_shared(struct hd_heap *h, uint32_t flags)
 	hd_lock_slow(l);
 }
 
-/* Whether the heap's LFH works through affinity slots (shared heap). */
-static inline bool hd_aff_mode(const struct hd_heap *h, uint32_t flags)
-{
-	return !(flags & HEAPDEV_NO_SERIALIZE) &&
-	       !atomic_load_explicit(&h->lfh_lock.bias, memory_order_relaxed);
-}
 HD_HIDDEN void hd_small_usage(struct hd_heap *h, size_t *bytes,
 			      size_t *blocks);
 HD_HIDDEN void hd_runs_free_all(struct hd_heap *h);

@@ -25,6 +25,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -217,6 +218,30 @@ bool hd_lock_held(struct hd_lock *l)
 	if (atomic_load_explicit(&l->bias, memory_order_relaxed) == self)
 		return atomic_load_explicit(&l->depth, memory_order_relaxed);
 	return atomic_load_explicit(&l->owner, memory_order_relaxed) == self;
+}
+
+/*
+ * Wait for an affinity slot's lock.  Holders keep it for a few
+ * instructions, or for a whole-heap walk or validation: spin a little,
+ * then yield, then sleep in short steps, so that a waiter of higher
+ * real-time priority cannot starve a preempted holder.
+ */
+void hd_aff_lock_slow(struct hd_aff *a)
+{
+	const struct timespec step = { 0, 50 * 1000 };
+	unsigned int tries = 0;
+
+	do {
+		while (atomic_load_explicit(&a->word, memory_order_relaxed)) {
+			tries++;
+			if (tries < 128)
+				__builtin_ia32_pause();
+			else if (tries < 160)
+				sched_yield();
+			else
+				nanosleep(&step, NULL);
+		}
+	} while (atomic_exchange_explicit(&a->word, 1, memory_order_acquire));
 }
 
 /*

@@ -159,7 +159,15 @@ static struct hd_run *hd_run_get(struct hd_heap *h)
 		run = h->run_pool;
 	}
 	h->run_pool = run->next;
-	memset(run, 0, sizeof(*run));
+	/*
+	 * @aff is read without a lock by frees that hold a stale pointer (a
+	 * double free): it is never cleared to 0, a slot's number.
+	 */
+	memset(run, 0, offsetof(struct hd_run, aff));
+	memset((char *)run + offsetof(struct hd_run, aff) + sizeof(run->aff),
+	       0, sizeof(*run) - offsetof(struct hd_run, aff) -
+	       sizeof(run->aff));
+	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
 	return run;
 }
 
@@ -260,7 +268,6 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	run->hfree = hd_sfree(c);
 	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
 	run->cls = (uint16_t)c;
-	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
 	run->seg = s;
 	run->block = b;
 	run->bytes = bytes;
@@ -354,6 +361,22 @@ static struct hd_run *hd_partial_pick(struct hd_class *cls)
 }
 
 /*
+ * The current run @run has no free slot on its list: give it the next
+ * never-used slots if it has some (and check that its list really ended).
+ * Return: false when the run is full.
+ */
+static bool hd_run_regrow(struct hd_heap *h, struct hd_run *run)
+{
+	if (run->free != run->first + run->span)
+		hd_small_corrupt_run(h, run, run->free,
+				     "corrupted free-list link");
+	if (run->bump >= run->nslots)
+		return false;
+	hd_run_extend(h, run);
+	return true;
+}
+
+/*
  * Make *@curp (heap->cur[c], or a run of an affinity slot's that is in no
  * list) a run with a free slot.  Called with the LFH lock held; may drop it
  * to take the heap lock.  Return: false when no memory.
@@ -369,13 +392,8 @@ static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags,
 		if (hd_run_has_free(run))
 			return true;
 		if (run != &hd_dummy_run) {
-			if (run->free != run->first + run->span)
-				hd_small_corrupt_run(h, run, run->free,
-						     "corrupted free-list link");
-			if (run->bump < run->nslots) {
-				hd_run_extend(h, run);
+			if (hd_run_regrow(h, run))
 				return true;
-			}
 			hd_run_state(run, HD_RUN_FULL);
 			*curp = &hd_dummy_run;
 		}
@@ -465,13 +483,13 @@ void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
 }
 
 /*
- * A run of class @c with at least half its slots free, taken from the
- * current runs of the other affinity slots (LFH lock held), or
- * &hd_dummy_run.  Used instead of carving a new run (which takes the heap
- * lock) while another thread holds the heap lock, through HeapLock for
- * instance: LFH allocations do not wait for HeapLock while a run of their
- * class has room.  Not otherwise: two threads that start on a class at
- * the same time would take each other's run on every allocation.
+ * A run of class @c with room, taken from the current runs of the other
+ * affinity slots (LFH lock held), or &hd_dummy_run.  Used instead of
+ * carving a new run (which takes the heap lock) while another thread
+ * holds the heap lock, through HeapLock for instance: LFH allocations do
+ * not wait for HeapLock while a run of their class has room (spec case
+ * 54).  Not otherwise: two threads that start on a class at the same time
+ * would take each other's run on every allocation.
  */
 static struct hd_run *hd_aff_steal(struct hd_heap *h, unsigned int c,
 				   unsigned int self)
@@ -486,11 +504,11 @@ static struct hd_run *hd_aff_steal(struct hd_heap *h, unsigned int c,
 			continue;
 		hd_aff_lock(a);
 		run = a->cur[c];
-		if (run != &hd_dummy_run && run->used <= run->nslots / 2) {
+		if (hd_run_has_free(run) ||
+		    (run != &hd_dummy_run && run->bump < run->nslots)) {
 			a->cur[c] = &hd_dummy_run;
 			atomic_store_explicit(&run->aff, HD_AFF_NONE,
 					      memory_order_relaxed);
-			hd_run_state(run, HD_RUN_CURRENT);
 			hd_aff_unlock(a);
 			return run;
 		}
@@ -530,13 +548,8 @@ void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 		if (hd_run_has_free(run))
 			goto pop;
 		if (run != &hd_dummy_run) {
-			if (run->free != run->first + run->span)
-				hd_small_corrupt_run(h, run, run->free,
-						     "corrupted free-list link");
-			if (run->bump < run->nslots) {
-				hd_run_extend(h, run);
+			if (hd_run_regrow(h, run))
 				goto pop;
-			}
 			a->cur[c] = &hd_dummy_run;
 			atomic_store_explicit(&run->aff, HD_AFF_NONE,
 					      memory_order_relaxed);
@@ -547,7 +560,7 @@ void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 		tmp = h->cur[c];
 		h->cur[c] = &hd_dummy_run;
 		if (tmp == &hd_dummy_run && !cls->partial && !cls->empty &&
-		    hd_lock_busy(&h->lock))
+		    hd_lock_busy(&h->lock) && !hd_lock_held(&h->lock))
 			tmp = hd_aff_steal(h, c, k);
 		if (!hd_refill(h, c, flags, &tmp)) {
 			hd_unlock(&h->lfh_lock);
@@ -558,8 +571,11 @@ void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 			a->cur[c] = tmp;
 			atomic_store_explicit(&tmp->aff, (uint8_t)k,
 					      memory_order_relaxed);
-			/* Frees into a slot's run never need the LFH lock. */
-			tmp->care = UINT32_MAX;
+			/*
+			 * Current: frees into it need no more than the slot's
+			 * lock, except the one that empties a run of a class
+			 * of 4 KiB or more (hd_aff_free_empty()).
+			 */
 			run = tmp;
 			goto pop;
 		}
@@ -581,25 +597,34 @@ pop:
 	return (void *)p;
 }
 
+/* Take slot @a's lock unless @flags has HEAP_NO_SERIALIZE. */
+static void hd_aff_lock_flags(struct hd_aff *a, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_aff_lock(a);
+}
+
+static void hd_aff_unlock_flags(struct hd_aff *a, uint32_t flags)
+{
+	if (!(flags & HEAPDEV_NO_SERIALIZE))
+		hd_aff_unlock(a);
+}
+
 /* Take every affinity slot's lock (shared heaps; LFH lock held). */
 void hd_aff_lock_all(struct hd_heap *h, uint32_t flags)
 {
 	unsigned int k;
 
-	if (flags & HEAPDEV_NO_SERIALIZE)
-		return;
 	for (k = 0; k < HD_NAFF; k++)
-		hd_aff_lock(&h->aff[k]);
+		hd_aff_lock_flags(&h->aff[k], flags);
 }
 
 void hd_aff_unlock_all(struct hd_heap *h, uint32_t flags)
 {
 	unsigned int k;
 
-	if (flags & HEAPDEV_NO_SERIALIZE)
-		return;
 	for (k = HD_NAFF; k-- > 0;)
-		hd_aff_unlock(&h->aff[k]);
+		hd_aff_unlock_flags(&h->aff[k], flags);
 }
 
 /*
@@ -640,6 +665,24 @@ int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
 		return -EINVAL;
 	*n = hd_ssize(w);
 	return *n + 8 <= run->stride ? 0 : -EINVAL;
+}
+
+/*
+ * Release @run, empty and in no list, slot or current run: invisible to
+ * allocations from now on.  Called with the LFH lock held; returns with
+ * it released.  The release needs the heap lock, taken first.
+ */
+static void hd_run_release_empty(struct hd_heap *h, struct hd_run *run,
+				 uint32_t flags)
+{
+	hd_run_state(run, HD_RUN_EMPTY);
+	hd_unlock_lfh(h, flags);
+	hd_lock_main(h, flags);
+	hd_lock_lfh(h, flags);
+	if (run->state == HD_RUN_EMPTY && !run->used)
+		hd_run_release(h, run);
+	hd_unlock_lfh(h, flags);
+	hd_unlock_main(h, flags);
 }
 
 /*
@@ -684,16 +727,31 @@ int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
 		return 0;
 	}
 release:
-	/* Invisible to allocations now; release it under both locks. */
-	hd_run_state(run, HD_RUN_EMPTY);
-	hd_unlock_lfh(h, flags);
-	hd_lock_main(h, flags);
-	hd_lock_lfh(h, flags);
-	if (run->state == HD_RUN_EMPTY && !run->used)
-		hd_run_release(h, run);
-	hd_unlock_lfh(h, flags);
-	hd_unlock_main(h, flags);
+	hd_run_release_empty(h, run, flags);
 	return 0;
+}
+
+/*
+ * The last free of @run, the current run of class 4 KiB or more of
+ * affinity slot @k, emptied it; the slot's lock is held (and released
+ * here), not the LFH lock.  Release the run as the heap's own current run
+ * would be when the LFH lock is free; otherwise leave it to the slot (its
+ * next allocation of the class uses it, HeapCompact releases it).
+ */
+void hd_aff_free_empty(struct hd_heap *h, struct hd_run *run, unsigned int k,
+		       uint32_t flags)
+{
+	struct hd_aff *a = &h->aff[k];
+
+	/* A try: the lock order is LFH lock, then slot locks. */
+	if (!hd_lfh_trylock(h)) {
+		hd_aff_unlock(a);
+		return;
+	}
+	a->cur[run->cls] = &hd_dummy_run;
+	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
+	hd_aff_unlock(a);
+	hd_run_release_empty(h, run, flags);
 }
 
 /*
@@ -761,21 +819,24 @@ void hd_small_trim(struct hd_heap *h, uint32_t flags)
 			h->cur[c] = &hd_dummy_run;
 			hd_run_release(h, run);
 		}
-		for (k = 0; k < HD_NAFF && !(flags & HEAPDEV_NO_SERIALIZE);
-		     k++) {
+		/*
+		 * Slots of a heap that was shared; with HEAP_NO_SERIALIZE
+		 * the caller says that no other thread uses it now.
+		 */
+		for (k = 0; k < HD_NAFF; k++) {
 			struct hd_aff *a = &h->aff[k];
 
-			hd_aff_lock(a);
+			hd_aff_lock_flags(a, flags);
 			run = a->cur[c];
 			if (run == &hd_dummy_run || run->used) {
-				hd_aff_unlock(a);
+				hd_aff_unlock_flags(a, flags);
 				continue;
 			}
 			a->cur[c] = &hd_dummy_run;
 			atomic_store_explicit(&run->aff, HD_AFF_NONE,
 					      memory_order_relaxed);
 			hd_run_state(run, HD_RUN_EMPTY);
-			hd_aff_unlock(a);
+			hd_aff_unlock_flags(a, flags);
 			hd_run_release(h, run);
 		}
 	}

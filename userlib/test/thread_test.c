@@ -357,6 +357,56 @@ static bool wait_done(struct blocker *b, int ms)
 	return atomic_load(&b->done);
 }
 
+/*
+ * HeapLock in one thread of a shared heap, whose own affinity slot has a
+ * run of a class with room: another thread's allocation of that class
+ * comes from that run instead of waiting to carve a run of its own (spec
+ * case 54: LFH allocations do not wait for HeapLock).
+ */
+static void *lfh_alloc_main(void *arg)
+{
+	struct blocker *b = arg;
+
+	b->p = HeapAlloc(b->h, 0, 200);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *touch_main(void *arg)
+{
+	HeapFree(arg, 0, HeapAlloc(arg, 0, 200));
+	return NULL;
+}
+
+static void lock_vs_slot(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct blocker b = { .h = h };
+	void *keep[15];
+	pthread_t t;
+	bool early;
+	int i;
+
+	for (i = 0; i < 20; i++)	/* the class is active now */
+		HeapFree(h, 0, HeapAlloc(h, 0, 200));
+	pthread_create(&t, NULL, touch_main, h);	/* the heap is shared */
+	pthread_join(t, NULL);
+	for (i = 0; i < 15; i++)	/* this slot's run, mostly used */
+		keep[i] = HeapAlloc(h, 0, 200);
+	HeapLock(h);
+	pthread_create(&t, NULL, lfh_alloc_main, &b);
+	early = wait_done(&b, 3000);
+	HeapUnlock(h);
+	pthread_join(t, NULL);
+	T_OK(early && b.p, "HeapLock does not block another thread's LFH "
+	     "allocation while a run of its class has room");
+	HeapFree(h, 0, b.p);
+	for (i = 0; i < 15; i++)
+		HeapFree(h, 0, keep[i]);
+	T_OK(HeapValidate(h, 0, NULL), "heap valid afterwards");
+	HeapDestroy(h);
+}
+
 static void lock_blocks(void)
 {
 	HANDLE h = HeapCreate(0, 0, 0);
@@ -591,6 +641,7 @@ int main(void)
 	stress(2, 200000);
 	stress(4, 100000);
 	affinity_runs();
+	lock_vs_slot();
 	lock_blocks();
 	churn();
 	trim_vs_no_serialize();
