@@ -550,10 +550,12 @@ WHY = {
     "wset1": "the same fast-path length (NOTES §1); mimalloc also wins on "
              "sizes above 16 KiB, which heapdev serves from TLSF medium blocks "
              "under the heap lock (NOTES §3)",
-    "wset2": "one LFH lock per heap: every alloc and free of both threads "
-             "does an atomic RMW on the same cache line; jemalloc and "
-             "mimalloc have per-thread caches (thread-affine runs: branch "
-             "opt-affinity-wip, not merged); NOTES §2",
+    "wset2": "each thread allocates from its own affinity slot (a spin "
+             "lock and a current run per class), but a free into the other "
+             "thread's run takes that slot's lock, and a free into a "
+             "retired run the heap's LFH lock: atomic RMWs on shared cache "
+             "lines that jemalloc's per-thread tcache avoids (a lock-free "
+             "remote-free list is the next step); NOTES §2",
     "destroy-glibc": "no user-space work is left (about 0 instructions per "
                      "block); the time is the kernel freeing the heap's pages "
                      "(memfd: fallocate punch hole; device: page release), "
@@ -721,8 +723,9 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
         "loop included: 25-55 instructions per op, the same code for every allocator; "
         "see the profile section). "
         "Wine cannot run under valgrind: no counts. Under valgrind `membarrier` is missing, "
-        "so heapdev's serialized heaps run with their lock unbiased (atomic "
-        "lock/unlock): the serialized instruction counts are an upper bound.")
+        "so heapdev's serialized heaps run with their locks unbiased, as shared heaps "
+        "do (affinity slots: a spin lock per call): the serialized instruction counts "
+        "are those of a heap that several threads use, an upper bound for one thread.")
     add("- This is a noisy 2-vCPU VM; absolute times are shown only for scale; the claims "
         "are the ratios and the instruction counts.%s\n" % (
             " The runs had nice %d. 1-minute load average at the start of each repetition "
