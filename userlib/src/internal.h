@@ -367,7 +367,7 @@ struct hd_run {
 	struct hd_run *next, *prev;
 	struct hd_seg *seg;
 	uintptr_t block;
-};
+} __attribute__((aligned(64)));	/* threads of a heap use runs side by side */
 
 /**
  * struct hd_class - an LFH size class (its current run is heap->cur[])

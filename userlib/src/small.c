@@ -145,11 +145,13 @@ static struct hd_run *hd_run_get(struct hd_heap *h)
 	struct hd_run *run = h->run_pool;
 
 	if (!run) {
-		struct hd_run_chunk *ch = calloc(1, sizeof(*ch));
+		struct hd_run_chunk *ch = aligned_alloc(_Alignof(struct hd_run_chunk),
+							 sizeof(*ch));
 		int i;
 
 		if (!ch)
 			return NULL;
+		memset(ch, 0, sizeof(*ch));
 		ch->next = h->run_chunks;
 		h->run_chunks = ch;
 		for (i = HD_RUNS_PER_CHUNK - 1; i >= 0; i--) {
