@@ -300,26 +300,26 @@ int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
 }
 
 /*
- * Compact the heap whose handle was @hh when the registry was copied, if
- * it is still live, as a call of its own (see hd_quiesce()): "in a call"
- * first, the heap named only once it has been seen live, idle at the end,
- * so that a HeapDestroy of it either waits for the compaction or makes
- * the lookup fail.  The state changes are read-modify-writes after the
- * release store of the previous hd_leave(), so whatever state a destroyer
- * reads later, what this thread did to an earlier heap happens before it
- * (plain stores, as hd_use() does, would break that release sequence).
+ * Compact heap @h if it still has @handle, the handle it had when the
+ * registry was copied, as a call of its own (see hd_quiesce()): "in a
+ * call" first, the heap named only once it has been seen live, idle at the
+ * end, so that a HeapDestroy of it either waits for the compaction or
+ * makes the check fail.  Heap structs are never given back to libc, so @h
+ * can be read whatever happened to the heap since; only its atomic @live
+ * is read before the check, and the rest was written before the release
+ * store that made it live.  (Resolving @handle through the page map would
+ * read a span struct that a concurrent HeapCreate may be recycling.)  The
+ * state changes are read-modify-writes after the release store of the
+ * previous hd_leave(), so whatever state a destroyer reads later, what
+ * this thread did to an earlier heap happens before it (plain stores, as
+ * hd_use() does, would break that release sequence).
  * HEAPDEV_NO_SERIALIZE heaps are skipped: their owner may be using them
  * without a lock at this moment.
  */
-static void hd_trim_one(void *hh)
+static void hd_trim_one(struct hd_heap *h, uintptr_t handle)
 {
-	struct hd_span *sp;
-	struct hd_heap *h;
-
 	atomic_exchange(&hd_tls.state, HD_ST_CALL);
-	sp = hd_span_of((uintptr_t)hh);
-	if (sp && sp->base == (uintptr_t)hh && hd_live(sp->heap) == sp->base) {
-		h = sp->heap;
+	if (handle && hd_live(h) == handle) {
 		atomic_exchange(&hd_tls.state, (uintptr_t)h);
 		if (!(h->flags & HEAPDEV_NO_SERIALIZE))
 			hd_compact(h, h->flags);
@@ -331,17 +331,17 @@ static void hd_trim_one(void *hh)
 
 /*
  * Compact every serialized heap of the process.  The registry lock is
- * held only while the handles are copied, never while a heap lock is
+ * held only while the heaps are copied, never while a heap lock is
  * awaited: a thread holding HeapLock may create, destroy or list heaps
  * meanwhile.  Heaps created after the copy are not visited.
  */
 static int hd_trim_all(void)
 {
-	void *batch[HD_TRIM_BATCH], **hv = batch;
+	struct hd_heap_ref batch[HD_TRIM_BATCH], *hv = batch;
 	size_t n, cap = HD_TRIM_BATCH, i;
 
 	for (;;) {
-		n = hd_heap_handles(hv, cap);
+		n = hd_heap_refs(hv, cap);
 		if (n <= cap)
 			break;
 		if (hv != batch)
@@ -352,7 +352,7 @@ static int hd_trim_all(void)
 			return -ENOMEM;
 	}
 	for (i = 0; i < n; i++)
-		hd_trim_one(hv[i]);
+		hd_trim_one(hv[i].heap, hv[i].handle);
 	if (hv != batch)
 		free(hv);
 	return 0;

@@ -213,15 +213,18 @@ static void hd_registry_del(struct hd_heap *h)
 }
 
 /* Copy up to @cap live heaps into @out; return how many there are. */
-size_t hd_heap_list(struct hd_heap **out, size_t cap)
+size_t hd_heap_refs(struct hd_heap_ref *out, size_t cap)
 {
 	struct hd_heap *h;
 	size_t n = 0, count;
 
 	pthread_mutex_lock(&hd_reg_mutex);
 	count = hd_reg_count;
-	for (h = hd_reg_head; h && n < cap; h = h->rnext)
-		out[n++] = h;
+	if (count <= cap)
+		for (h = hd_reg_head; h; h = h->rnext) {
+			out[n].heap = h;
+			out[n++].handle = h->handle;
+		}
 	pthread_mutex_unlock(&hd_reg_mutex);
 	return count;
 }

@@ -783,7 +783,13 @@ HD_HIDDEN int hd_api_compact(struct heapdev_heap *heap, unsigned int flags,
 HD_HIDDEN int hd_api_trim(struct heapdev_heap *heap);
 HD_HIDDEN struct hd_heap *hd_heap_dying(const void *hh);
 HD_HIDDEN struct hd_heap *hd_process_heap(int *err);
-HD_HIDDEN size_t hd_heap_list(struct hd_heap **out, size_t cap);
+/* A registered heap and its handle, as the registry had them. */
+struct hd_heap_ref {
+	struct hd_heap *heap;
+	uintptr_t handle;
+};
+
+HD_HIDDEN size_t hd_heap_refs(struct hd_heap_ref *out, size_t cap);
 HD_HIDDEN void hd_registry_unlock(void);
 
 static inline void hd_lock_main(struct hd_heap *h, uint32_t flags)
