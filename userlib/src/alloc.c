@@ -341,8 +341,8 @@ static int hd_free_result(int err, int api)
 }
 
 /*
- * The fast path found no live slot at @p (the LFH lock is released;
- * @wake: a waiter must be woken).  Not in a run: try the other kinds.
+ * The fast path found no live slot at @p (it released the LFH lock or the
+ * slot lock it took).  Not in a run: try the other kinds.
  */
 int hd_bad_free(struct hd_heap *h, struct hd_span *sp, struct hd_run *run,
 		uintptr_t p, uint32_t flags, int api)
