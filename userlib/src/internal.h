@@ -937,21 +937,13 @@ static inline bool hd_lfh_trylock(struct hd_heap *h)
  */
 static inline void hd_lfh_lock_shared(struct hd_heap *h, uint32_t flags)
 {
-	struct hd_lock *l = &h->lfh_lock;
-	uint32_t z = 0;
-
 	if (flags & HEAPDEV_NO_SERIALIZE)
 		return;
-	if (likely(!atomic_load_explicit(&l->bias, memory_order_relaxed) &&
-		   atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
-							   memory_order_acquire,
-							   memory_order_relaxed))) {
-		atomic_store_explicit(&l->owner, hd_self(),
-				      memory_order_relaxed);
-		l->count = 1;
+	if (likely(!atomic_load_explicit(&h->lfh_lock.bias,
+					 memory_order_relaxed) &&
+		   hd_lfh_trylock(h)))
 		return;
-	}
-	hd_lock_slow(l);
+	hd_lock_slow(&h->lfh_lock);
 }
 
 HD_HIDDEN void hd_small_usage(struct hd_heap *h, size_t *bytes,
