@@ -42,7 +42,7 @@ static bool all_zero(const void *p, size_t n)
 	return true;
 }
 
-static bool all_byte(const void *p, size_t n, unsigned char v)
+bool api_all_byte(const void *p, size_t n, unsigned char v)
 {
 	const unsigned char *c = p;
 	size_t i;
@@ -333,7 +333,7 @@ static void case_25_26_kinds(void)
 			memset(p, 0x5A, sizes[i]);
 			q = HeapReAlloc(h, 0, p, ~(SIZE_T)0 - 100);
 			if (q || !HeapValidate(h, 0, p) ||
-			    !all_byte(p, sizes[i], 0x5A))
+			    !api_all_byte(p, sizes[i], 0x5A))
 				kept = false;
 			if (sizes[j] > sizes[i]) {
 				q = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY,
@@ -345,7 +345,7 @@ static void case_25_26_kinds(void)
 			}
 			q = HeapReAlloc(h, HEAP_ZERO_MEMORY, p, sizes[j]);
 			if (!q || HeapSize(h, 0, q) != sizes[j] ||
-			    !all_byte(q, m, 0x5A) ||
+			    !api_all_byte(q, m, 0x5A) ||
 			    (sizes[j] > m && !all_zero(q + m, sizes[j] - m)))
 				moved = false;
 			HeapFree(h, 0, q ? q : p);
@@ -399,7 +399,7 @@ static void case_27_to_30(void)
 	T_OK(p && all_zero(p, A), "case 30: HeapAlloc(ZERO, A) zeroed");
 	memset(p, 0x11, A);
 	q = HeapReAlloc(h, HEAP_ZERO_MEMORY, p, 2 * A);
-	T_OK(q && all_byte(q, A, 0x11) && all_zero((char *)q + A, A),
+	T_OK(q && api_all_byte(q, A, 0x11) && all_zero((char *)q + A, A),
 	     "case 30: ReAlloc(ZERO, 2A) zeroes the new part");
 	r = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY, q, 3 * A / 2);
 	T_OK(r == q, "case 30: IN_PLACE_ONLY to 1.5A keeps the pointer");
@@ -428,7 +428,7 @@ static void case_31_to_33(void)
 	T_OK(!HeapAlloc(h, 0, 50 * PG), "case 31: then 50 pages fail");
 	memset(q, 0x33, 10 * PG);
 	r = HeapReAlloc(h, HEAP_ZERO_MEMORY, q, 15 * PG);
-	T_OK(r && all_byte(r, 10 * PG, 0x33) &&
+	T_OK(r && api_all_byte(r, 10 * PG, 0x33) &&
 	     all_zero(r + 10 * PG, 5 * PG),
 	     "case 32: ReAlloc(ZERO, 10 -> 15 pages) zeroes the last 5 pages");
 	q = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY, r, 25 * PG);
@@ -964,7 +964,7 @@ static void growth_and_segments(void)
 	T_OK(ok && regions > 1, "a growable heap grows by segments (%d "
 	     "regions for 24 MB)", regions);
 	for (i = 0; i < 48; i++)
-		ok &= all_byte(ps[i], 500000, (unsigned char)i);
+		ok &= api_all_byte(ps[i], 500000, (unsigned char)i);
 	T_OK(ok, "contents intact across segments");
 	T_OK(HeapValidate(h, 0, NULL), "heap valid");
 	for (i = 0; i < 48; i++)

@@ -19,6 +19,9 @@ int api_suite_child(int argc, char **argv);
 /* A growable heap whose size class of @n is served by LFH runs. */
 void *api_lfh_heap(size_t n);
 
+/* Whether all @n bytes at @p are @v. */
+bool api_all_byte(const void *p, size_t n, unsigned char v);
+
 /* Whether *@flag becomes non-zero (acquire) within @ms milliseconds. */
 bool api_flag_within(volatile int *flag, int ms);
 

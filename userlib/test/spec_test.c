@@ -30,17 +30,6 @@
 
 static char static_buf[256] __attribute__((aligned(64)));
 
-static bool all_byte(const void *p, size_t n, unsigned char v)
-{
-	const unsigned char *c = p;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (c[i] != v)
-			return false;
-	return true;
-}
-
 /* The walk entry of @p, or false. */
 static bool entry_of(HANDLE h, const void *p, PROCESS_HEAP_ENTRY *out)
 {
@@ -386,10 +375,10 @@ static void in_place_errors(void)
 	T_OK(!r && GetLastError() == ERROR_NOT_ENOUGH_MEMORY,
 	     "2: HeapReAlloc IN_PLACE_ONLY grow against a busy neighbour: "
 	     "NULL, ERROR_NOT_ENOUGH_MEMORY");
-	T_OK(HeapSize(h, 0, p) == 20000 && all_byte(p, 20000, 0x5A),
+	T_OK(HeapSize(h, 0, p) == 20000 && api_all_byte(p, 20000, 0x5A),
 	     "3.8: the block is unchanged");
 	r = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY, p, 5000);
-	T_OK(r == p && HeapSize(h, 0, p) == 5000 && all_byte(p, 5000, 0x5A),
+	T_OK(r == p && HeapSize(h, 0, p) == 5000 && api_all_byte(p, 5000, 0x5A),
 	     "3.8: shrinking an ordinary block in place succeeds");
 	SetLastError(SENTINEL);
 	r = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY, q, 2 * MiB);
@@ -599,11 +588,11 @@ static void lfh_in_place(void)
 	ok = !q;
 	q = HeapReAlloc(h, HEAP_REALLOC_IN_PLACE_ONLY, p, 100);
 	ok &= !q;
-	T_OK(ok && HeapSize(h, 0, p) == 36 && all_byte(p, 36, 0x77),
+	T_OK(ok && HeapSize(h, 0, p) == 36 && api_all_byte(p, 36, 0x77),
 	     "3.8: LFH block: an IN_PLACE resize to another class fails, "
 	     "block unchanged");
 	q = HeapReAlloc(h, 0, p, 100);
-	T_OK(q && q != p && HeapSize(h, 0, q) == 100 && all_byte(q, 36, 0x77),
+	T_OK(q && q != p && HeapSize(h, 0, q) == 100 && api_all_byte(q, 36, 0x77),
 	     "3.8: LFH block: without IN_PLACE_ONLY it moves to the new "
 	     "class");
 	HeapFree(h, 0, q);
