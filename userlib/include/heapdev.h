@@ -224,6 +224,42 @@ HEAPDEV_API void *heapdev_alloc(struct heapdev_heap *heap, size_t size,
 	__attribute__((malloc, alloc_size(2), warn_unused_result));
 
 /**
+ * heapdev_alloc_aligned() - allocate a block at an aligned address
+ * @heap: the heap
+ * @size: bytes; 0 gives a unique block of size 0
+ * @alignment: a power of two; the block's address is a multiple of it
+ *	(up to 16 every block is; larger values are honoured up to 2^40)
+ * @flags: HEAPDEV_ZERO, HEAPDEV_NOLOCK or 0
+ *
+ * The block is an ordinary block of @heap: heapdev_free(), heapdev_size()
+ * (which gives @size) and heapdev_realloc() work on it, and a realloc that
+ * moves it keeps only the usual 16-byte alignment.  Blocks aligned beyond
+ * 16 bytes are medium or large blocks, never LFH slots.
+ *
+ * Allocation call.  Return: the block, or NULL with errno EINVAL (@heap is
+ * not a live heap, or @alignment is 0 or not a power of two), ENOMEM or
+ * EDQUOT (as for heapdev_alloc()).
+ */
+HEAPDEV_API void *heapdev_alloc_aligned(struct heapdev_heap *heap, size_t size,
+					size_t alignment, unsigned int flags)
+	__attribute__((malloc, alloc_size(2), alloc_align(3),
+		       warn_unused_result));
+
+/**
+ * heapdev_heap_of() - the heap a block belongs to
+ * @ptr: any address
+ *
+ * Never touches the memory at @ptr, so any value may be passed.
+ *
+ * Return: the live heap whose blocks' memory (a segment or a large block's
+ * span) contains @ptr, or NULL (not heap memory of this process, a heap
+ * being destroyed, or a large block that was freed).  Whether @ptr is a
+ * live block is for heapdev_free(), heapdev_size() or heapdev_validate()
+ * to say.
+ */
+HEAPDEV_API struct heapdev_heap *heapdev_heap_of(const void *ptr);
+
+/**
  * heapdev_realloc() - resize a block
  * @heap: the heap
  * @ptr: a live block of @heap, or NULL to allocate

@@ -82,6 +82,34 @@ void *hd_alloc_big(struct hd_heap *h, size_t n, uint32_t flags)
 	return hd_large_alloc(h, n, flags);
 }
 
+/* Alignments above this go to spans of their own in growable heaps. */
+#define HD_ALIGN_SPAN	(64UL << 10)
+
+/**
+ * hd_alloc_aligned() - allocate @n bytes at a multiple of @align
+ * @h: a live heap
+ * @n: size
+ * @align: a power of two
+ * @flags: effective flags
+ *
+ * Alignments up to 16 are what every block has.  Above that, a medium
+ * block with the space in front of it left free; for large requests and
+ * alignments above HD_ALIGN_SPAN (growable heaps), a large span with the
+ * block placed at the alignment.  Return: the block or NULL.
+ */
+void *hd_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
+		       uint32_t flags)
+{
+	if (align <= 16)
+		return hd_alloc(h, n, flags);
+	if (n > HD_MAX_REQUEST || align > HD_MAX_REQUEST ||
+	    (h->fixed && n >= HD_FIXED_LIMIT))
+		return NULL;
+	if (!h->fixed && (n >= HD_LARGE_MIN || align > HD_ALIGN_SPAN))
+		return hd_large_alloc_aligned(h, n, align, flags);
+	return hd_medium_alloc_aligned(h, n, align, flags);
+}
+
 static int hd_free_medium(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 			  uint32_t flags)
 {

@@ -102,6 +102,24 @@ void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
 	return hd_small_alloc_fast(h, size, h->flags | flags, HD_API_NATIVE);
 }
 
+static void *hd_api_alloc_aligned(struct heapdev_heap *heap, size_t size,
+				  size_t align, unsigned int flags)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+	void *p;
+
+	if (!h || !align || (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	hd_commit_err = 0;
+	p = hd_alloc_aligned(h, size, align, h->flags |
+			     (flags & (HEAPDEV_NOLOCK | HEAPDEV_ZERO)));
+	if (!p)
+		errno = hd_alloc_errno();
+	return p;
+}
+
 static void *hd_api_realloc(struct heapdev_heap *heap, void *ptr,
 			    size_t size, unsigned int flags)
 {
@@ -345,16 +363,16 @@ static int hd_trim_all(void)
 		if (n <= cap)
 			break;
 		if (hv != batch)
-			free(hv);
+			hd_meta_free(hv, cap * sizeof(*hv));
 		cap = n + HD_TRIM_BATCH;
-		hv = malloc(cap * sizeof(*hv));
+		hv = hd_meta_alloc(cap * sizeof(*hv));
 		if (!hv)
 			return -ENOMEM;
 	}
 	for (i = 0; i < n; i++)
 		hd_trim_one(hv[i].heap, hv[i].handle);
 	if (hv != batch)
-		free(hv);
+		hd_meta_free(hv, cap * sizeof(*hv));
 	return 0;
 }
 
@@ -405,6 +423,25 @@ void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
 	if (!ptr)
 		return heapdev_alloc(heap, size, flags);
 	return HD_CALL(hd_api_realloc(heap, ptr, size, flags));
+}
+
+void *heapdev_alloc_aligned(struct heapdev_heap *heap, size_t size,
+			    size_t alignment, unsigned int flags)
+{
+	return HD_CALL(hd_api_alloc_aligned(heap, size, alignment, flags));
+}
+
+/*
+ * Span and heap structs are never given back, so the lookup needs no
+ * call protocol: a heap being destroyed has @live cleared already.
+ */
+struct heapdev_heap *heapdev_heap_of(const void *ptr)
+{
+	struct hd_span *sp = hd_span_of((uintptr_t)ptr);
+
+	if (!sp)
+		return NULL;
+	return (struct heapdev_heap *)hd_live(sp->heap);
 }
 
 int heapdev_size(struct heapdev_heap *heap, const void *ptr,

@@ -78,10 +78,12 @@ static void hd_atfork_prepare(void)
 	pthread_mutex_lock(&hd_proc_mutex);
 	pthread_mutex_lock(&hd_reg_mutex);
 	pthread_mutex_lock(&hd_thr_mutex);
+	hd_meta_atfork_prepare();
 }
 
 static void hd_atfork_parent(void)
 {
+	hd_meta_atfork_parent();
 	pthread_mutex_unlock(&hd_thr_mutex);
 	pthread_mutex_unlock(&hd_reg_mutex);
 	pthread_mutex_unlock(&hd_proc_mutex);
@@ -98,7 +100,7 @@ static void hd_thr_atfork_child(void)
 		if (t->tls == &hd_tls)
 			self = t;
 		else
-			free(t);
+			hd_meta_free(t, sizeof(*t));
 	}
 	hd_thr_head = self;
 	hd_nthr = !!self;
@@ -118,6 +120,7 @@ static void hd_atfork_child(void)
 	struct hd_heap *h, *next;
 	struct hd_span *sp;
 
+	hd_meta_atfork_child();
 	pthread_mutex_init(&hd_reg_mutex, NULL);
 	pthread_mutex_init(&hd_proc_mutex, NULL);
 	hd_thr_atfork_child();
@@ -156,6 +159,16 @@ static void hd_global_init(void)
 		hd_seed = (uint64_t)ts.tv_nsec * HD_KEYMUL ^
 			  (uint64_t)(uintptr_t)&ts ^ (uint64_t)getpid() << 32;
 	}
+}
+
+/*
+ * The fork handlers are registered when the library is loaded, not when
+ * the first heap is created: glibc's pthread_atfork() allocates, and when
+ * heapdev is the process's malloc (libheapdev-malloc) that allocation
+ * would re-enter heap creation.
+ */
+static void __attribute__((constructor)) hd_register_atfork(void)
+{
 	pthread_atfork(hd_atfork_prepare, hd_atfork_parent, hd_atfork_child);
 }
 
@@ -275,7 +288,8 @@ void hd_heap_ext_free(struct hd_heap *h, uint64_t off, uint64_t size)
 	if (h->next_ext == h->ext_cap) {
 		uint32_t cap = h->ext_cap ? 2 * h->ext_cap : 8;
 
-		e = realloc(h->ext, cap * sizeof(*e));
+		e = hd_meta_realloc(h->ext, h->ext_cap * sizeof(*e),
+				    cap * sizeof(*e));
 		if (!e)
 			return;	/* the window range is lost, nothing else */
 		h->ext = e;
@@ -380,7 +394,9 @@ static int hd_gap_reserve(struct hd_seg *s)
 {
 	if (s->ngaps == s->gcap) {
 		uint32_t cap = s->gcap ? 2 * s->gcap : 4;
-		struct hd_gap *g = realloc(s->gaps, cap * sizeof(*g));
+		struct hd_gap *g = hd_meta_realloc(s->gaps,
+						   s->gcap * sizeof(*g),
+						   cap * sizeof(*g));
 
 		if (!g)
 			return -ENOMEM;
@@ -610,7 +626,7 @@ void *hd_span_get(int kind, size_t size)
 		*pool = sp->next;
 	pthread_mutex_unlock(&hd_span_mutex);
 	if (!sp) {
-		sp = calloc(1, size);
+		sp = hd_meta_alloc(size);
 		if (sp)
 			sp->heap = &hd_null_heap;
 		return sp;
@@ -631,11 +647,19 @@ void hd_span_put(struct hd_span *sp)
 	pthread_mutex_unlock(&hd_span_mutex);
 }
 
+/* Bytes of the commit bitmap of a segment of @size bytes. */
+static size_t hd_cmap_bytes(size_t size)
+{
+	return ((size >> HD_PAGE_SHIFT) + 63) / 64 * sizeof(uint64_t);
+}
+
 static void hd_seg_free_meta(struct hd_seg *s)
 {
-	free(s->gaps);
-	free(s->gtab);
-	free(s->cmap);
+	hd_meta_free(s->gaps, s->gcap * sizeof(*s->gaps));
+	hd_meta_free(s->gtab, (s->sp.size >> HD_GRANULE_SHIFT) *
+		     sizeof(*s->gtab));
+	hd_meta_free(s->cmap, hd_cmap_bytes(s->sp.size));
+	s->gcap = 0;
 	s->gaps = NULL;
 	s->gtab = NULL;
 	s->cmap = NULL;
@@ -674,14 +698,14 @@ static struct hd_seg *hd_seg_new(struct hd_heap *h, size_t size,
 	s->area = base + HD_SEG_HDR - HD_HDR;
 	s->end = base + size;
 	s->committed = commit;
-	s->cmap = calloc(((size >> HD_PAGE_SHIFT) + 63) / 64, sizeof(*s->cmap));
+	s->cmap = hd_meta_alloc(hd_cmap_bytes(size));
 	if (!s->cmap)
 		goto err_decommit;
 	hd_cmap_set(s, base, commit, true);
 	if (!h->fixed) {
 		size_t g, n = size >> HD_GRANULE_SHIFT;
 
-		s->gtab = malloc(n * sizeof(*s->gtab));
+		s->gtab = hd_meta_alloc(n * sizeof(*s->gtab));
 		if (!s->gtab)
 			goto err_decommit;
 		for (g = 0; g < n; g++)
@@ -926,7 +950,7 @@ static struct hd_heap *hd_heap_struct_get(void)
 		hd_heap_pool = h->rnext;
 	pthread_mutex_unlock(&hd_reg_mutex);
 	if (!h) {
-		h = aligned_alloc(64, sizeof(*h));
+		h = hd_meta_alloc(sizeof(*h));
 		if (!h)
 			return NULL;
 		atomic_init(&h->live, 0);
@@ -963,8 +987,9 @@ static void hd_heap_free_meta(struct hd_heap *h)
 		hd_seg_free_meta((struct hd_seg *)sp);
 	}
 	hd_runs_free_all(h);
-	free(h->ext);
+	hd_meta_free(h->ext, h->ext_cap * sizeof(*h->ext));
 	h->ext = NULL;
+	h->ext_cap = 0;
 	h->segs = NULL;
 }
 
@@ -1030,7 +1055,7 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 		if (size < HD_SEG_FIRST)
 			size = HD_SEG_FIRST;
 		commit = hd_round_page(initial);
-		h->ext = malloc(sizeof(*h->ext));
+		h->ext = hd_meta_alloc(sizeof(*h->ext));
 		if (!h->ext) {
 			err = -ENOMEM;
 			goto err_free;
@@ -1057,7 +1082,9 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 err_destroy:
 	be->destroy(&h->bh);
 err_free:
-	free(h->ext);
+	hd_meta_free(h->ext, h->ext_cap * sizeof(*h->ext));
+	h->ext = NULL;
+	h->ext_cap = 0;
 	hd_heap_struct_put(h);
 	return err;
 }
@@ -1077,7 +1104,7 @@ static void hd_thread_exit(void *arg)
 		t->next->prev = t->prev;
 	hd_nthr--;
 	pthread_mutex_unlock(&hd_thr_mutex);
-	free(t);
+	hd_meta_free(t, sizeof(*t));
 	/*
 	 * A call from a later destructor registers the thread again: it
 	 * must miss the per-thread cache, which would skip that.
@@ -1099,7 +1126,7 @@ static void hd_thr_key_init(void)
  */
 void hd_thread_register(void)
 {
-	struct hd_thr *t = calloc(1, sizeof(*t));
+	struct hd_thr *t = hd_meta_alloc(sizeof(*t));
 
 	if (!t)
 		return;

@@ -228,6 +228,14 @@ HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
 HD_HIDDEN void *hd_os_alloc(size_t len);
 HD_HIDDEN void *hd_os_reserve(size_t len);
 HD_HIDDEN void hd_os_free(void *p, size_t len);
+
+/* Metadata memory (meta.c): never libc's malloc. */
+HD_HIDDEN void *hd_meta_alloc(size_t n);
+HD_HIDDEN void hd_meta_free(void *p, size_t n);
+HD_HIDDEN void *hd_meta_realloc(void *p, size_t old, size_t n);
+HD_HIDDEN void hd_meta_atfork_prepare(void);
+HD_HIDDEN void hd_meta_atfork_parent(void);
+HD_HIDDEN void hd_meta_atfork_child(void);
 HD_HIDDEN void hd_region_atfork_child(void);
 HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
 
@@ -302,12 +310,16 @@ struct hd_seg {
  * struct hd_large - a large block in its own span
  * @sp: the span
  * @n: requested size
- * @committed: bytes committed from the start of the span
+ * @off: offset of the block from the span's base (HD_LARGE_HDR, or more
+ *	for a block aligned beyond 64 bytes)
+ * @committed: bytes committed from the page holding the block's header
+ *	(the span's base for unaligned blocks)
  * @since: when it was freed into the heap's cache of large spans
  */
 struct hd_large {
 	struct hd_span sp;
 	size_t n;
+	size_t off;
 	size_t committed;
 	uint64_t since;
 };
@@ -861,6 +873,8 @@ HD_HIDDEN uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s,
 				     uintptr_t b, size_t *size,
 				     unsigned int *flags);
 HD_HIDDEN void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN void *hd_medium_alloc_aligned(struct hd_heap *h, size_t n,
+					size_t align, uint32_t flags);
 HD_HIDDEN uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize,
 					  size_t align, unsigned int kind,
 					  struct hd_seg **segp);
@@ -977,6 +991,8 @@ static inline struct hd_run *hd_run_of(const struct hd_seg *s, uintptr_t p)
 /* ---- large blocks (large.c) ---- */
 
 HD_HIDDEN void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN void *hd_large_alloc_aligned(struct hd_heap *h, size_t n,
+				       size_t align, uint32_t flags);
 HD_HIDDEN int hd_large_check(const struct hd_heap *h, struct hd_large *lg,
 			     uintptr_t p);
 HD_HIDDEN void hd_large_free(struct hd_heap *h, struct hd_large *lg);
@@ -989,6 +1005,8 @@ HD_HIDDEN void hd_lcache_trim(struct hd_heap *h, bool all);
 
 HD_HIDDEN void *hd_alloc(struct hd_heap *h, size_t n, uint32_t flags);
 HD_HIDDEN void *hd_alloc_big(struct hd_heap *h, size_t n, uint32_t flags);
+HD_HIDDEN void *hd_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
+				 uint32_t flags);
 HD_HIDDEN int hd_free_other(struct hd_heap *h, struct hd_span *sp, uintptr_t p,
 			    uint32_t flags);
 HD_HIDDEN int hd_bad_ptr(const struct hd_heap *h, const void *p);

@@ -31,9 +31,30 @@
 
 #include "internal.h"
 
-static size_t hd_large_total(size_t n)
+/*
+ * Bytes a block of @n bytes at data offset @off needs committed, from the
+ * page holding its header (offset hd_large_coff()).
+ */
+static size_t hd_large_need(size_t off, size_t n)
 {
-	return (HD_LARGE_HDR + n + HD_PAGE - 1) & ~(HD_PAGE - 1);
+	return ((off + n + HD_PAGE - 1) & ~(HD_PAGE - 1)) -
+	       ((off - HD_HDR) & ~(HD_PAGE - 1));
+}
+
+/* Offset of the first committed byte of a span with data at @off. */
+static size_t hd_large_coff(size_t off)
+{
+	return (off - HD_HDR) & ~(HD_PAGE - 1);
+}
+
+static uintptr_t hd_large_cstart(const struct hd_large *lg)
+{
+	return lg->sp.base + hd_large_coff(lg->off);
+}
+
+static uint64_t hd_large_cwoff(const struct hd_large *lg)
+{
+	return lg->sp.woff + hd_large_coff(lg->off);
 }
 
 static void hd_large_link(struct hd_heap *h, struct hd_large *lg)
@@ -87,7 +108,8 @@ static size_t hd_large_map_size(size_t total)
 /* Decommit and unmap a span that is in no list and not in the page map. */
 static void hd_large_release(struct hd_heap *h, struct hd_large *lg)
 {
-	hd_heap_decommit(h, lg->sp.base, lg->sp.woff, lg->committed);
+	hd_heap_decommit(h, hd_large_cstart(lg), hd_large_cwoff(lg),
+			 lg->committed);
 	h->bh.be->unmap(&h->bh, lg->sp.base, lg->sp.size);
 	hd_heap_ext_free(h, lg->sp.woff, lg->sp.size);
 	h->reserved -= lg->sp.size;
@@ -165,6 +187,8 @@ static bool hd_lcache_put(struct hd_heap *h, struct hd_large *lg)
 {
 	size_t cap = h->bh.committed / 8;
 
+	if (lg->off != HD_LARGE_HDR)
+		return false;	/* an aligned block's span: not reused */
 	if (cap < HD_LCACHE_BYTES)
 		cap = HD_LCACHE_BYTES;
 	if (lg->committed > cap)
@@ -180,7 +204,7 @@ static bool hd_lcache_put(struct hd_heap *h, struct hd_large *lg)
 		hd_large_release(h, (struct hd_large *)sp);
 	}
 	/* The header must not say "large block" any more. */
-	memset((void *)(lg->sp.base + HD_LARGE_HDR - HD_HDR), 0, HD_HDR);
+	memset((void *)(lg->sp.base + lg->off - HD_HDR), 0, HD_HDR);
 	lg->since = hd_now();
 	lg->sp.prev = NULL;
 	lg->sp.next = h->lcache;
@@ -221,16 +245,38 @@ static int hd_large_reuse(struct hd_heap *h, struct hd_large *lg,
 /* Allocate a large block (no lock held; takes the heap lock briefly). */
 void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 {
-	size_t total = hd_large_total(n), size = hd_large_map_size(total);
-	struct hd_large *lg;
+	return hd_large_alloc_aligned(h, n, 0, flags);
+}
+
+/*
+ * Allocate a large block whose address is a multiple of @align (0: the
+ * usual 64-byte alignment).  Blocks aligned beyond 64 bytes sit further
+ * into their span (the pages before their header's page are never
+ * committed) and bypass the cache of large spans.
+ */
+void *hd_large_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
+			     uint32_t flags)
+{
+	size_t off = align > HD_LARGE_HDR ? align : HD_LARGE_HDR;
+	size_t total, size;
+	struct hd_large *lg = NULL;
 	uintptr_t base, p;
 	uint64_t woff;
 	int err;
 
+	/* Spans are 4 MiB aligned: a bigger alignment needs room to slide. */
+	if (align > HD_CHUNK) {
+		off = HD_LARGE_HDR;
+		size = hd_large_map_size(hd_large_need(off, n)) + align;
+	} else {
+		size = hd_large_map_size(hd_large_need(off, n) +
+					 hd_large_coff(off));
+	}
 	hd_lock_main(h, flags);
-	lg = hd_lcache_take(h, total);
+	if (off == HD_LARGE_HDR && align <= HD_CHUNK)
+		lg = hd_lcache_take(h, hd_large_need(off, n));
 	if (lg) {
-		err = hd_large_reuse(h, lg, total, flags);
+		err = hd_large_reuse(h, lg, hd_large_need(off, n), flags);
 		if (err) {
 			hd_large_release(h, lg);
 			hd_unlock_main(h, flags);
@@ -255,8 +301,12 @@ void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 	err = h->bh.be->map(&h->bh, woff, size, &base);
 	if (err)
 		goto err_ext;
+	if (align > HD_CHUNK)
+		off = ((base + HD_LARGE_HDR + align - 1) & ~(align - 1)) - base;
+	total = hd_large_need(off, n);
 	hd_lock_main(h, flags);
-	err = hd_heap_commit(h, base, woff, total);
+	err = hd_heap_commit(h, base + hd_large_coff(off),
+			     woff + hd_large_coff(off), total);
 	hd_unlock_main(h, flags);
 	if (err)
 		goto err_unmap;
@@ -267,10 +317,11 @@ void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 	lg->sp.size = size;
 	lg->sp.woff = woff;
 	lg->n = n;
+	lg->off = off;
 	lg->committed = total;
 ready:
 	base = lg->sp.base;
-	p = base + HD_LARGE_HDR;
+	p = base + lg->off;
 	hd_wr(h, p - HD_HDR, hd_w0(HD_K_LARGE, 0, lg->sp.size));
 	hd_wr(h, p - 8, hd_w1(n));
 	if (hd_pagemap_set(base, lg->sp.size, &lg->sp))
@@ -304,7 +355,7 @@ int hd_large_check(const struct hd_heap *h, struct hd_large *lg, uintptr_t p)
 {
 	uint64_t w0, w1;
 
-	if (p != lg->sp.base + HD_LARGE_HDR)
+	if (p != lg->sp.base + lg->off)
 		return -EINVAL;
 	w0 = hd_rd(h, p - HD_HDR);
 	w1 = hd_rd(h, p - 8);
@@ -337,25 +388,24 @@ void hd_large_free(struct hd_heap *h, struct hd_large *lg)
 void *hd_large_realloc(struct hd_heap *h, struct hd_large *lg, size_t n,
 		       uint32_t flags, int *err)
 {
-	size_t total = hd_large_total(n);
-	uintptr_t p = lg->sp.base + HD_LARGE_HDR;
+	size_t total = hd_large_need(lg->off, n);
+	uintptr_t p = lg->sp.base + lg->off, c = hd_large_cstart(lg);
+	uint64_t cw = hd_large_cwoff(lg);
 
-	if (total > lg->sp.size ||
+	if (hd_large_coff(lg->off) + total > lg->sp.size ||
 	    (total > lg->committed && (flags & HEAPDEV_IN_PLACE))) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	if (total > lg->committed) {
-		if (hd_heap_commit(h, lg->sp.base + lg->committed,
-				   lg->sp.woff + lg->committed,
+		if (hd_heap_commit(h, c + lg->committed, cw + lg->committed,
 				   total - lg->committed)) {
 			*err = -ENOMEM;
 			return NULL;
 		}
 		lg->committed = total;
 	} else if (total < lg->committed &&
-		   !hd_heap_decommit(h, lg->sp.base + total,
-				     lg->sp.woff + total,
+		   !hd_heap_decommit(h, c + total, cw + total,
 				     lg->committed - total)) {
 		lg->committed = total;
 	}

@@ -489,6 +489,32 @@ void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags)
 }
 
 /*
+ * A medium block of @n bytes whose address is a multiple of @align (a
+ * power of two above 16): the free space in front of it stays a free
+ * block.
+ */
+void *hd_medium_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
+			      uint32_t flags)
+{
+	struct hd_seg *s;
+	uintptr_t b;
+
+	hd_lock_main(h, flags);
+	b = hd_medium_alloc_block(h, hd_bsize(n), align, HD_K_MBUSY, &s);
+	if (b) {
+		hd_wr(h, b + 8, hd_w1(n));
+		h->med_bytes += n;
+		h->med_blocks++;
+	}
+	hd_unlock_main(h, flags);
+	if (!b)
+		return NULL;
+	if (flags & HEAPDEV_ZERO)
+		memset((void *)(b + HD_HDR), 0, n);
+	return (void *)(b + HD_HDR);
+}
+
+/*
  * Give a busy block (medium or run) back to the free lists, coalescing,
  * and apply the decommit policy.
  */

@@ -350,7 +350,9 @@ static void hd_memfd_put_id(uint32_t id)
 	pthread_mutex_lock(&hd_region_mutex);
 	if (hd_memfd_nfreed == hd_memfd_freed_cap) {
 		uint32_t cap = hd_memfd_freed_cap ? 2 * hd_memfd_freed_cap : 64;
-		uint32_t *n = realloc(hd_memfd_freed, cap * sizeof(*n));
+		uint32_t *n = hd_meta_realloc(hd_memfd_freed,
+					      hd_memfd_freed_cap * sizeof(*n),
+					      cap * sizeof(*n));
 
 		if (n) {
 			hd_memfd_freed = n;

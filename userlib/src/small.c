@@ -28,7 +28,6 @@
  * empties beyond that goes back to the medium allocator at once.
  */
 #include <errno.h>
-#include <stdlib.h>
 
 #include "internal.h"
 
@@ -145,13 +144,11 @@ static struct hd_run *hd_run_get(struct hd_heap *h)
 	struct hd_run *run = h->run_pool;
 
 	if (!run) {
-		struct hd_run_chunk *ch = aligned_alloc(_Alignof(struct hd_run_chunk),
-							 sizeof(*ch));
+		struct hd_run_chunk *ch = hd_meta_alloc(sizeof(*ch));
 		int i;
 
 		if (!ch)
 			return NULL;
-		memset(ch, 0, sizeof(*ch));
 		ch->next = h->run_chunks;
 		h->run_chunks = ch;
 		for (i = HD_RUNS_PER_CHUNK - 1; i >= 0; i--) {
@@ -199,7 +196,7 @@ void hd_runs_free_all(struct hd_heap *h)
 
 	for (; ch; ch = next) {
 		next = ch->next;
-		free(ch);
+		hd_meta_free(ch, sizeof(*ch));
 	}
 	h->run_chunks = NULL;
 	h->run_pool = NULL;

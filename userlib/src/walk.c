@@ -59,7 +59,7 @@ static int hd_emit_region(struct hd_seg *s, struct hd_walk *w)
 
 static int hd_emit_large(struct hd_large *lg, struct hd_walk *w)
 {
-	w->addr = lg->sp.base + HD_LARGE_HDR;
+	w->addr = lg->sp.base + lg->off;
 	w->size = lg->n;
 	w->overhead = 0;
 	w->kind = HEAPDEV_WALK_LARGE;
@@ -456,7 +456,7 @@ int hd_validate_heap(struct hd_heap *h, uint32_t flags)
 		err = hd_validate_lists(h, &vs);
 	for (sp = h->larges; sp && !err; sp = sp->next)
 		err = hd_large_check(h, (struct hd_large *)sp,
-				     sp->base + HD_LARGE_HDR);
+				     sp->base + ((struct hd_large *)sp)->off);
 	hd_walk_unlock(h, flags);
 	return err;
 }

@@ -1443,6 +1443,102 @@ static void default_backend(const char *self)
 		     "is the device");
 }
 
+/* heapdev_alloc_aligned() and heapdev_heap_of() on a heap of each kind. */
+static void aligned_and_owner(void)
+{
+	static const size_t aligns[] = { 1, 16, 32, 64, 256, 4096, 65536,
+					 1 << 20, 4 << 20, 16 << 20 };
+	static const size_t sizes[] = { 0, 1, 24, 100, 5000, 70000,
+					2 << 20 };
+	struct heapdev_options fo = { .size = sizeof(fo), .maximum = 8 << 20,
+				      .backend = HEAPDEV_BACKEND_DEFAULT };
+	struct heapdev_heap *h, *f;
+	size_t a, i, n;
+	void *p, *q;
+	int kind;
+
+	T_EQ(heapdev_create(NULL, &h), 0, "aligned: growable heap");
+	T_EQ(heapdev_create(&fo, &f), 0, "aligned: fixed heap");
+	for (kind = 0; kind < 2; kind++) {
+		struct heapdev_heap *x = kind ? f : h;
+		int bad = 0, lost = 0, zero = 0, owner = 0;
+
+		for (a = 0; a < sizeof(aligns) / sizeof(aligns[0]); a++) {
+			for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+				if (kind && (sizes[i] >= (1 << 20) ||
+					     aligns[a] >= (1 << 20)))
+					continue;
+				p = heapdev_alloc_aligned(x, sizes[i],
+							  aligns[a],
+							  HEAPDEV_ZERO);
+				if (!p || ((uintptr_t)p & (aligns[a] - 1)) ||
+				    ((uintptr_t)p & 15)) {
+					bad++;
+					continue;
+				}
+				if (!all_zero(p, sizes[i]))
+					zero++;
+				memset(p, 0x5A, sizes[i]);
+				if (heapdev_size(x, p, 0, &n) || n != sizes[i] ||
+				    heapdev_validate(x, p, 0))
+					lost++;
+				if (heapdev_heap_of(p) != x ||
+				    (sizes[i] &&
+				     heapdev_heap_of((char *)p + sizes[i] - 1) !=
+				     x))
+					owner++;
+				if (heapdev_free(x, p, 0) ||
+				    heapdev_free(x, p, 0) != -EINVAL)
+					lost++;
+			}
+		}
+		T_EQ(bad, 0, "heapdev_alloc_aligned: aligned blocks (%s heap)",
+		     kind ? "fixed" : "growable");
+		T_EQ(zero, 0, "heapdev_alloc_aligned: HEAPDEV_ZERO (%s heap)",
+		     kind ? "fixed" : "growable");
+		T_EQ(lost, 0, "heapdev_alloc_aligned: exact size, valid, freed "
+		     "once (%s heap)", kind ? "fixed" : "growable");
+		T_EQ(owner, 0, "heapdev_heap_of: first and last byte (%s heap)",
+		     kind ? "fixed" : "growable");
+		T_EQ(heapdev_validate(x, NULL, 0), 0, "heap valid after "
+		     "aligned blocks (%s heap)", kind ? "fixed" : "growable");
+	}
+	p = heapdev_alloc_aligned(h, 3000, 4096, 0);
+	q = heapdev_realloc(h, p, 9000, 0);
+	T_OK(q && !heapdev_size(h, q, 0, &n) && n == 9000,
+	     "heapdev_realloc of an aligned block");
+	heapdev_free(h, q, 0);
+	errno = 0;
+	T_OK(!heapdev_alloc_aligned(h, 10, 0, 0) && errno == EINVAL,
+	     "heapdev_alloc_aligned: alignment 0 is EINVAL");
+	errno = 0;
+	T_OK(!heapdev_alloc_aligned(h, 10, 48, 0) && errno == EINVAL,
+	     "heapdev_alloc_aligned: alignment 48 is EINVAL");
+	errno = 0;
+	n = SIZE_MAX - 100;	/* through a variable: gcc knows it too big */
+	T_OK(!heapdev_alloc_aligned(h, *(volatile size_t *)&n, 4096, 0) &&
+	     errno == ENOMEM, "heapdev_alloc_aligned: huge size is ENOMEM");
+	errno = 0;
+	T_OK(!heapdev_alloc_aligned((struct heapdev_heap *)static_buf, 10, 64,
+				    0) && errno == EINVAL,
+	     "heapdev_alloc_aligned: bad heap is EINVAL");
+	p = heapdev_alloc(h, 100, 0);
+	T_OK(heapdev_heap_of(p) == h && heapdev_heap_of(h) == h,
+	     "heapdev_heap_of: a block and the handle");
+	T_OK(!heapdev_heap_of(static_buf) && !heapdev_heap_of(NULL) &&
+	     !heapdev_heap_of((void *)~0UL) && !heapdev_heap_of(&n),
+	     "heapdev_heap_of: static, NULL, wild and stack addresses");
+	q = heapdev_alloc(h, 3 << 20, 0);
+	T_OK(q && heapdev_heap_of((char *)q + (2 << 20)) == h,
+	     "heapdev_heap_of: inside a large block");
+	heapdev_free(h, q, 0);
+	T_OK(heapdev_heap_of(q) == NULL, "heapdev_heap_of: a freed large "
+	     "block");
+	T_EQ(heapdev_destroy(h), 0, "aligned: destroy");
+	T_OK(heapdev_heap_of(p) == NULL, "heapdev_heap_of: a destroyed heap");
+	T_EQ(heapdev_destroy(f), 0, "aligned: destroy fixed");
+}
+
 int api_suite_child(int argc, char **argv)
 {
 	HANDLE h;
@@ -1484,6 +1580,7 @@ void api_suite(const char *self)
 	neighbour_mappings();
 	fork_child();
 	native_api();
+	aligned_and_owner();
 	trim_all();
 	native_walk_overhead();
 	backends();

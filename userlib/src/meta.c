@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * heapdev: memory for the library's own metadata (heap and span structs,
+ * run descriptors, granule tables, gap arrays, thread records).
+ *
+ * The library never calls malloc() and friends: a program may replace
+ * them with heapdev itself (libheapdev-malloc), and a malloc that calls
+ * into an allocator that calls malloc recurses.  Metadata comes from
+ * anonymous private mappings instead, in power-of-two size classes from
+ * 16 bytes to 64 KiB, each class carved from 64 KiB chunks of its own
+ * (so a block of 2^k bytes is aligned to min(2^k, 4 KiB)); larger
+ * requests are mappings of their own.  Callers give the size back on
+ * free.  Blocks are zeroed when handed out.  Metadata is inherited by a
+ * fork child (private mappings), like any process memory.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HD_META_MIN_SHIFT	4
+#define HD_META_MAX_SHIFT	16
+#define HD_META_CHUNK		(1UL << HD_META_MAX_SHIFT)
+
+struct hd_meta_free {
+	struct hd_meta_free *next;
+};
+
+static pthread_mutex_t hd_meta_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct hd_meta_free *hd_meta_lists[HD_META_MAX_SHIFT + 1];
+
+static unsigned int hd_meta_shift(size_t n)
+{
+	unsigned int k = HD_META_MIN_SHIFT;
+
+	while ((1UL << k) < n)
+		k++;
+	return k;
+}
+
+static size_t hd_meta_big(size_t n)
+{
+	return (n + HD_PAGE - 1) & ~(HD_PAGE - 1);
+}
+
+/* Carve a fresh chunk into blocks of class @k (mutex held). */
+static bool hd_meta_refill(unsigned int k)
+{
+	char *c = hd_os_alloc(HD_META_CHUNK);
+	size_t off;
+
+	if (!c)
+		return false;
+	for (off = HD_META_CHUNK; off >= (1UL << k); off -= 1UL << k) {
+		struct hd_meta_free *f = (void *)(c + off - (1UL << k));
+
+		f->next = hd_meta_lists[k];
+		hd_meta_lists[k] = f;
+	}
+	return true;
+}
+
+/**
+ * hd_meta_alloc() - zeroed metadata memory
+ * @n: bytes (not 0)
+ *
+ * Return: a block aligned to min(the next power of two >= @n, 4 KiB), or
+ * NULL.  Release it with hd_meta_free() and the same @n.
+ */
+void *hd_meta_alloc(size_t n)
+{
+	struct hd_meta_free *f;
+	unsigned int k;
+
+	if (n > HD_META_CHUNK)
+		return hd_os_alloc(hd_meta_big(n));
+	k = hd_meta_shift(n);
+	pthread_mutex_lock(&hd_meta_mutex);
+	if (!hd_meta_lists[k] && !hd_meta_refill(k)) {
+		pthread_mutex_unlock(&hd_meta_mutex);
+		return NULL;
+	}
+	f = hd_meta_lists[k];
+	hd_meta_lists[k] = f->next;
+	pthread_mutex_unlock(&hd_meta_mutex);
+	memset(f, 0, 1UL << k);
+	return f;
+}
+
+void hd_meta_free(void *p, size_t n)
+{
+	struct hd_meta_free *f = p;
+	unsigned int k;
+
+	if (!p)
+		return;
+	if (n > HD_META_CHUNK) {
+		hd_os_free(p, hd_meta_big(n));
+		return;
+	}
+	k = hd_meta_shift(n);
+	pthread_mutex_lock(&hd_meta_mutex);
+	f->next = hd_meta_lists[k];
+	hd_meta_lists[k] = f;
+	pthread_mutex_unlock(&hd_meta_mutex);
+}
+
+/*
+ * Resize a block of @old bytes (or NULL with @old 0) to @n bytes, keeping
+ * its contents; the new bytes are zero.  Return: the block, or NULL (the
+ * old block is left as it was).
+ */
+void *hd_meta_realloc(void *p, size_t old, size_t n)
+{
+	void *q;
+
+	if (p && hd_meta_shift(old) == hd_meta_shift(n) &&
+	    n <= HD_META_CHUNK && old <= HD_META_CHUNK) {
+		if (n < old)
+			memset((char *)p + n, 0, old - n);
+		return p;
+	}
+	q = hd_meta_alloc(n);
+	if (!q)
+		return NULL;
+	if (p) {
+		memcpy(q, p, old < n ? old : n);
+		hd_meta_free(p, old);
+	}
+	return q;
+}
+
+/*
+ * fork(): the lists are consistent in the child because the mutex is held
+ * across the fork (prepare, then parent or child).
+ */
+void hd_meta_atfork_prepare(void)
+{
+	pthread_mutex_lock(&hd_meta_mutex);
+}
+
+void hd_meta_atfork_parent(void)
+{
+	pthread_mutex_unlock(&hd_meta_mutex);
+}
+
+void hd_meta_atfork_child(void)
+{
+	pthread_mutex_init(&hd_meta_mutex, NULL);
+}
