@@ -10,8 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "fast.h"
-#include "internal.h"
+#include "api.h"
 
 #define HD_CALL_FLAGS	(HEAPDEV_NOLOCK | HEAPDEV_ZERO | HEAPDEV_IN_PLACE)
 
@@ -21,7 +20,7 @@
 
 static uint32_t hd_eff(const struct hd_heap *h, unsigned int flags)
 {
-	return h->flags | (flags & HD_CALL_FLAGS);
+	return h->core.flags | (flags & HD_CALL_FLAGS);
 }
 
 /* Largest struct heapdev_options accepted from a newer caller. */
@@ -72,7 +71,7 @@ int heapdev_create(const struct heapdev_options *opts,
 			     &h);
 	if (err)
 		return err;
-	*heap = (struct heapdev_heap *)h->handle;
+	*heap = (struct heapdev_heap *)h->core.handle;
 	return 0;
 }
 
@@ -88,18 +87,8 @@ static int hd_api_destroy(struct heapdev_heap *heap)
 /* Entered here, left on every path (see HeapAlloc in win32.c). */
 void *heapdev_alloc(struct heapdev_heap *heap, size_t size, unsigned int flags)
 {
-	struct hd_heap *h;
-
-	hd_enter_fast();
-	h = hd_tls.heap;
-	flags &= HEAPDEV_NOLOCK | HEAPDEV_ZERO;
-	if (unlikely((uintptr_t)heap != hd_tls.handle ||
-		     hd_live(h) != (uintptr_t)heap))
-		return hd_alloc_path(heap, flags, size, HD_API_NATIVE);
-	if (unlikely(size > HD_SMALL_MAX || (h->flags & HD_HF_FIXED)))
-		return hd_alloc_locked_path(h, size, h->flags | flags,
-					    HD_API_NATIVE);
-	return hd_small_alloc_fast(h, size, h->flags | flags, HD_API_NATIVE);
+	return hd_alloc_fast(heap, flags & (HEAPDEV_NOLOCK | HEAPDEV_ZERO), size,
+			     HD_API_NATIVE);
 }
 
 static void *hd_api_alloc_aligned(struct heapdev_heap *heap, size_t size,
@@ -113,7 +102,7 @@ static void *hd_api_alloc_aligned(struct heapdev_heap *heap, size_t size,
 		return NULL;
 	}
 	hd_commit_err = 0;
-	p = hd_alloc_aligned(h, size, align, h->flags |
+	p = hd_alloc_aligned(h, size, align, h->core.flags |
 			     (flags & (HEAPDEV_NOLOCK | HEAPDEV_ZERO)));
 	if (!p)
 		errno = hd_alloc_errno();
@@ -141,25 +130,9 @@ static void *hd_api_realloc(struct heapdev_heap *heap, void *ptr,
 /* Entered here, left on every path (see HeapFree in win32.c). */
 int heapdev_free(struct heapdev_heap *heap, void *ptr, unsigned int flags)
 {
-	struct hd_span *sp;
-	struct hd_heap *h;
-
 	if (!ptr)
 		return 0;
-	flags &= HEAPDEV_NOLOCK;
-	/* One page map lookup checks the pointer and the heap. */
-	hd_enter_fast();
-	if (unlikely(!hd_tls.reg))
-		sp = NULL;	/* the thread's first call: register it */
-	else
-		sp = hd_span_raw((uintptr_t)ptr);
-	if (unlikely(!sp))
-		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
-	h = sp->heap;
-	if (unlikely(hd_live(h) != (uintptr_t)heap))
-		return hd_free_path(heap, flags, ptr, HD_API_NATIVE);
-	return hd_free_fast(h, sp, (uintptr_t)ptr, h->flags | flags,
-			    HD_API_NATIVE);
+	return hd_free_fast(heap, flags & HEAPDEV_NOLOCK, ptr, HD_API_NATIVE);
 }
 
 static int hd_api_size(struct heapdev_heap *heap, const void *ptr,
@@ -192,18 +165,18 @@ int hd_api_lock(struct heapdev_heap *heap)
 
 	if (!h)
 		return -EBADF;
-	if (!(h->flags & HEAPDEV_NO_SERIALIZE))
-		hd_lock(&h->lock);
+	if (!(h->core.flags & HEAPDEV_NO_SERIALIZE))
+		hd_lock(&h->core.lock);
 	return 0;
 }
 
 static int hd_unlock_checked(struct hd_heap *h)
 {
-	if (h->flags & HEAPDEV_NO_SERIALIZE)
+	if (h->core.flags & HEAPDEV_NO_SERIALIZE)
 		return 0;
-	if (!hd_lock_held(&h->lock))
+	if (!hd_lock_held(&h->core.lock))
 		return -EPERM;
-	hd_unlock(&h->lock);
+	hd_unlock(&h->core.lock);
 	return 0;
 }
 
@@ -225,20 +198,6 @@ int hd_api_unlock(struct heapdev_heap *heap)
 	err = hd_unlock_checked(h);
 	hd_registry_unlock();
 	return err;
-}
-
-/* HeapCompact: release empty runs and segments, decommit free pages. */
-static size_t hd_compact(struct hd_heap *h, uint32_t flags)
-{
-	size_t largest;
-
-	hd_lock_main(h, flags);
-	hd_small_trim(h, flags);
-	hd_trim(h, true);
-	hd_release_empty_segments(h, true);
-	largest = hd_largest_free(h);
-	hd_unlock_main(h, flags);
-	return largest;
 }
 
 int hd_api_compact(struct heapdev_heap *heap, unsigned int flags,
@@ -305,7 +264,7 @@ struct heapdev_heap *heapdev_process_heap(void)
 		errno = -err;
 		return NULL;
 	}
-	return (struct heapdev_heap *)h->handle;
+	return (struct heapdev_heap *)h->core.handle;
 }
 
 int heapdev_heaps(struct heapdev_heap **heaps, size_t capacity, size_t *count)
@@ -339,8 +298,8 @@ static void hd_trim_one(struct hd_heap *h, uintptr_t handle)
 	atomic_exchange(&hd_tls.state, HD_ST_CALL);
 	if (handle && hd_live(h) == handle) {
 		atomic_exchange(&hd_tls.state, (uintptr_t)h);
-		if (!(h->flags & HEAPDEV_NO_SERIALIZE))
-			hd_compact(h, h->flags);
+		if (!(h->core.flags & HEAPDEV_NO_SERIALIZE))
+			hd_compact(h, h->core.flags);
 	}
 	hd_leave();
 }
@@ -386,7 +345,7 @@ int hd_api_trim(struct heapdev_heap *heap)
 	h = hd_heap_get(heap);
 	if (!h)
 		return -EBADF;
-	hd_compact(h, h->flags);
+	hd_compact(h, h->core.flags);
 	return 0;
 }
 
@@ -396,7 +355,7 @@ static int hd_api_enable_lfh(struct heapdev_heap *heap)
 
 	if (!h)
 		return -EBADF;
-	if ((h->flags & HEAPDEV_NO_SERIALIZE) || h->fixed)
+	if ((h->core.flags & HEAPDEV_NO_SERIALIZE) || h->core.fixed)
 		return -EINVAL;
 	atomic_store(&h->compat, 2);
 	return 0;
@@ -439,7 +398,7 @@ struct heapdev_heap *heapdev_heap_of(const void *ptr)
 {
 	struct hd_span *sp = hd_span_of((uintptr_t)ptr);
 
-	if (!sp)
+	if (!sp || !sp->heap)
 		return NULL;
 	return (struct heapdev_heap *)hd_live(sp->heap);
 }

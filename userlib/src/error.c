@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "base.h"
 
 _Atomic int hd_terminate;
 /* The last commit refused to this thread (hd_heap_commit()), or 0. */
@@ -44,17 +44,16 @@ void hd_dbg(const char *fmt, ...)
  * A corrupted header or free list, or a double, foreign or wild free, was
  * found.  With termination on corruption enabled the process ends here.
  */
-void hd_corrupt(const struct hd_heap *h, const void *p, const char *what)
+void hd_corrupt(uintptr_t handle, const void *p, const char *what)
 {
 	if (atomic_load_explicit(&hd_terminate, memory_order_relaxed)) {
 		fprintf(stderr, "heapdev: heap corruption in heap %p at %p: "
 			"%s; terminating (HeapEnableTerminationOnCorruption, "
 			"STATUS_HEAP_CORRUPTION 0xC0000374)\n",
-			h ? (void *)h->handle : NULL, p, what);
+			(void *)handle, p, what);
 		abort();
 	}
-	hd_dbg("heapdev: heap %p, block %p: %s", h ? (void *)h->handle : NULL,
-	       p, what);
+	hd_dbg("heapdev: heap %p, block %p: %s", (void *)handle, p, what);
 }
 
 /*
@@ -73,11 +72,11 @@ int hd_alloc_errno(void)
 }
 
 /* HEAP_GENERATE_EXCEPTIONS: see heapdev_set_exception_handler(). */
-void hd_raise(uint32_t code, const struct hd_heap *h, void *ptr, size_t size,
+void hd_raise(uint32_t code, uintptr_t handle, void *ptr, size_t size,
 	      const char *fn)
 {
 	struct heapdev_exception e = {
-		.code = code, .heap = h ? (void *)h->handle : NULL,
+		.code = code, .heap = (void *)handle,
 		.ptr = ptr, .size = size, .function = fn,
 	};
 	heapdev_exception_handler_t fnp =

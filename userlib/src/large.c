@@ -27,9 +27,7 @@
  * an ordinary realloc may recommit them in place.
  */
 #include <errno.h>
-#include <stdlib.h>
-
-#include "internal.h"
+#include "large.h"
 
 /*
  * Bytes a block of @n bytes at data offset @off needs committed, from the
@@ -57,7 +55,7 @@ static uint64_t hd_large_cwoff(const struct hd_large *lg)
 	return lg->sp.woff + hd_large_coff(lg->off);
 }
 
-static void hd_large_link(struct hd_heap *h, struct hd_large *lg)
+static void hd_large_link(struct hd_lheap *h, struct hd_large *lg)
 {
 	struct hd_span *sp = &lg->sp;
 
@@ -68,12 +66,12 @@ static void hd_large_link(struct hd_heap *h, struct hd_large *lg)
 	else
 		h->larges = sp;
 	h->larges_tail = sp;
-	h->nlarge++;
-	h->large_bytes += lg->n;
-	h->reserved += sp->size;
+	h->n++;
+	h->bytes += lg->n;
+	h->c->reserved += sp->size;
 }
 
-static void hd_large_unlink(struct hd_heap *h, struct hd_large *lg)
+static void hd_large_unlink(struct hd_lheap *h, struct hd_large *lg)
 {
 	struct hd_span *sp = &lg->sp;
 
@@ -85,9 +83,9 @@ static void hd_large_unlink(struct hd_heap *h, struct hd_large *lg)
 		sp->next->prev = sp->prev;
 	else
 		h->larges_tail = sp->prev;
-	h->nlarge--;
-	h->large_bytes -= lg->n;
-	h->reserved -= sp->size;
+	h->n--;
+	h->bytes -= lg->n;
+	h->c->reserved -= sp->size;
 }
 
 /*
@@ -106,17 +104,17 @@ static size_t hd_large_map_size(size_t total)
 }
 
 /* Decommit and unmap a span that is in no list and not in the page map. */
-static void hd_large_release(struct hd_heap *h, struct hd_large *lg)
+static void hd_large_release(struct hd_lheap *h, struct hd_large *lg)
 {
-	hd_heap_decommit(h, hd_large_cstart(lg), hd_large_cwoff(lg),
+	hd_decommit(h->c, hd_large_cstart(lg), hd_large_cwoff(lg),
 			 lg->committed);
-	h->bh.be->unmap(&h->bh, lg->sp.base, lg->sp.size);
-	hd_heap_ext_free(h, lg->sp.woff, lg->sp.size);
-	h->reserved -= lg->sp.size;
+	h->c->bh.be->unmap(&h->c->bh, lg->sp.base, lg->sp.size);
+	hd_window_free(h->c, lg->sp.woff, lg->sp.size);
+	h->c->reserved -= lg->sp.size;
 	hd_span_put(&lg->sp);
 }
 
-static void hd_lcache_del(struct hd_heap *h, struct hd_large *lg)
+static void hd_lcache_del(struct hd_lheap *h, struct hd_large *lg)
 {
 	struct hd_span *sp = &lg->sp;
 
@@ -134,7 +132,7 @@ static void hd_lcache_del(struct hd_heap *h, struct hd_large *lg)
  * Release cached spans (heap lock held): all of them with @all, otherwise
  * those that have waited HD_DECOMMIT_DELAY.
  */
-void hd_lcache_trim(struct hd_heap *h, bool all)
+void hd_lcache_trim(struct hd_lheap *h, bool all)
 {
 	struct hd_span *sp, *next;
 	uint64_t now;
@@ -157,7 +155,7 @@ void hd_lcache_trim(struct hd_heap *h, bool all)
  * A cached span that can hold @total bytes, taken out of the cache (heap
  * lock held): the one whose committed size is closest to @total.
  */
-static struct hd_large *hd_lcache_take(struct hd_heap *h, size_t total)
+static struct hd_large *hd_lcache_take(struct hd_lheap *h, size_t total)
 {
 	struct hd_large *best = NULL;
 	size_t bestd = SIZE_MAX;
@@ -183,9 +181,9 @@ static struct hd_large *hd_lcache_take(struct hd_heap *h, size_t total)
  * Keep a freed span for reuse if the cache has room (heap lock held; the
  * span is in no list and out of the page map).  Return: whether it did.
  */
-static bool hd_lcache_put(struct hd_heap *h, struct hd_large *lg)
+static bool hd_lcache_put(struct hd_lheap *h, struct hd_large *lg)
 {
-	size_t cap = h->bh.committed / 8;
+	size_t cap = h->c->bh.committed / 8;
 
 	if (lg->off != HD_LARGE_HDR)
 		return false;	/* an aligned block's span: not reused */
@@ -221,19 +219,19 @@ static bool hd_lcache_put(struct hd_heap *h, struct hd_large *lg)
  * commit or decommit the difference, and zero what was in use before when
  * @flags asks for zeroed memory.  Return: 0 or the backend's error.
  */
-static int hd_large_reuse(struct hd_heap *h, struct hd_large *lg,
+static int hd_large_reuse(struct hd_lheap *h, struct hd_large *lg,
 			  size_t total, uint32_t flags)
 {
 	size_t old = lg->committed;
 	int err = 0;
 
 	if (total > old) {
-		err = hd_heap_commit(h, lg->sp.base + old, lg->sp.woff + old,
+		err = hd_commit(h->c, lg->sp.base + old, lg->sp.woff + old,
 				     total - old);
 		if (!err)
 			lg->committed = total;
 	} else if (total < old &&
-		   !hd_heap_decommit(h, lg->sp.base + total,
+		   !hd_decommit(h->c, lg->sp.base + total,
 				     lg->sp.woff + total, old - total)) {
 		lg->committed = total;
 	}
@@ -242,20 +240,8 @@ static int hd_large_reuse(struct hd_heap *h, struct hd_large *lg,
 	return err;
 }
 
-/* Allocate a large block (no lock held; takes the heap lock briefly). */
-void *hd_large_alloc(struct hd_heap *h, size_t n, uint32_t flags)
-{
-	return hd_large_alloc_aligned(h, n, 0, flags);
-}
-
-/*
- * Allocate a large block whose address is a multiple of @align (0: the
- * usual 64-byte alignment).  Blocks aligned beyond 64 bytes sit further
- * into their span (the pages before their header's page are never
- * committed) and bypass the cache of large spans.
- */
-void *hd_large_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
-			     uint32_t flags)
+void *hd_large_alloc(struct hd_lheap *h, size_t n, size_t align,
+		     uint32_t flags)
 {
 	size_t off = align > HD_LARGE_HDR ? align : HD_LARGE_HDR;
 	size_t total, size;
@@ -272,47 +258,47 @@ void *hd_large_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
 		size = hd_large_map_size(hd_large_need(off, n) +
 					 hd_large_coff(off));
 	}
-	hd_lock_main(h, flags);
+	hd_lock_if(&h->c->mlock, flags);
 	if (off == HD_LARGE_HDR && align <= HD_CHUNK)
 		lg = hd_lcache_take(h, hd_large_need(off, n));
 	if (lg) {
 		err = hd_large_reuse(h, lg, hd_large_need(off, n), flags);
 		if (err) {
 			hd_large_release(h, lg);
-			hd_unlock_main(h, flags);
+			hd_unlock_if(&h->c->mlock, flags);
 			return NULL;
 		}
-		lg->sp.seq = ++h->seq;
-		h->reserved -= lg->sp.size;	/* counted again when linked */
-		hd_unlock_main(h, flags);
+		lg->sp.seq = ++h->c->seq;
+		h->c->reserved -= lg->sp.size;	/* counted again when linked */
+		hd_unlock_if(&h->c->mlock, flags);
 		lg->n = n;
 		goto ready;
 	}
-	hd_unlock_main(h, flags);
+	hd_unlock_if(&h->c->mlock, flags);
 	lg = hd_span_get(HD_SPAN_LARGE, sizeof(*lg));
 	if (!lg)
 		return NULL;
-	hd_lock_main(h, flags);
-	err = hd_heap_ext_alloc(h, size, &woff);
-	lg->sp.seq = ++h->seq;
-	hd_unlock_main(h, flags);
+	hd_lock_if(&h->c->mlock, flags);
+	err = hd_window_alloc(h->c, size, &woff);
+	lg->sp.seq = ++h->c->seq;
+	hd_unlock_if(&h->c->mlock, flags);
 	if (err)
 		goto err_free;
-	err = h->bh.be->map(&h->bh, woff, size, &base);
+	err = h->c->bh.be->map(&h->c->bh, woff, size, &base);
 	if (err)
 		goto err_ext;
 	if (align > HD_CHUNK)
 		off = ((base + HD_LARGE_HDR + align - 1) & ~(align - 1)) - base;
 	total = hd_large_need(off, n);
-	hd_lock_main(h, flags);
-	err = hd_heap_commit(h, base + hd_large_coff(off),
+	hd_lock_if(&h->c->mlock, flags);
+	err = hd_commit(h->c, base + hd_large_coff(off),
 			     woff + hd_large_coff(off), total);
-	hd_unlock_main(h, flags);
+	hd_unlock_if(&h->c->mlock, flags);
 	if (err)
 		goto err_unmap;
 	lg->sp.kind = HD_SPAN_LARGE;
-	lg->sp.heap = h;
-	lg->sp.handle = h->handle;
+	lg->sp.heap = h->c->heap;
+	lg->sp.handle = h->c->handle;
 	lg->sp.base = base;
 	lg->sp.size = size;
 	lg->sp.woff = woff;
@@ -322,28 +308,28 @@ void *hd_large_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
 ready:
 	base = lg->sp.base;
 	p = base + lg->off;
-	hd_wr(h, p - HD_HDR, hd_w0(HD_K_LARGE, 0, lg->sp.size));
-	hd_wr(h, p - 8, hd_w1(n));
-	if (hd_pagemap_set(base, lg->sp.size, &lg->sp))
+	hd_wr(h->c, p - HD_HDR, hd_w0(HD_K_LARGE, 0, lg->sp.size));
+	hd_wr(h->c, p - 8, hd_w1(n));
+	if (hd_span_register(&lg->sp))
 		goto err_release;
-	hd_lock_main(h, flags);
+	hd_lock_if(&h->c->mlock, flags);
 	hd_large_link(h, lg);
-	hd_unlock_main(h, flags);
+	hd_unlock_if(&h->c->mlock, flags);
 	/* Fresh pages are zero, reused ones were cleared if asked. */
 	return (void *)p;
 
 err_release:
-	hd_lock_main(h, flags);
-	h->reserved += lg->sp.size;
+	hd_lock_if(&h->c->mlock, flags);
+	h->c->reserved += lg->sp.size;
 	hd_large_release(h, lg);
-	hd_unlock_main(h, flags);
+	hd_unlock_if(&h->c->mlock, flags);
 	return NULL;
 err_unmap:
-	h->bh.be->unmap(&h->bh, base, size);
+	h->c->bh.be->unmap(&h->c->bh, base, size);
 err_ext:
-	hd_lock_main(h, flags);
-	hd_heap_ext_free(h, woff, size);
-	hd_unlock_main(h, flags);
+	hd_lock_if(&h->c->mlock, flags);
+	hd_window_free(h->c, woff, size);
+	hd_unlock_if(&h->c->mlock, flags);
 err_free:
 	lg->sp.kind = HD_SPAN_LARGE;
 	hd_span_put(&lg->sp);
@@ -351,14 +337,14 @@ err_free:
 }
 
 /* Whether @p is the live block of span @lg (heap lock held). */
-int hd_large_check(const struct hd_heap *h, struct hd_large *lg, uintptr_t p)
+int hd_large_check(const struct hd_lheap *h, struct hd_large *lg, uintptr_t p)
 {
 	uint64_t w0, w1;
 
 	if (p != lg->sp.base + lg->off)
 		return -EINVAL;
-	w0 = hd_rd(h, p - HD_HDR);
-	w1 = hd_rd(h, p - 8);
+	w0 = hd_rd(h->c, p - HD_HDR);
+	w1 = hd_rd(h->c, p - 8);
 	if (!hd_w0_ok(w0) || hd_w0_kind(w0) != HD_K_LARGE ||
 	    hd_w0_size(w0) != lg->sp.size || w1 != hd_w1(lg->n))
 		return -EINVAL;
@@ -366,11 +352,11 @@ int hd_large_check(const struct hd_heap *h, struct hd_large *lg, uintptr_t p)
 }
 
 /* Free a checked large block (heap lock held): cache or release its span. */
-void hd_large_free(struct hd_heap *h, struct hd_large *lg)
+void hd_large_free(struct hd_lheap *h, struct hd_large *lg)
 {
 	hd_large_unlink(h, lg);
-	hd_pagemap_clear(lg->sp.base, lg->sp.size);
-	h->reserved += lg->sp.size;	/* still mapped */
+	hd_span_unregister(&lg->sp);
+	h->c->reserved += lg->sp.size;	/* still mapped */
 	if (!hd_lcache_put(h, lg))
 		hd_large_release(h, lg);
 }
@@ -381,55 +367,54 @@ void hd_large_free(struct hd_heap *h, struct hd_large *lg)
  * @lg: the block's span
  * @n: the new size
  * @flags: effective flags
- * @err: out: -ENOMEM when it cannot stay in place
  *
- * Return: the block, or NULL (unchanged).
+ * Return: the block, or NULL (it cannot stay in place; unchanged).
  */
-void *hd_large_realloc(struct hd_heap *h, struct hd_large *lg, size_t n,
-		       uint32_t flags, int *err)
+void *hd_large_realloc(struct hd_lheap *h, struct hd_large *lg, size_t n,
+		       uint32_t flags)
 {
 	size_t total = hd_large_need(lg->off, n);
 	uintptr_t p = lg->sp.base + lg->off, c = hd_large_cstart(lg);
 	uint64_t cw = hd_large_cwoff(lg);
 
 	if (hd_large_coff(lg->off) + total > lg->sp.size ||
-	    (total > lg->committed && (flags & HEAPDEV_IN_PLACE))) {
-		*err = -ENOMEM;
+	    (total > lg->committed && (flags & HEAPDEV_IN_PLACE)))
 		return NULL;
-	}
 	if (total > lg->committed) {
-		if (hd_heap_commit(h, c + lg->committed, cw + lg->committed,
-				   total - lg->committed)) {
-			*err = -ENOMEM;
+		if (hd_commit(h->c, c + lg->committed, cw + lg->committed,
+			      total - lg->committed))
 			return NULL;
-		}
 		lg->committed = total;
 	} else if (total < lg->committed &&
-		   !hd_heap_decommit(h, c + total, cw + total,
-				     lg->committed - total)) {
+		   !hd_decommit(h->c, c + total, cw + total,
+				lg->committed - total)) {
 		lg->committed = total;
 	}
-	h->large_bytes += n - lg->n;
+	h->bytes += n - lg->n;
 	lg->n = n;
-	hd_wr(h, p - 8, hd_w1(n));
+	hd_wr(h->c, p - 8, hd_w1(n));
 	return (void *)p;
 }
 
-/* Heap destroy (or fork child): drop every large span, cached ones too. */
-void hd_larges_free_all(struct hd_heap *h, bool unmap)
+/*
+ * Heap destroy (after the backend released the pages), or a fork child:
+ * drop every large span, cached ones too.
+ */
+void hd_larges_free_all(struct hd_lheap *h, bool unmap)
 {
 	struct hd_span *sp, *next;
 
 	for (sp = h->larges; sp; sp = next) {
 		next = sp->next;
+		hd_span_unregister(sp);
 		if (unmap)
-			h->bh.be->unmap(&h->bh, sp->base, sp->size);
+			h->c->bh.be->unmap(&h->c->bh, sp->base, sp->size);
 		hd_span_put(sp);
 	}
 	for (sp = h->lcache; sp; sp = next) {
 		next = sp->next;
 		if (unmap)
-			h->bh.be->unmap(&h->bh, sp->base, sp->size);
+			h->c->bh.be->unmap(&h->c->bh, sp->base, sp->size);
 		hd_span_put(sp);
 	}
 	h->larges = h->larges_tail = NULL;

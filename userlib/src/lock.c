@@ -31,8 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fast.h"
-#include "internal.h"
+#include "base.h"
+
+__thread _Atomic(struct hd_lock *) hd_waiting
+	__attribute__((tls_model("initial-exec")));
 
 static pthread_once_t hd_bias_once = PTHREAD_ONCE_INIT;
 static bool hd_bias_ok;
@@ -99,27 +101,43 @@ bool hd_bias_supported(void)
 }
 
 /*
- * Sleep while *@addr == @val, a waiter of lock @l: a HeapDestroy of
- * another heap does not wait for this thread meanwhile.
+ * Sleep while *@addr == @val, a waiter of lock @l (NULL: of no lock): a
+ * HeapDestroy or a pause of another heap does not wait for this thread
+ * meanwhile.
  *
- * A release store: hd_wait_thread() may return on seeing @l without
- * reading a newer @state (its last value may be its own mark, made while
- * this thread was still in a call on the heap being destroyed, which it
- * has left since), so everything this thread did before sleeping, that
- * call included, must happen before the destroy through this store and
- * the acquire load there.
+ * A release store: a destroy may return from waiting on this thread on
+ * seeing @l without reading a newer call state (its last value may be its
+ * own mark, made while this thread was still in a call on the heap being
+ * destroyed, which it has left since), so everything this thread did
+ * before sleeping, that call included, must happen before the destroy
+ * through this store and the acquire load there.
  */
-static void hd_futex_wait_on(struct hd_lock *l, _Atomic uint32_t *addr,
-			     uint32_t val, const struct timespec *ts)
+static void hd_futex_wait_ts(_Atomic uint32_t *addr, uint32_t val,
+			     struct hd_lock *l, const struct timespec *ts)
 {
-	atomic_store_explicit(&hd_tls.waiting, l, memory_order_release);
+	if (l)
+		atomic_store_explicit(&hd_waiting, l, memory_order_release);
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
-	atomic_store_explicit(&hd_tls.waiting, NULL, memory_order_relaxed);
+	if (l)
+		atomic_store_explicit(&hd_waiting, NULL, memory_order_relaxed);
 }
 
-static void hd_futex_wake(_Atomic uint32_t *addr, int n)
+void hd_futex_wait(_Atomic uint32_t *addr, uint32_t val, struct hd_lock *l)
+{
+	hd_futex_wait_ts(addr, val, l, NULL);
+}
+
+void hd_futex_wake(_Atomic uint32_t *addr, int n)
 {
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+uint64_t hd_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 void hd_lock_init(struct hd_lock *l, bool biased)
@@ -144,7 +162,7 @@ static void hd_word_lock(struct hd_lock *l)
 	if (c != 2)
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	while (c) {
-		hd_futex_wait_on(l, &l->word, 2, NULL);
+		hd_futex_wait(&l->word, 2, l);
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	}
 }
@@ -169,7 +187,7 @@ static void hd_revoke(struct hd_lock *l)
 	atomic_store_explicit(&l->revoking, 1, memory_order_relaxed);
 	syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	while ((d = atomic_load_explicit(&l->depth, memory_order_acquire)))
-		hd_futex_wait_on(l, &l->depth, d, &ts);
+		hd_futex_wait_ts(&l->depth, d, l, &ts);
 	atomic_store_explicit(&l->bias, 0, memory_order_release);
 	atomic_store_explicit(&l->revoking, 0, memory_order_release);
 	hd_futex_wake(&l->revoking, INT32_MAX);
@@ -194,7 +212,7 @@ void hd_lock_slow(struct hd_lock *l)
 	/* The biased owner backed off a revocation: let it finish. */
 	while (atomic_load_explicit(&l->bias, memory_order_acquire) == self &&
 	       atomic_load_explicit(&l->revoking, memory_order_acquire))
-		hd_futex_wait_on(l, &l->revoking, 1, NULL);
+		hd_futex_wait(&l->revoking, 1, l);
 	hd_word_lock(l);
 	if (atomic_load_explicit(&l->bias, memory_order_acquire))
 		hd_revoke(l);
@@ -221,27 +239,22 @@ bool hd_lock_held(struct hd_lock *l)
 }
 
 /*
- * Wait for an affinity slot's lock.  Holders keep it for a few
- * instructions, or for a whole-heap walk or validation: spin a little,
- * then yield, then sleep in short steps, so that a waiter of higher
- * real-time priority cannot starve a preempted holder.
+ * One round of waiting for a lock held for a few instructions (or, rarely,
+ * for a whole walk): spin a little, then yield, then sleep in short steps,
+ * so that a waiter of higher real-time priority cannot starve a preempted
+ * holder.
  */
-void hd_aff_lock_slow(struct hd_aff *a)
+void hd_backoff(unsigned int *tries)
 {
 	const struct timespec step = { 0, 50 * 1000 };
-	unsigned int tries = 0;
 
-	do {
-		while (atomic_load_explicit(&a->word, memory_order_relaxed)) {
-			tries++;
-			if (tries < 128)
-				__builtin_ia32_pause();
-			else if (tries < 160)
-				sched_yield();
-			else
-				nanosleep(&step, NULL);
-		}
-	} while (atomic_exchange_explicit(&a->word, 1, memory_order_acquire));
+	++*tries;
+	if (*tries < 128)
+		__builtin_ia32_pause();
+	else if (*tries < 160)
+		sched_yield();
+	else
+		nanosleep(&step, NULL);
 }
 
 /*
@@ -253,6 +266,41 @@ bool hd_lock_busy(struct hd_lock *l)
 	if (atomic_load_explicit(&l->bias, memory_order_relaxed))
 		return atomic_load_explicit(&l->depth, memory_order_relaxed);
 	return atomic_load_explicit(&l->word, memory_order_relaxed);
+}
+
+/*
+ * Take @l at once or not at all: held by no one (and unbiased, or biased
+ * to this thread and free).  Return: whether it was taken.
+ */
+bool hd_lock_try(struct hd_lock *l)
+{
+	uint32_t z = 0;
+
+	uintptr_t bias = atomic_load_explicit(&l->bias, memory_order_relaxed);
+
+	if (bias == hd_self()) {
+		if (hd_lock_fast(l))
+			return true;
+		if (!atomic_load_explicit(&l->depth, memory_order_relaxed))
+			return false;	/* being revoked */
+		atomic_store_explicit(&l->depth, atomic_load_explicit(
+			&l->depth, memory_order_relaxed) + 1,
+			memory_order_relaxed);
+		return true;
+	}
+	if (bias)
+		return false;
+	if (atomic_load_explicit(&l->owner, memory_order_relaxed) == hd_self()) {
+		l->count++;
+		return true;
+	}
+	if (!atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&l->owner, hd_self(), memory_order_relaxed);
+	l->count = 1;
+	return true;
 }
 
 /* Give up every hold the calling thread has on @l (HeapDestroy). */
@@ -268,17 +316,4 @@ void hd_lock_drop(struct hd_lock *l)
 		return;
 	l->count = 1;
 	hd_unlock_slow(l);
-}
-
-/*
- * Tail end of the inline allocation path when a waiter must be woken: it
- * leaves the API call (see fast.h).
- */
-void *hd_wake_ret(struct hd_lock *l, void *p, size_t n, uint32_t flags)
-{
-	hd_futex_wake(&l->word, 1);
-	if (flags & HEAPDEV_ZERO)
-		memset(p, 0, n);
-	hd_leave();
-	return p;
 }

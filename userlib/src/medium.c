@@ -23,11 +23,8 @@
  * pages over and over.
  */
 #include <errno.h>
-#include <time.h>
 
-#include "internal.h"
-
-#define HD_FREE_W1	(hd_w1(0) | 0xF5EEULL)
+#include "medium.h"
 
 static void hd_mapping(size_t size, unsigned int *fl, unsigned int *sl)
 {
@@ -47,19 +44,11 @@ static void hd_mapping(size_t size, unsigned int *fl, unsigned int *sl)
  * The free bytes the heap may keep committed: proportional to the heap,
  * so that a small heap does not keep several times its live memory.
  */
-static size_t hd_slack(const struct hd_heap *h)
+size_t hd_medium_slack(const struct hd_mheap *h)
 {
-	size_t slack = h->bh.committed / 16;
+	size_t slack = h->c->bh.committed / 16;
 
 	return slack > HD_DECOMMIT_SLACK ? slack : HD_DECOMMIT_SLACK;
-}
-
-uint64_t hd_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -70,11 +59,11 @@ uint64_t hd_now(void)
  * HD_DECOMMIT_DELAY, so that a heap whose free memory swings around the
  * slack does not commit and decommit the same pages over and over.
  */
-static void hd_maybe_trim(struct hd_heap *h)
+static void hd_maybe_trim(struct hd_mheap *h)
 {
 	uint64_t now;
 
-	if (h->free_bytes <= 4 * hd_slack(h) ||
+	if (h->free_bytes <= 4 * hd_medium_slack(h) ||
 	    h->free_bytes <= HD_DECOMMIT_NOW) {
 		now = hd_now();
 		if (!h->trim_since) {
@@ -85,11 +74,11 @@ static void hd_maybe_trim(struct hd_heap *h)
 			return;
 	}
 	h->trim_since = 0;
-	hd_trim(h, false);
+	hd_medium_trim(h, false);
 }
 
 /* Whether @x can be a free block of @h (before following a link to it). */
-static bool hd_free_block_ok(const struct hd_heap *h, uintptr_t x)
+bool hd_free_block_ok(const struct hd_mheap *h, uintptr_t x)
 {
 	struct hd_seg *s;
 
@@ -99,7 +88,7 @@ static bool hd_free_block_ok(const struct hd_heap *h, uintptr_t x)
 	if (!s || x < s->area || x + HD_MIN_BLOCK > s->end ||
 	    !hd_seg_committed(s, x))
 		return false;
-	return hd_w0_kind(hd_rd(h, x)) == HD_K_MFREE;
+	return hd_w0_kind(hd_rd(h->c, x)) == HD_K_MFREE;
 }
 
 /*
@@ -109,7 +98,7 @@ static bool hd_free_block_ok(const struct hd_heap *h, uintptr_t x)
  * write after free damaged is never split, merged or decommitted on the
  * strength of its size field.  Return: its size, or 0.
  */
-static size_t hd_free_intact(const struct hd_heap *h, const struct hd_seg *s,
+static size_t hd_free_intact(const struct hd_mheap *h, const struct hd_seg *s,
 			     uintptr_t b)
 {
 	uint64_t w;
@@ -118,28 +107,28 @@ static size_t hd_free_intact(const struct hd_heap *h, const struct hd_seg *s,
 	if (!s || (b & 15) || b < s->area || b + HD_MIN_BLOCK > s->end ||
 	    !hd_seg_committed(s, b))
 		return 0;
-	w = hd_rd(h, b);
+	w = hd_rd(h->c, b);
 	size = hd_w0_size(w);
 	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_MFREE ||
 	    size < HD_MIN_BLOCK || size > s->end - b ||
-	    hd_rd(h, b + 8) != HD_FREE_W1 ||
+	    hd_rd(h->c, b + 8) != HD_FREE_W1 ||
 	    !hd_seg_committed(s, b + size - 8) ||
-	    hd_rd(h, b + size - 8) != hd_w0(HD_K_FOOT, 0, size))
+	    hd_rd(h->c, b + size - 8) != hd_w0(HD_K_FOOT, 0, size))
 		return 0;
 	return size;
 }
 
-void hd_tlsf_insert(struct hd_heap *h, uintptr_t b, size_t size)
+void hd_tlsf_insert(struct hd_mheap *h, uintptr_t b, size_t size)
 {
 	unsigned int fl, sl;
 	uintptr_t head;
 
 	hd_mapping(size, &fl, &sl);
 	head = h->bins[fl][sl];
-	hd_wrlink(h, b + 16, head);
-	hd_wrlink(h, b + 24, 0);
+	hd_wrlink(h->c, b + 16, head);
+	hd_wrlink(h->c, b + 24, 0);
 	if (head)
-		hd_wrlink(h, head + 24, b);
+		hd_wrlink(h->c, head + 24, b);
 	h->bins[fl][sl] = b;
 	h->sl_map[fl] |= 1U << sl;
 	h->fl_map |= 1ULL << fl;
@@ -147,19 +136,19 @@ void hd_tlsf_insert(struct hd_heap *h, uintptr_t b, size_t size)
 }
 
 /* A free list is corrupted: report it and drop the whole list. */
-static HD_COLD void hd_tlsf_corrupt(struct hd_heap *h, unsigned int fl,
+static HD_COLD void hd_tlsf_corrupt(struct hd_mheap *h, unsigned int fl,
 				    unsigned int sl, uintptr_t b)
 {
-	hd_corrupt(h, (void *)(b + HD_HDR), "corrupted free-list link");
+	hd_corrupt(h->c->handle, (void *)(b + HD_HDR), "corrupted free-list link");
 	h->bins[fl][sl] = 0;
 	h->sl_map[fl] &= ~(1U << sl);
 	if (!h->sl_map[fl])
 		h->fl_map &= ~(1ULL << fl);
 }
 
-void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size)
+void hd_tlsf_remove(struct hd_mheap *h, uintptr_t b, size_t size)
 {
-	uintptr_t next = hd_rdlink(h, b + 16), prev = hd_rdlink(h, b + 24);
+	uintptr_t next = hd_rdlink(h->c, b + 16), prev = hd_rdlink(h->c, b + 24);
 	unsigned int fl, sl;
 
 	hd_mapping(size, &fl, &sl);
@@ -171,9 +160,9 @@ void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size)
 		return;
 	}
 	if (next)
-		hd_wrlink(h, next + 24, prev);
+		hd_wrlink(h->c, next + 24, prev);
 	if (prev) {
-		hd_wrlink(h, prev + 16, next);
+		hd_wrlink(h->c, prev + 16, next);
 		return;
 	}
 	h->bins[fl][sl] = next;
@@ -193,7 +182,7 @@ void hd_tlsf_remove(struct hd_heap *h, uintptr_t b, size_t size)
  * (good fit, O(1)), else one that fits among the first blocks of the
  * request's own bin.
  */
-static uintptr_t hd_tlsf_pick(struct hd_heap *h, size_t size,
+static uintptr_t hd_tlsf_pick(struct hd_mheap *h, size_t size,
 			      unsigned int *flp, unsigned int *slp)
 {
 	unsigned int fl, sl, m, i;
@@ -231,9 +220,9 @@ static uintptr_t hd_tlsf_pick(struct hd_heap *h, size_t size,
 	for (i = 0; b && i < HD_EXACT_SCAN; i++) {
 		if (!hd_free_block_ok(h, b))
 			return b;	/* reported by the caller */
-		if (hd_w0_size(hd_rd(h, b)) >= size)
+		if (hd_w0_size(hd_rd(h->c, b)) >= size)
 			return b;
-		b = hd_rdlink(h, b + 16);
+		b = hd_rdlink(h->c, b + 16);
 	}
 	return 0;
 }
@@ -244,7 +233,7 @@ static uintptr_t hd_tlsf_pick(struct hd_heap *h, size_t size,
  * is reported and its whole bin dropped, then the search starts again;
  * every round empties a bin, so this ends.
  */
-uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
+static uintptr_t hd_tlsf_find(struct hd_mheap *h, size_t size)
 {
 	unsigned int fl, sl;
 	uintptr_t b;
@@ -265,27 +254,27 @@ uintptr_t hd_tlsf_find(struct hd_heap *h, size_t size)
 }
 
 /* Set and clear HD_F_PREV_* flags in the header at @b. */
-void hd_set_prev(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+void hd_set_prev(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
 		 unsigned int set, unsigned int clear)
 {
 	uint64_t w;
 
 	if (b >= s->end)
 		return;
-	w = hd_rd(h, b);
-	hd_wr(h, b, (w | set) & ~(uint64_t)clear);
+	w = hd_rd(h->c, b);
+	hd_wr(h->c, b, (w | set) & ~(uint64_t)clear);
 }
 
 /*
  * Turn [b, b + size) into a free block on the free lists and tell the next
  * block.  @flags: HD_F_PREV_GAP when a gap precedes it.
  */
-void hd_make_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+void hd_make_free(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
 		  size_t size, unsigned int flags)
 {
-	hd_wr(h, b, hd_w0(HD_K_MFREE, flags & HD_F_PREV_GAP, size));
-	hd_wr(h, b + 8, HD_FREE_W1);
-	hd_wr(h, b + size - 8, hd_w0(HD_K_FOOT, 0, size));
+	hd_wr(h->c, b, hd_w0(HD_K_MFREE, flags & HD_F_PREV_GAP, size));
+	hd_wr(h->c, b + 8, HD_FREE_W1);
+	hd_wr(h->c, b + size - 8, hd_w0(HD_K_FOOT, 0, size));
 	hd_tlsf_insert(h, b, size);
 	hd_set_prev(h, s, b + size, HD_F_PREV_FREE, HD_F_PREV_GAP);
 }
@@ -302,13 +291,13 @@ static void hd_wipe(uintptr_t b)
  * off the free lists.  Return: the start of the merged range; *size and
  * *flags describe it.
  */
-uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+uintptr_t hd_free_coalesce(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
 			   size_t *size, unsigned int *flags)
 {
 	uintptr_t next;
 
 	if (*flags & HD_F_PREV_FREE) {
-		uint64_t foot = hd_rd(h, b - 8), pw = 0;
+		uint64_t foot = hd_rd(h->c, b - 8), pw = 0;
 		size_t psize = hd_w0_size(foot);
 		uintptr_t p = b - psize;
 		bool ok = hd_w0_ok(foot) && hd_w0_kind(foot) == HD_K_FOOT &&
@@ -316,12 +305,12 @@ uintptr_t hd_free_coalesce(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 			  hd_seg_committed(s, p);
 
 		if (ok) {
-			pw = hd_rd(h, p);
+			pw = hd_rd(h->c, p);
 			ok = hd_w0_kind(pw) == HD_K_MFREE &&
 			     hd_w0_size(pw) == psize;
 		}
 		if (!ok) {
-			hd_corrupt(h, (void *)(b + HD_HDR),
+			hd_corrupt(h->c->handle, (void *)(b + HD_HDR),
 				   "corrupted footer of the previous block");
 		} else {
 			hd_tlsf_remove(h, p, psize);
@@ -361,7 +350,7 @@ static uintptr_t hd_align_in(uintptr_t b, size_t align)
  * behind fits the next run of that size, while hd_tlsf_find() would ask
  * for @align more bytes.  Looks at the first HD_EXACT_SCAN blocks only.
  */
-static uintptr_t hd_tlsf_find_aligned(struct hd_heap *h, size_t bsize,
+static uintptr_t hd_tlsf_find_aligned(struct hd_mheap *h, size_t bsize,
 				      size_t align)
 {
 	unsigned int fl, sl, i;
@@ -378,7 +367,7 @@ static uintptr_t hd_tlsf_find_aligned(struct hd_heap *h, size_t bsize,
 			return 0;	/* hd_tlsf_find() will report it */
 		if (hd_align_in(b, align) + bsize <= b + got)
 			return b;
-		b = hd_rdlink(h, b + 16);
+		b = hd_rdlink(h->c, b + 16);
 		if (b && !hd_free_block_ok(h, b))
 			return 0;
 	}
@@ -390,11 +379,11 @@ static uintptr_t hd_tlsf_find_aligned(struct hd_heap *h, size_t bsize,
  * (header written by the caller), give the rest back when it can be a
  * block of its own.  Return: the block's final size.
  */
-static size_t hd_split(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
+static size_t hd_split(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
 		       size_t size, size_t bsize)
 {
 	if (size - bsize >= HD_MIN_BLOCK) {
-		hd_wr(h, b + bsize, hd_w0(HD_K_MFREE, 0, size - bsize));
+		hd_wr(h->c, b + bsize, hd_w0(HD_K_MFREE, 0, size - bsize));
 		hd_make_free(h, s, b + bsize, size - bsize, 0);
 		return bsize;
 	}
@@ -413,7 +402,7 @@ static size_t hd_split(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
  * Grows the heap when no free block fits.  Return: the header address, or
  * 0 when the heap cannot provide the block.
  */
-uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
+uintptr_t hd_medium_alloc_block(struct hd_mheap *h, size_t bsize, size_t align,
 				unsigned int kind, struct hd_seg **segp)
 {
 	size_t need = align ? bsize + align + HD_MIN_BLOCK : bsize, size;
@@ -434,7 +423,7 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 			return 0;
 	}
 	s = hd_seg_of(h, b);
-	w = hd_rd(h, b);
+	w = hd_rd(h->c, b);
 	size = hd_w0_size(w);
 	flags = hd_w0_flags(w);
 	hd_tlsf_remove(h, b, size);
@@ -442,9 +431,9 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 		uintptr_t x = hd_align_in(b, align);
 
 		if (x != b) {
-			hd_wr(h, b, hd_w0(HD_K_MFREE, flags, x - b));
-			hd_wr(h, b + 8, HD_FREE_W1);
-			hd_wr(h, x - 8, hd_w0(HD_K_FOOT, 0, x - b));
+			hd_wr(h->c, b, hd_w0(HD_K_MFREE, flags, x - b));
+			hd_wr(h->c, b + 8, HD_FREE_W1);
+			hd_wr(h->c, x - 8, hd_w0(HD_K_FOOT, 0, x - b));
 			hd_tlsf_insert(h, b, x - b);
 			size -= x - b;
 			b = x;
@@ -452,9 +441,9 @@ uintptr_t hd_medium_alloc_block(struct hd_heap *h, size_t bsize, size_t align,
 		}
 	}
 	size = hd_split(h, s, b, size, bsize);
-	hd_wr(h, b, hd_w0(kind, flags, size));
+	hd_wr(h->c, b, hd_w0(kind, flags, size));
 	s->nbusy++;
-	if (h->trim_since && h->free_bytes <= hd_slack(h))
+	if (h->trim_since && h->free_bytes <= hd_medium_slack(h))
 		h->trim_since = 0;
 	*segp = s;
 	return b;
@@ -468,47 +457,23 @@ static size_t hd_bsize(size_t n)
 	return b < HD_MIN_BLOCK ? HD_MIN_BLOCK : b;
 }
 
-void *hd_medium_alloc(struct hd_heap *h, size_t n, uint32_t flags)
-{
-	struct hd_seg *s;
-	uintptr_t b;
-
-	hd_lock_main(h, flags);
-	b = hd_medium_alloc_block(h, hd_bsize(n), 0, HD_K_MBUSY, &s);
-	if (b) {
-		hd_wr(h, b + 8, hd_w1(n));
-		h->med_bytes += n;
-		h->med_blocks++;
-	}
-	hd_unlock_main(h, flags);
-	if (!b)
-		return NULL;
-	if (flags & HEAPDEV_ZERO)
-		memset((void *)(b + HD_HDR), 0, n);
-	return (void *)(b + HD_HDR);
-}
-
 /*
- * A medium block of @n bytes whose address is a multiple of @align (a
- * power of two above 16): the free space in front of it stays a free
- * block.
+ * A medium block of @n bytes whose address is a multiple of @align (0 or
+ * a power of two above 16; the free space in front of an aligned block
+ * stays a free block).  Return: the block or NULL.
  */
-void *hd_medium_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
-			      uint32_t flags)
+void *hd_medium_alloc(struct hd_mheap *h, size_t n, size_t align,
+		      uint32_t flags)
 {
 	struct hd_seg *s;
 	uintptr_t b;
 
-	hd_lock_main(h, flags);
 	b = hd_medium_alloc_block(h, hd_bsize(n), align, HD_K_MBUSY, &s);
-	if (b) {
-		hd_wr(h, b + 8, hd_w1(n));
-		h->med_bytes += n;
-		h->med_blocks++;
-	}
-	hd_unlock_main(h, flags);
 	if (!b)
 		return NULL;
+	hd_wr(h->c, b + 8, hd_w1(n));
+	h->bytes += n;
+	h->blocks++;
 	if (flags & HEAPDEV_ZERO)
 		memset((void *)(b + HD_HDR), 0, n);
 	return (void *)(b + HD_HDR);
@@ -518,19 +483,19 @@ void *hd_medium_alloc_aligned(struct hd_heap *h, size_t n, size_t align,
  * Give a busy block (medium or run) back to the free lists, coalescing,
  * and apply the decommit policy.
  */
-void hd_medium_release_block(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
+void hd_medium_release_block(struct hd_mheap *h, struct hd_seg *s, uintptr_t b)
 {
-	uint64_t w = hd_rd(h, b);
+	uint64_t w = hd_rd(h->c, b);
 	size_t size = hd_w0_size(w);
 	unsigned int flags = hd_w0_flags(w);
 
 	b = hd_free_coalesce(h, s, b, &size, &flags);
 	hd_make_free(h, s, b, size, flags);
 	s->nbusy--;
-	if (unlikely(h->free_bytes > hd_slack(h)))
+	if (unlikely(h->free_bytes > hd_medium_slack(h)))
 		hd_maybe_trim(h);
-	if (unlikely(!s->nbusy))
-		hd_seg_maybe_release(h, s);
+	if (unlikely(!s->nbusy) && &s->sp != h->segs)
+		hd_release_empty_segments(h, false);
 }
 
 /**
@@ -538,13 +503,12 @@ void hd_medium_release_block(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
  * @h: the heap (lock held)
  * @s: the segment holding @p
  * @p: user address
- * @w0: out: header word 0
  * @n: out: the requested size
  *
  * Reads only committed memory.  Return: 0 or -EINVAL.
  */
-int hd_medium_check(const struct hd_heap *h, struct hd_seg *s, uintptr_t p,
-		    uint64_t *w0, size_t *n)
+int hd_medium_check(const struct hd_mheap *h, struct hd_seg *s, uintptr_t p,
+		    size_t *n)
 {
 	uintptr_t b = p - HD_HDR;
 	uint64_t w, w1;
@@ -553,39 +517,37 @@ int hd_medium_check(const struct hd_heap *h, struct hd_seg *s, uintptr_t p,
 	if ((p & 15) || b < s->area || b + HD_MIN_BLOCK > s->end ||
 	    !hd_seg_committed(s, b))
 		return -EINVAL;
-	w = hd_rd(h, b);
+	w = hd_rd(h->c, b);
 	size = hd_w0_size(w);
 	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_MBUSY ||
 	    size < HD_MIN_BLOCK || size > s->end - b)
 		return -EINVAL;
-	w1 = hd_rd(h, b + 8);
+	w1 = hd_rd(h->c, b + 8);
 	if ((w1 >> 40) != HD_MAGIC2 || (w1 & ((1ULL << 40) - 1)) + HD_HDR >
 	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= 80)
 		return -EINVAL;
-	*w0 = w;
-	*n = w1 & ((1ULL << 40) - 1);
+	*n = hd_w1_size(w1);
 	return 0;
 }
 
 /* Free a checked medium block (lock held). */
-int hd_medium_free(struct hd_heap *h, struct hd_seg *s, uintptr_t p)
+void hd_medium_free(struct hd_mheap *h, struct hd_seg *s, uintptr_t p)
 {
-	size_t n = hd_rd(h, p - 8) & ((1ULL << 40) - 1);
+	size_t n = hd_w1_size(hd_rd(h->c, p - 8));
 
-	h->med_bytes -= n;
-	h->med_blocks--;
+	h->bytes -= n;
+	h->blocks--;
 	hd_medium_release_block(h, s, p - HD_HDR);
-	return 0;
 }
 
 /* Make the block after @b a free block if it is the start of a gap. */
-static void hd_commit_after(struct hd_heap *h, struct hd_seg *s,
+static void hd_commit_after(struct hd_mheap *h, struct hd_seg *s,
 			    uintptr_t next, size_t want)
 {
 	struct hd_gap *g;
 	size_t bytes;
 
-	if (next >= s->end || hd_w0_kind(hd_rd(h, next)) != HD_K_GAP)
+	if (next >= s->end || hd_w0_kind(hd_rd(h->c, next)) != HD_K_GAP)
 		return;
 	g = hd_gap_find(s, next);
 	if (!g)
@@ -598,10 +560,10 @@ static void hd_commit_after(struct hd_heap *h, struct hd_seg *s,
  * Resize the block at @b in place to @bsize bytes, using the free block
  * (and the uncommitted pages) after it.  Return: true on success.
  */
-static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
+static bool hd_resize_in_place(struct hd_mheap *h, struct hd_seg *s,
 			       uintptr_t b, size_t bsize)
 {
-	uint64_t w = hd_rd(h, b);
+	uint64_t w = hd_rd(h->c, b);
 	size_t size = hd_w0_size(w), nsize = 0;
 	uintptr_t next = b + size;
 
@@ -612,8 +574,8 @@ static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
 			unsigned int f = 0;
 			uintptr_t r;
 
-			hd_wr(h, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
-			hd_wr(h, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
+			hd_wr(h->c, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
+			hd_wr(h->c, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
 			r = hd_free_coalesce(h, s, b + bsize, &rem, &f);
 			hd_make_free(h, s, r, rem, f);
 		}
@@ -638,7 +600,7 @@ static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
 	memset((void *)next, 0, 32);
 	((uint64_t *)(next + nsize))[-1] = 0;
 	size = hd_split(h, s, b, size + nsize, bsize);
-	hd_wr(h, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), size));
+	hd_wr(h->c, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), size));
 	return true;
 }
 
@@ -648,25 +610,21 @@ static bool hd_resize_in_place(struct hd_heap *h, struct hd_seg *s,
  * @s: its segment
  * @p: the block
  * @n: new size
- * @flags: effective flags
- * @err: out: -ENOMEM when the block cannot be resized in place
  *
- * Return: @p, or NULL (the block is unchanged; the caller may move it).
+ * Return: @p, or NULL (the block cannot be resized in place and is
+ * unchanged; the caller may move it).
  */
-void *hd_medium_realloc(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
-			size_t n, uint32_t flags, int *err)
+void *hd_medium_realloc(struct hd_mheap *h, struct hd_seg *s, uintptr_t p,
+			size_t n)
 {
 	uintptr_t b = p - HD_HDR;
-	size_t old = hd_rd(h, b + 8) & ((1ULL << 40) - 1);
+	size_t old = hd_w1_size(hd_rd(h->c, b + 8));
 
-	(void)flags;
-	if ((!h->fixed && n >= HD_LARGE_MIN) ||
-	    !hd_resize_in_place(h, s, b, hd_bsize(n))) {
-		*err = -ENOMEM;
+	if ((!h->c->fixed && n >= HD_LARGE_MIN) ||
+	    !hd_resize_in_place(h, s, b, hd_bsize(n)))
 		return NULL;
-	}
-	hd_wr(h, b + 8, hd_w1(n));
-	h->med_bytes += n - old;
+	hd_wr(h->c, b + 8, hd_w1(n));
+	h->bytes += n - old;
 	return (void *)p;
 }
 
@@ -675,13 +633,11 @@ void *hd_medium_realloc(struct hd_heap *h, struct hd_seg *s, uintptr_t p,
  * every free page, regardless of the slack.  Otherwise down to half the
  * slack, largest blocks first.
  */
-void hd_trim(struct hd_heap *h, bool all)
+void hd_medium_trim(struct hd_mheap *h, bool all)
 {
-	size_t target = all ? 0 : hd_slack(h) / 2;
+	size_t target = all ? 0 : hd_medium_slack(h) / 2;
 	size_t min = all ? HD_PAGE : HD_DECOMMIT_BLOCK;
 	int fl, sl;
-
-	hd_lcache_trim(h, all);
 
 	for (fl = HD_FL - 1; fl >= 0 && (all || h->free_bytes > target);
 	     fl--) {
@@ -698,7 +654,7 @@ void hd_trim(struct hd_heap *h, bool all)
 					hd_tlsf_corrupt(h, fl, sl, b);
 					break;
 				}
-				next = hd_rdlink(h, b + 16);
+				next = hd_rdlink(h->c, b + 16);
 				if (next && !hd_free_block_ok(h, next))
 					next = 0;
 				if (size < min + HD_MIN_BLOCK)
@@ -712,7 +668,7 @@ void hd_trim(struct hd_heap *h, bool all)
 }
 
 /* The user size of the largest free committed medium block, or 0. */
-size_t hd_largest_free(struct hd_heap *h)
+size_t hd_largest_free(struct hd_mheap *h)
 {
 	size_t best = 0;
 	uintptr_t b;
@@ -722,13 +678,13 @@ size_t hd_largest_free(struct hd_heap *h)
 		return 0;
 	fl = 63 - __builtin_clzll(h->fl_map);
 	for (sl = HD_SL - 1; sl >= 0; sl--) {
-		for (b = h->bins[fl][sl]; b; b = hd_rdlink(h, b + 16)) {
-			size_t size = hd_w0_size(hd_rd(h, b));
+		for (b = h->bins[fl][sl]; b; b = hd_rdlink(h->c, b + 16)) {
+			size_t size = hd_w0_size(hd_rd(h->c, b));
 
 			if (size > best)
 				best = size;
-			if (hd_rdlink(h, b + 16) &&
-			    !hd_free_block_ok(h, hd_rdlink(h, b + 16)))
+			if (hd_rdlink(h->c, b + 16) &&
+			    !hd_free_block_ok(h, hd_rdlink(h->c, b + 16)))
 				break;
 		}
 		if (best)

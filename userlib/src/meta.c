@@ -7,20 +7,46 @@
  * them with heapdev itself (libheapdev-malloc), and a malloc that calls
  * into an allocator that calls malloc recurses.  Metadata comes from
  * anonymous private mappings instead, in power-of-two size classes from
- * 16 bytes to 64 KiB, each class carved from 64 KiB chunks of its own
+ * 16 bytes to 64 KiB, each class carved from chunks of its own
  * (so a block of 2^k bytes is aligned to min(2^k, 4 KiB)); larger
- * requests are mappings of their own.  Callers give the size back on
+ * requests are mappings of their own.  Chunks are 256 KiB of address
+ * space each; only the pages handed out are ever touched.  Callers give the size back on
  * free.  Blocks are zeroed when handed out.  Metadata is inherited by a
  * fork child (private mappings), like any process memory.
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "internal.h"
+#include "base.h"
 
 #define HD_META_MIN_SHIFT	4
 #define HD_META_MAX_SHIFT	16
-#define HD_META_CHUNK		(1UL << HD_META_MAX_SHIFT)
+#define HD_META_MAX		(1UL << HD_META_MAX_SHIFT)
+#define HD_META_CHUNK		(256UL << 10)
+
+void *hd_os_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Zeroed address space whose pages are backed only once written. */
+void *hd_os_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void hd_os_free(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
 
 struct hd_meta_free {
 	struct hd_meta_free *next;
@@ -72,7 +98,7 @@ void *hd_meta_alloc(size_t n)
 	struct hd_meta_free *f;
 	unsigned int k;
 
-	if (n > HD_META_CHUNK)
+	if (n > HD_META_MAX)
 		return hd_os_alloc(hd_meta_big(n));
 	k = hd_meta_shift(n);
 	pthread_mutex_lock(&hd_meta_mutex);
@@ -94,7 +120,7 @@ void hd_meta_free(void *p, size_t n)
 
 	if (!p)
 		return;
-	if (n > HD_META_CHUNK) {
+	if (n > HD_META_MAX) {
 		hd_os_free(p, hd_meta_big(n));
 		return;
 	}
@@ -115,7 +141,7 @@ void *hd_meta_realloc(void *p, size_t old, size_t n)
 	void *q;
 
 	if (p && hd_meta_shift(old) == hd_meta_shift(n) &&
-	    n <= HD_META_CHUNK && old <= HD_META_CHUNK) {
+	    n <= HD_META_MAX && old <= HD_META_MAX) {
 		if (n < old)
 			memset((char *)p + n, 0, old - n);
 		return p;

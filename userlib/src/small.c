@@ -1,41 +1,36 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * heapdev: the low-fragmentation heap (LFH): size classes served from runs.
+ * heapdev: runs of small blocks: size classes, carving and releasing runs,
+ * refills, frees from other threads, checks and whole-heap operations
+ * (see small.h for the design).
  *
- * 79 size classes cover requests up to 16376 bytes: slot strides of 32 to
- * 1024 bytes in steps of 16 (so a slot is round_up(n + 8, 16) bytes, like
- * native LFH blocks), then four strides per power of two up to 16 KiB.
- * A class is activated after HD_LFH_TRIGGER (18) allocations of its size,
- * as Windows does; before that its requests are medium blocks.
- *
- * A run is a medium block of whole pages whose user area starts on a page
- * boundary, cut into slots: [8-byte header][data].  The segment's granule
- * table maps every page of the run to it, so a pointer finds its run in two
- * loads.  Each run keeps a LIFO free list of slots (links encoded like the
- * medium ones), a count of slots in use, and a bump index below which slots
- * have been handed out at least once.
+ * 79 size classes cover requests up to 16376 bytes: strides of 32 to 1024
+ * bytes in steps of 16 (round_up(max(n, 16) + 8, 16), as native LFH
+ * blocks), then four strides per power of two up to 16 KiB.
  *
  * Runs are sized by demand: the first run of a class is small (a page, or
- * two to four slots), and each new run the class needs is twice the previous one,
- * up to 32 slots (16-256 KiB), as Windows grows its LFH subsegments.  A
- * heap that uses a class a little pays a page for it, not 16-256 KiB.
- *
- * Each class has a current run (the fast path pops from it), a list of
- * partial runs, and for classes below 1 KiB a list of cached empty runs
- * (one per class, more while the heap's cached empty runs hold at most
- * HD_EMPTY_CACHE_BYTES, so that a class whose blocks come and go in
- * batches does not create and release runs for every batch).  A run that
- * empties beyond that goes back to the medium allocator at once.
+ * two to four slots), and each new run the class needs is twice the
+ * previous one, up to 32 slots (16-256 KiB), as Windows grows its LFH
+ * subsegments.  A run that empties goes back to the medium allocator at
+ * once, except for classes below 1 KiB, which keep one cached empty run
+ * (more while the heap's cached empty runs hold at most
+ * HD_EMPTY_CACHE_BYTES), so that blocks that come and go in batches do
+ * not create and release runs for every batch.
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "small.h"
 
 #define HD_RUN_W1(cls)	(hd_w1(0) | 0x7E000ULL | (cls))
-#define HD_RUNS_PER_CHUNK 63
 
-/* In no affinity slot: frees of medium blocks must not take a slot lock. */
-struct hd_run hd_dummy_run = { .aff = HD_AFF_NONE };
+/* Empty runs of classes of this stride and more are never cached. */
+#define HD_EMPTY_CACHE_MAX	1024
+/*
+ * The current run of classes of this stride and more is released when it
+ * empties: their first runs hold few big slots, and a class used now and
+ * then would otherwise keep 16-36 KiB for nothing.
+ */
+#define HD_CUR_RELEASE_MIN	4096
 
 #define HD_T4(c)	c, c, c, c
 #define HD_T16(c)	HD_T4(c), HD_T4(c), HD_T4(c), HD_T4(c)
@@ -67,28 +62,9 @@ static const uint16_t hd_big_strides[HD_NCLASS - 63] = {
 	5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
-struct hd_run_chunk {
-	struct hd_run_chunk *next;
-	struct hd_run runs[HD_RUNS_PER_CHUNK];
-};
-
 static uint32_t hd_stride(unsigned int c)
 {
 	return c < 63 ? 32 + 16 * c : hd_big_strides[c - 63];
-}
-
-/* Empty runs of classes of this stride and more are never cached. */
-#define HD_EMPTY_CACHE_MAX	1024
-/*
- * The current run of classes of this stride and more is released when it
- * empties: their first runs hold few big slots, and a class used now and
- * then would otherwise keep 16-36 KiB for nothing.
- */
-#define HD_CUR_RELEASE_MIN	4096
-
-static uint32_t hd_round_run(uint64_t bytes)
-{
-	return (uint32_t)((bytes + HD_PAGE - 1) & ~(HD_PAGE - 1));
 }
 
 /*
@@ -98,7 +74,7 @@ static uint32_t hd_round_run(uint64_t bytes)
  */
 static uint32_t hd_run_max(uint32_t stride)
 {
-	uint32_t bytes = hd_round_run(32ULL * stride + 24);
+	uint32_t bytes = hd_round_page(32ULL * stride + HD_HDR);
 
 	if (bytes < (16U << 10))
 		bytes = 16U << 10;
@@ -106,74 +82,54 @@ static uint32_t hd_run_max(uint32_t stride)
 }
 
 /*
- * The first run of a class: whole pages holding at least four slots (three
- * from 1280 bytes, two from 4 KiB: a class used a little should not cost
- * more than a few blocks), with at most 1/5 of it lost to the rounding (a
- * few more pages when needed).
+ * The first run of a class: whole pages holding at least four slots
+ * (three from 1280 bytes, two from 4 KiB), with at most 1/5 of it lost to
+ * the rounding (a few more pages when needed).
  */
 static uint32_t hd_run_min(uint32_t stride)
 {
 	uint32_t k = stride <= 1024 ? 4 : stride < 4096 ? 3 : 2;
-	uint32_t bytes = hd_round_run((uint64_t)k * stride + 24);
+	uint32_t bytes = hd_round_page((uint64_t)k * stride + HD_HDR);
 
-	while ((bytes - 24) % stride > bytes / 5 && bytes < hd_run_max(stride))
+	while ((bytes - HD_HDR) % stride > bytes / 5 &&
+	       bytes < hd_run_max(stride))
 		bytes += HD_PAGE;
 	return bytes;
 }
 
-void hd_classes_init(struct hd_heap *h)
+void hd_small_init(struct hd_sheap *s, struct hd_core *c, struct hd_mheap *m)
 {
-	unsigned int c, k;
+	unsigned int k;
 
-	for (c = 0; c < HD_NCLASS; c++) {
-		struct hd_class *cls = &h->cls[c];
+	s->c = c;
+	s->m = m;
+	hd_lock_init(&s->lock, !(c->flags & HEAPDEV_NO_SERIALIZE));
+	for (k = 0; k < HD_NCLASS; k++) {
+		struct hd_class *cls = &s->cls[k];
 
-		h->cur[c] = &hd_dummy_run;
-		for (k = 0; k < HD_NAFF; k++)
-			h->aff[k].cur[c] = &hd_dummy_run;
-		cls->stride = hd_stride(c);
+		cls->stride = hd_stride(k);
 		cls->run_min = hd_run_min(cls->stride);
 		cls->run_max = hd_run_max(cls->stride);
 		cls->run_bytes = cls->run_min;
 	}
 }
 
-/* Run structs come from per-heap chunks (main lock held). */
-static struct hd_run *hd_run_get(struct hd_heap *h)
+/* ---- run states and lists ---- */
+
+static bool hd_has(const struct hd_run *run, uintptr_t p)
 {
-	struct hd_run *run = h->run_pool;
-
-	if (!run) {
-		struct hd_run_chunk *ch = hd_meta_alloc(sizeof(*ch));
-		int i;
-
-		if (!ch)
-			return NULL;
-		ch->next = h->run_chunks;
-		h->run_chunks = ch;
-		for (i = HD_RUNS_PER_CHUNK - 1; i >= 0; i--) {
-			ch->runs[i].next = h->run_pool;
-			h->run_pool = &ch->runs[i];
-		}
-		run = h->run_pool;
-	}
-	h->run_pool = run->next;
-	/*
-	 * @aff is read without a lock by frees that hold a stale pointer (a
-	 * double free): it is never cleared to 0, a slot's number.
-	 */
-	memset(run, 0, offsetof(struct hd_run, aff));
-	memset((char *)run + offsetof(struct hd_run, aff) + sizeof(run->aff),
-	       0, sizeof(*run) - offsetof(struct hd_run, aff) -
-	       sizeof(run->aff));
-	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
-	return run;
+	return p - run->start < run->span;
 }
 
-/* Set a run's state, and which free will need the slow path. */
+static uintptr_t hd_run_end(const struct hd_run *run)
+{
+	return run->start + run->span;
+}
+
+/* Set a run's state, and which local free will need the slow path. */
 static void hd_run_state(struct hd_run *run, uint8_t state)
 {
-	run->state = state;
+	atomic_store_explicit(&run->state, state, memory_order_relaxed);
 	if (state == HD_RUN_PARTIAL ||
 	    (state == HD_RUN_CURRENT && run->stride >= HD_CUR_RELEASE_MIN))
 		run->care = 0;
@@ -183,33 +139,79 @@ static void hd_run_state(struct hd_run *run, uint8_t state)
 		run->care = UINT32_MAX;
 }
 
-static void hd_run_put(struct hd_heap *h, struct hd_run *run)
+static void hd_list_add(struct hd_run **head, struct hd_run *run)
 {
-	hd_run_state(run, HD_RUN_DEAD);
-	run->next = h->run_pool;
-	h->run_pool = run;
+	run->prev = NULL;
+	run->next = *head;
+	if (*head)
+		(*head)->prev = run;
+	*head = run;
 }
 
-void hd_runs_free_all(struct hd_heap *h)
+static void hd_list_del(struct hd_run **head, struct hd_run *run)
 {
-	struct hd_run_chunk *ch = h->run_chunks, *next;
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		*head = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+	run->next = run->prev = NULL;
+}
 
-	for (; ch; ch = next) {
-		next = ch->next;
-		hd_meta_free(ch, sizeof(*ch));
+/* Make @run owned by @ctx (its owner's thread, or none). */
+static void hd_run_own(struct hd_ctx *ctx, struct hd_run *run)
+{
+	atomic_store_explicit(&run->ctx, ctx, memory_order_relaxed);
+	run->omask = ctx->owner ? ~0ULL : 0;
+	atomic_store_explicit(&run->owner, ctx->owner ? ctx->owner :
+			      HD_OWNER_NONE, memory_order_release);
+}
+
+static void hd_run_disown(struct hd_run *run)
+{
+	atomic_store_explicit(&run->ctx, NULL, memory_order_relaxed);
+	run->omask = ~0ULL;
+	atomic_store_explicit(&run->owner, HD_OWNER_NONE,
+			      memory_order_release);
+}
+
+/* ---- run descriptors (allocator lock) ---- */
+
+static struct hd_run *hd_run_get(struct hd_sheap *s, uint32_t nslots)
+{
+	struct hd_run *run = s->pool;
+
+	if (run) {
+		s->pool = run->next;
+	} else {
+		run = hd_meta_alloc(sizeof(*run));
+		if (!run)
+			return NULL;
+		run->anext = s->runs;
+		s->runs = run;
 	}
-	h->run_chunks = NULL;
-	h->run_pool = NULL;
+	if (run->scap < nslots) {
+		void *sz = hd_meta_realloc((void *)run->sizes,
+					   run->scap * sizeof(*run->sizes),
+					   nslots * sizeof(*run->sizes));
+
+		if (!sz) {
+			run->next = s->pool;
+			s->pool = run;
+			return NULL;
+		}
+		run->sizes = sz;
+		run->scap = nslots;
+	}
+	return run;
 }
 
-/* Whether the run has a usable free slot (not the end-of-list sentinel). */
-static bool hd_run_has_free(const struct hd_run *run)
-{
-	return run->free - run->first < run->span;
-}
-
-/* Hand out up to a page worth of never-used slots (free list empty). */
-static void hd_run_extend(struct hd_heap *h, struct hd_run *run)
+/*
+ * Hand out the next never-used slots (up to a page worth, at least four)
+ * on the local free list.
+ */
+static void hd_run_extend(struct hd_run *run)
 {
 	uint32_t k = 4096 / run->stride, i;
 	uintptr_t p;
@@ -219,60 +221,58 @@ static void hd_run_extend(struct hd_heap *h, struct hd_run *run)
 	if (k > run->nslots - run->bump)
 		k = run->nslots - run->bump;
 	for (i = run->bump + k; i-- > run->bump;) {
-		p = run->first + (uintptr_t)i * run->stride;
-		hd_wr(h, p - 8, hd_sfree(run->cls));
-		hd_wrlink(h, p, run->free);
+		p = run->start + (uintptr_t)i * run->stride;
+		*(uintptr_t *)p = run->free ^ run->lkey ^ p;
 		run->free = p;
 	}
 	run->bump += k;
 }
 
-static void hd_gtab_set(struct hd_seg *s, struct hd_run *run, size_t bytes,
-			struct hd_run *val)
+/* Carve a new run for class @c out of the medium allocator (allocator lock). */
+static struct hd_run *hd_run_new(struct hd_sheap *s, unsigned int c)
 {
-	size_t g = (run->first - 16 - s->sp.base) >> HD_GRANULE_SHIFT;
-	size_t i;
-
-	/* Atomic: frees on shared heaps look runs up before taking a lock. */
-	for (i = 0; i < bytes >> HD_GRANULE_SHIFT; i++)
-		atomic_store_explicit((_Atomic(struct hd_run *) *)&s->gtab[g + i],
-				      val, memory_order_relaxed);
-}
-
-/* Carve a new run for class @c out of the medium allocator (lock held). */
-static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
-{
-	struct hd_class *cls = &h->cls[c];
-	uint32_t bytes = cls->run_bytes;
-	struct hd_seg *s;
+	struct hd_class *cls = &s->cls[c];
+	uint32_t bytes = cls->run_bytes, nslots = (bytes - HD_HDR) /
+						  cls->stride;
+	struct hd_seg *seg;
 	struct hd_run *run;
 	uintptr_t b;
 
-	b = hd_medium_alloc_block(h, bytes, HD_GRANULE, HD_K_RUN, &s);
+	b = hd_medium_alloc_block(s->m, bytes, HD_PAGE, HD_K_RUN, &seg);
 	if (!b)
 		return NULL;
-	run = hd_run_get(h);
+	run = hd_run_get(s, nslots);
 	if (!run) {
-		hd_medium_release_block(h, s, b);
+		hd_medium_release_block(s->m, seg, b);
 		return NULL;
 	}
-	hd_wr(h, b + 8, HD_RUN_W1(c));
-	run->first = b + HD_HDR + 16;
+	hd_wr(s->c, b + 8, HD_RUN_W1(c));
+	run->start = b + HD_HDR;
 	run->stride = cls->stride;
-	run->nslots = (bytes - 24) / cls->stride;
-	run->span = run->nslots * run->stride;
-	run->span16 = run->span >> 4;
-	run->free = run->first + run->span;
-	run->hbusy = hd_sbusy(0, c);
-	run->hfree = hd_sfree(c);
-	run->recip = (uint32_t)(((1ULL << 32) + run->stride - 1) / run->stride);
+	run->nslots = nslots;
+	run->span = nslots * cls->stride;
+	run->recip = ((1ULL << 40) + cls->stride - 1) / cls->stride;
+	run->lkey = s->c->lsecret;
+	run->ckey = s->c->secret;
+	memset((void *)run->sizes, 0, nslots * sizeof(*run->sizes));
+	run->free = run->dfree = hd_run_end(run);
+	run->used = 0;
+	run->bump = 0;
+	run->nbytes = 0;
+	atomic_store_explicit(&run->notified, 0, memory_order_relaxed);
+	atomic_store_explicit(&run->xfree, 0, memory_order_relaxed);
+	atomic_store_explicit(&run->xbytes, 0, memory_order_relaxed);
 	run->cls = (uint16_t)c;
-	run->seg = s;
+	run->seg = seg;
 	run->block = b;
 	run->bytes = bytes;
-	hd_gtab_set(s, run, bytes, run);
-	hd_run_extend(h, run);
-	h->run_bytes += bytes;
+	run->next = run->prev = run->dnext = NULL;
+	hd_run_disown(run);
+	hd_run_state(run, HD_RUN_CURRENT);
+	hd_run_extend(run);
+	hd_pages_set_run(run->start, bytes - HD_HDR, run);
+	s->run_bytes += bytes;
+	atomic_store_explicit(&s->seen, true, memory_order_relaxed);
 	/* The class needs runs: its next one is bigger. */
 	if (bytes < cls->run_max)
 		cls->run_bytes = bytes * 2 < cls->run_max ? bytes * 2 :
@@ -280,564 +280,737 @@ static struct hd_run *hd_run_new(struct hd_heap *h, unsigned int c)
 	return run;
 }
 
-/* Give an empty run back to the medium allocator (both locks held). */
-static void hd_run_release(struct hd_heap *h, struct hd_run *run)
+/*
+ * Give an empty run back to the medium allocator (allocator lock held);
+ * its descriptor goes to limbo.  A run whose block header an underflow of
+ * its first slot damaged stays where it is, out of service, on no list.
+ */
+static void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 {
-	struct hd_class *cls = &h->cls[run->cls];
-	struct hd_seg *s = run->seg;
-	uint32_t bytes = run->bytes;
-	uint64_t w = hd_rd(h, run->block);
+	struct hd_class *cls = &s->cls[run->cls];
+	uint64_t w = hd_rd(s->c, run->block);
 
-	/*
-	 * An underflow of the first slot may have reached the run's block
-	 * header: then the block's size cannot be trusted and the run stays
-	 * where it is, out of service.
-	 */
 	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_RUN ||
-	    hd_w0_size(w) < bytes || hd_w0_size(w) >= bytes + HD_MIN_BLOCK ||
-	    hd_rd(h, run->block + 8) != HD_RUN_W1(run->cls)) {
-		hd_small_corrupt_run(h, run, run->first, "damaged run header");
-		hd_run_state(run, HD_RUN_FULL);
+	    hd_w0_size(w) < run->bytes ||
+	    hd_w0_size(w) >= run->bytes + HD_MIN_BLOCK ||
+	    hd_rd(s->c, run->block + 8) != HD_RUN_W1(run->cls)) {
+		hd_corrupt(s->c->handle, (void *)run->start,
+			   "damaged run header (run kept out of service)");
+		hd_run_disown(run);
+		hd_run_state(run, HD_RUN_DEAD);
 		return;
 	}
-
-	/*
-	 * The slot headers stay: the run is empty, so none of them says
-	 * "busy", and a stale pointer into it is refused.
-	 */
-	hd_gtab_set(s, run, bytes, &hd_dummy_run);
-	h->run_bytes -= bytes;
-	hd_wr(h, run->block + 8, hd_w1(0));
-	hd_medium_release_block(h, s, run->block);
-	hd_run_put(h, run);
+	hd_pages_set_run(run->start, run->bytes - HD_HDR, HD_EMPTY_RUN);
+	s->run_bytes -= run->bytes;
+	hd_wr(s->c, run->block + 8, hd_w1(0));
+	hd_medium_release_block(s->m, run->seg, run->block);
+	hd_run_disown(run);
+	hd_run_state(run, HD_RUN_DEAD);
+	run->next = s->limbo;
+	s->limbo = run;
+	s->nlimbo++;
 	/* The class needs fewer runs: its next one is smaller. */
-	if (cls->run_bytes > cls->run_min)
-		cls->run_bytes = hd_round_run(cls->run_bytes / 2) >
-				 cls->run_min ?
-				 hd_round_run(cls->run_bytes / 2) :
-				 cls->run_min;
-}
+	if (cls->run_bytes > cls->run_min) {
+		uint32_t half = hd_round_page(cls->run_bytes / 2);
 
-static void hd_partial_add(struct hd_class *cls, struct hd_run *run)
-{
-	hd_run_state(run, HD_RUN_PARTIAL);
-	run->prev = NULL;
-	run->next = cls->partial;
-	if (cls->partial)
-		cls->partial->prev = run;
-	cls->partial = run;
-}
-
-static void hd_partial_del(struct hd_class *cls, struct hd_run *run)
-{
-	if (run->prev)
-		run->prev->next = run->next;
-	else
-		cls->partial = run->next;
-	if (run->next)
-		run->next->prev = run->prev;
-	run->next = run->prev = NULL;
+		cls->run_bytes = half > cls->run_min ? half : cls->run_min;
+	}
 }
 
 /*
- * The partial run to allocate from next: the fullest of the first
- * HD_PARTIAL_SCAN, so that the emptier ones drain and can be released
- * (a random working set otherwise keeps every run of a class about as
- * full as the others).
+ * An empty run that is on no list, not current and owned by no one any
+ * more: cache it for its class, or release it (takes the locks, as
+ * @flags allows).
  */
-#define HD_PARTIAL_SCAN	8
-
-static struct hd_run *hd_partial_pick(struct hd_class *cls)
+static void hd_run_empty(struct hd_sheap *s, struct hd_run *run,
+			 uint32_t flags)
 {
-	struct hd_run *run = cls->partial, *best = run;
-	unsigned int i;
+	struct hd_class *cls = &s->cls[run->cls];
 
-	for (i = 0; run && i < HD_PARTIAL_SCAN; i++, run = run->next)
-		if (run->used * (uint64_t)best->nslots >
-		    best->used * (uint64_t)run->nslots)
-			best = run;
-	return best;
+	hd_run_disown(run);
+	hd_lock_if(&s->lock, flags);
+	if (cls->stride < HD_EMPTY_CACHE_MAX &&
+	    (!cls->empty ||
+	     s->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
+		hd_run_state(run, HD_RUN_CACHED);
+		hd_list_add(&cls->empty, run);
+		s->empty_bytes += run->bytes;
+		hd_unlock_if(&s->lock, flags);
+		return;
+	}
+	hd_unlock_if(&s->lock, flags);
+	hd_lock_if(&s->c->mlock, flags);
+	hd_run_release(s, run);
+	hd_unlock_if(&s->c->mlock, flags);
+}
+
+/* ---- collecting frees from other threads ---- */
+
+/*
+ * Move the slots other threads freed into @run (its owner, or exclusive
+ * access) onto its local free list.  A link that does not lead to a slot
+ * of the run is reported and ends the list there.
+ */
+void hd_small_collect(struct hd_sheap *s, struct hd_run *run)
+{
+	uintptr_t x = atomic_exchange_explicit(&run->xfree, 0,
+					       memory_order_acquire);
+	uint32_t count = 0;
+	size_t bytes = 0;
+
+	while (x) {
+		uintptr_t next;
+		uint64_t n;
+
+		if (hd_run_index(run, x) < 0 || count >= run->nslots) {
+			hd_corrupt(s->c->handle, (void *)x,
+				   "corrupted remote free list");
+			break;
+		}
+		next = *(uintptr_t *)x ^ run->lkey ^ x;
+		n = *(uint64_t *)(x + 8) ^ run->lkey ^ (x + 8);
+		*(uintptr_t *)x = run->free ^ run->lkey ^ x;
+		run->free = x;
+		count++;
+		bytes += n < run->stride ? n : 0;
+		x = next;
+	}
+	run->used -= count < run->used ? count : run->used;
+	run->nbytes -= bytes < run->nbytes ? bytes : run->nbytes;
+}
+
+/* ---- allocation ---- */
+
+/*
+ * A free slot of @run failed its check: report it (this may end the
+ * process) and stop allocating from the run's lists and never-used
+ * slots.  Blocks in use can still be freed into it.
+ */
+static void hd_run_corrupt(struct hd_sheap *s, struct hd_run *run,
+			   uintptr_t p, const char *what)
+{
+	hd_corrupt(s->c->handle, (void *)p, what);
+	run->free = run->dfree = hd_run_end(run);
+	run->bump = run->nslots;
 }
 
 /*
- * The current run @run has no free slot on its list: give it the next
- * never-used slots if it has some (and check that its list really ended).
- * Return: false when the run is full.
+ * The current run @run of @ctx has no free slot on its local list: swap
+ * in the deferred list, collect remote frees, or hand out never-used
+ * slots.  Return: false when the run is full.
  */
-static bool hd_run_regrow(struct hd_heap *h, struct hd_run *run)
+static bool hd_run_regrow(struct hd_sheap *s, struct hd_run *run)
 {
-	if (run->free != run->first + run->span)
-		hd_small_corrupt_run(h, run, run->free,
-				     "corrupted free-list link");
+	if (run->free != hd_run_end(run))
+		hd_run_corrupt(s, run, run->free, "corrupted free-list link");
+	if (run->dfree != hd_run_end(run)) {
+		run->free = run->dfree;
+		run->dfree = hd_run_end(run);
+		return true;
+	}
+	if (atomic_load_explicit(&run->xfree, memory_order_relaxed)) {
+		hd_small_collect(s, run);
+		if (hd_has(run, run->free))
+			return true;
+	}
 	if (run->bump >= run->nslots)
 		return false;
-	hd_run_extend(h, run);
+	hd_run_extend(run);
 	return true;
 }
 
 /*
- * Make *@curp (heap->cur[c], or a run of an affinity slot's that is in no
- * list) a run with a free slot.  Called with the LFH lock held; may drop it
- * to take the heap lock.  Return: false when no memory.
+ * Retire the full current run @run to @ctx's full list, unless a remote
+ * free got in first (then the caller collects it).  The first remote free
+ * into a retired run tells the owner (hd_small_free_remote()): either it
+ * sees the state FULL, or this side sees its slot on the remote list
+ * (the asymmetric pattern of two stores and two loads, with full fences).
  */
-static bool hd_refill(struct hd_heap *h, unsigned int c, uint32_t flags,
-		      struct hd_run **curp)
+static bool hd_run_retire(struct hd_ctx *ctx, struct hd_run *run)
 {
-	struct hd_class *cls = &h->cls[c];
+	atomic_store_explicit(&run->notified, 0, memory_order_relaxed);
+	hd_run_state(run, HD_RUN_FULL);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&run->xfree, memory_order_relaxed)) {
+		hd_run_state(run, HD_RUN_CURRENT);
+		return false;
+	}
+	hd_list_add(&ctx->full, run);
+	return true;
+}
+
+/*
+ * A run of class @c with room for @ctx from the class: a cached empty one,
+ * an abandoned one (adopted), or a new one.  Takes the locks (as @flags
+ * allows).  Return: the run, owned by @ctx and current, or NULL.
+ */
+static struct hd_run *hd_class_take(struct hd_ctx *ctx, unsigned int c,
+				    uint32_t flags)
+{
+	struct hd_sheap *s = ctx->s;
+	struct hd_class *cls = &s->cls[c];
+	struct hd_run *run;
+
+	hd_lock_if(&s->lock, flags);
+	run = cls->empty;
+	if (run) {
+		hd_list_del(&cls->empty, run);
+		s->empty_bytes -= run->bytes;
+	} else {
+		run = cls->abandoned;
+		if (run)
+			hd_list_del(&cls->abandoned, run);
+	}
+	if (run) {
+		hd_run_own(ctx, run);
+		hd_run_state(run, HD_RUN_CURRENT);
+		hd_unlock_if(&s->lock, flags);
+		hd_small_collect(s, run);
+		return run;
+	}
+	hd_unlock_if(&s->lock, flags);
+	hd_lock_if(&s->c->mlock, flags);
+	run = hd_run_new(s, c);
+	hd_unlock_if(&s->c->mlock, flags);
+	if (run)
+		hd_run_own(ctx, run);
+	return run;
+}
+
+/*
+ * Make @ctx's current run of class @c one with a free slot at hand.
+ * Return: false when there is no memory.
+ */
+static bool hd_refill(struct hd_ctx *ctx, unsigned int c, uint32_t flags)
+{
+	struct hd_sheap *s = ctx->s;
 	struct hd_run *run;
 
 	for (;;) {
-		run = *curp;
-		if (hd_run_has_free(run))
+		run = ctx->cur[c];
+		if (hd_has(run, run->free))
 			return true;
-		if (run != &hd_dummy_run) {
-			if (hd_run_regrow(h, run))
+		if (run != HD_EMPTY_RUN) {
+			if (hd_run_regrow(s, run))
 				return true;
-			hd_run_state(run, HD_RUN_FULL);
-			*curp = &hd_dummy_run;
+			if (!hd_run_retire(ctx, run))
+				continue;
+			ctx->cur[c] = HD_EMPTY_RUN;
 		}
-		run = hd_partial_pick(cls);
+		if (atomic_load_explicit(&ctx->delayed, memory_order_relaxed))
+			hd_ctx_delayed(ctx);
+		run = ctx->partial[c];
 		if (run) {
-			hd_partial_del(cls, run);
-		} else {
-			run = cls->empty;
-			if (run) {
-				cls->empty = run->next;
-				h->empty_bytes -= run->bytes;
-			}
-		}
-		if (run) {
+			hd_list_del(&ctx->partial[c], run);
 			hd_run_state(run, HD_RUN_CURRENT);
-			*curp = run;
-			continue;
-		}
-		hd_unlock_lfh(h, flags);
-		hd_lock_main(h, flags);
-		run = hd_run_new(h, c);
-		hd_lock_lfh(h, flags);
-		hd_unlock_main(h, flags);
-		if (!run)
-			return false;
-		if (*curp == &hd_dummy_run) {
-			hd_run_state(run, HD_RUN_CURRENT);
-			*curp = run;
 		} else {
-			hd_partial_add(cls, run);
+			run = hd_class_take(ctx, c, flags);
+			if (!run)
+				return false;
 		}
+		ctx->cur[c] = run;
 	}
-}
-
-/*
- * Allocation of a small size whose class has no free slot at hand, or is
- * not active yet.  Called with the LFH lock held; returns with it released.
- */
-void *hd_small_alloc_slow(struct hd_heap *h, size_t n, uint32_t flags)
-{
-	return hd_small_alloc_cls(h, n, hd_class_of(n), flags);
-}
-
-/*
- * The same with a slot of class @c, which may be bigger than @n needs (a
- * realloc that moves a growing block leaves it room).  Called with the
- * LFH lock held; returns with it released.
- */
-void *hd_small_alloc_cls(struct hd_heap *h, size_t n, unsigned int c,
-			 uint32_t flags)
-{
-	struct hd_class *cls = &h->cls[c];
-	struct hd_run *run;
-	uintptr_t p, next;
-	uint64_t key;
-
-	if (!cls->active) {
-		if (h->fixed || ++cls->count < HD_LFH_TRIGGER) {
-			hd_unlock_lfh(h, flags);
-			return hd_medium_alloc(h, n, flags);
-		}
-		cls->active = 1;
-		h->lfh_seen = true;
-		if (!(h->flags & HEAPDEV_NO_SERIALIZE))
-			atomic_store(&h->compat, 2);
-	}
-	for (;;) {
-		if (!hd_refill(h, c, flags, &h->cur[c])) {
-			hd_unlock_lfh(h, flags);
-			return NULL;
-		}
-		run = h->cur[c];
-		p = run->free;
-		key = hd_key(h, p - 8);
-		next = hd_rdlink(h, p);
-		if (likely((*(uint64_t *)(p - 8) ^ key) == run->hfree))
-			break;
-		hd_small_corrupt_run(h, run, p, "corrupted free slot");
-	}
-	run->free = next;
-	run->used++;
-	*(uint64_t *)(p - 8) = hd_sbusy(n, c) ^ key;
-	hd_unlock_lfh(h, flags);
-	if (flags & HEAPDEV_ZERO)
-		memset((void *)p, 0, n);
-	return (void *)p;
-}
-
-/*
- * A run of class @c with room, taken from the current runs of the other
- * affinity slots (LFH lock held), or &hd_dummy_run.  Used instead of
- * carving a new run (which takes the heap lock) while another thread
- * holds the heap lock, through HeapLock for instance: LFH allocations do
- * not wait for HeapLock while a run of their class has room (spec case
- * 54).  Not otherwise: two threads that start on a class at the same time
- * would take each other's run on every allocation.
- */
-static struct hd_run *hd_aff_steal(struct hd_heap *h, unsigned int c,
-				   unsigned int self)
-{
-	struct hd_run *run;
-	unsigned int k;
-
-	for (k = 0; k < HD_NAFF; k++) {
-		struct hd_aff *a = &h->aff[k];
-
-		if (k == self)
-			continue;
-		hd_aff_lock(a);
-		run = a->cur[c];
-		if (hd_run_has_free(run) ||
-		    (run != &hd_dummy_run && run->bump < run->nslots)) {
-			a->cur[c] = &hd_dummy_run;
-			atomic_store_explicit(&run->aff, HD_AFF_NONE,
-					      memory_order_relaxed);
-			hd_aff_unlock(a);
-			return run;
-		}
-		hd_aff_unlock(a);
-	}
-	return &hd_dummy_run;
-}
-
-/*
- * Allocation of an LFH size on a shared heap (see struct hd_aff): pop a
- * slot of the current run of the thread's affinity slot under the slot's
- * lock; when it has none, take the LFH lock, retire it and install a run
- * from the class (partial, empty or new).  No lock held on entry or
- * return.
- */
-void *hd_aff_alloc(struct hd_heap *h, size_t n, uint32_t flags)
-{
-	unsigned int c = hd_class_of(n), k = hd_tls.aff % HD_NAFF;
-	struct hd_aff *a = &h->aff[k];
-	struct hd_class *cls = &h->cls[c];
-	bool global = false;
-	struct hd_run *run, *tmp;
-	uintptr_t p;
-
-	hd_aff_lock(a);
-	run = a->cur[c];
-	if (likely(hd_run_has_free(run)))
-		goto pop;
-	hd_aff_unlock(a);
-	hd_lfh_lock_shared(h, flags);
-	if (!cls->active)
-		return hd_small_alloc_slow(h, n, flags);
-	global = true;
-	for (;;) {
-		hd_aff_lock(a);
-		run = a->cur[c];
-		if (hd_run_has_free(run))
-			goto pop;
-		if (run != &hd_dummy_run) {
-			if (hd_run_regrow(h, run))
-				goto pop;
-			a->cur[c] = &hd_dummy_run;
-			atomic_store_explicit(&run->aff, HD_AFF_NONE,
-					      memory_order_relaxed);
-			hd_run_state(run, HD_RUN_FULL);
-		}
-		hd_aff_unlock(a);
-		/* The heap's own current run first, then the class's. */
-		tmp = h->cur[c];
-		h->cur[c] = &hd_dummy_run;
-		if (tmp == &hd_dummy_run && !cls->partial && !cls->empty &&
-		    hd_lock_busy(&h->lock) && !hd_lock_held(&h->lock))
-			tmp = hd_aff_steal(h, c, k);
-		if (!hd_refill(h, c, flags, &tmp)) {
-			hd_unlock(&h->lfh_lock);
-			return NULL;
-		}
-		hd_aff_lock(a);
-		if (a->cur[c] == &hd_dummy_run) {
-			a->cur[c] = tmp;
-			atomic_store_explicit(&tmp->aff, (uint8_t)k,
-					      memory_order_relaxed);
-			/*
-			 * Current: frees into it need no more than the slot's
-			 * lock, except the one that empties a run of a class
-			 * of 4 KiB or more (hd_aff_free_empty()).
-			 */
-			run = tmp;
-			goto pop;
-		}
-		/* Another thread of the slot installed one meanwhile. */
-		hd_aff_unlock(a);
-		hd_partial_add(cls, tmp);
-	}
-pop:
-	p = run->free;
-	run->free = hd_rdlink(h, p);
-	run->used++;
-	*(uint64_t *)(p - 8) = (run->hbusy | (uint64_t)n << 24) ^
-			       hd_key(h, p - 8);
-	hd_aff_unlock(a);
-	if (global)
-		hd_unlock(&h->lfh_lock);
-	if (flags & HEAPDEV_ZERO)
-		memset((void *)p, 0, n);
-	return (void *)p;
-}
-
-/* Take slot @a's lock unless @flags has HEAP_NO_SERIALIZE. */
-static void hd_aff_lock_flags(struct hd_aff *a, uint32_t flags)
-{
-	if (!(flags & HEAPDEV_NO_SERIALIZE))
-		hd_aff_lock(a);
-}
-
-static void hd_aff_unlock_flags(struct hd_aff *a, uint32_t flags)
-{
-	if (!(flags & HEAPDEV_NO_SERIALIZE))
-		hd_aff_unlock(a);
-}
-
-/* Take every affinity slot's lock (shared heaps; LFH lock held). */
-void hd_aff_lock_all(struct hd_heap *h, uint32_t flags)
-{
-	unsigned int k;
-
-	for (k = 0; k < HD_NAFF; k++)
-		hd_aff_lock_flags(&h->aff[k], flags);
-}
-
-void hd_aff_unlock_all(struct hd_heap *h, uint32_t flags)
-{
-	unsigned int k;
-
-	for (k = HD_NAFF; k-- > 0;)
-		hd_aff_unlock_flags(&h->aff[k], flags);
-}
-
-/*
- * A free slot of @run failed its check: report it (this may end the
- * process) and stop allocating from the run's free list and never-used
- * slots.  Blocks in use can still be freed into it.
- */
-void hd_small_corrupt_run(struct hd_heap *h, struct hd_run *run, uintptr_t p,
-			  const char *what)
-{
-	hd_corrupt(h, (void *)p, what);
-	run->free = run->first + run->span;
-	run->bump = run->nslots;
 }
 
 /**
- * hd_small_check() - whether @p is a live slot of @run
- * @h: the heap (LFH lock held)
+ * hd_small_alloc() - allocate a block of @n bytes from class @cls
+ * @ctx: the caller's context (under the LFH lock for the shared one)
+ * @n: size (at most the class's stride - 8)
+ * @cls: an active class
+ * @flags: effective flags
+ *
+ * The slow path of HD_RUN_POP, and the allocation of a slot bigger than
+ * @n needs (a realloc that moves a growing block leaves it room).  The
+ * popped slot is checked: a free slot in the run whose size entry says
+ * free.  Return: the block, or NULL when there is no memory.
+ */
+void *hd_small_alloc(struct hd_ctx *ctx, size_t n, unsigned int cls,
+		     uint32_t flags)
+{
+	struct hd_sheap *s = ctx->s;
+	struct hd_run *run;
+	uintptr_t p;
+	long i;
+
+	for (;;) {
+		if (!hd_refill(ctx, cls, flags))
+			return NULL;
+		run = ctx->cur[cls];
+		p = run->free;
+		i = hd_run_index(run, p);
+		if (likely(i >= 0 && !atomic_load_explicit(&run->sizes[i],
+							   memory_order_relaxed)))
+			break;
+		hd_run_corrupt(s, run, p, "corrupted free slot");
+	}
+	run->free = *(uintptr_t *)p ^ run->lkey ^ p;
+	atomic_store_explicit(&run->sizes[i], (uint16_t)(n + 1),
+			      memory_order_relaxed);
+	*(uint64_t *)hd_canary_at(run, p) = run->ckey ^ hd_canary_at(run, p);
+	run->used++;
+	run->nbytes += n;
+	if (flags & HEAPDEV_ZERO)
+		memset((void *)p, 0, n);
+	return (void *)p;
+}
+
+/* ---- frees ---- */
+
+/**
+ * hd_small_free_slow() - what a local free that hit @run->care needs
+ * @ctx: the run's owning context
+ * @run: the run
+ * @flags: effective flags (for the locks)
+ *
+ * A full run becomes partial; an emptied partial run, or an emptied
+ * current run of a class of 4 KiB or more, is cached or released.
+ */
+void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
+			uint32_t flags)
+{
+	unsigned int c = run->cls;
+
+	switch (atomic_load_explicit(&run->state, memory_order_relaxed)) {
+	case HD_RUN_CURRENT:
+		if (run->used || ctx->cur[c] != run)
+			return;
+		ctx->cur[c] = HD_EMPTY_RUN;
+		break;
+	case HD_RUN_FULL:
+		hd_list_del(&ctx->full, run);
+		hd_run_state(run, HD_RUN_PARTIAL);
+		hd_list_add(&ctx->partial[c], run);
+		if (run->used)
+			return;
+		__attribute__((fallthrough));	/* a one-slot run emptied */
+	case HD_RUN_PARTIAL:
+		if (run->used)
+			return;
+		hd_list_del(&ctx->partial[c], run);
+		break;
+	default:
+		return;
+	}
+	if (atomic_load_explicit(&run->xfree, memory_order_relaxed)) {
+		/* cannot happen: remote frees are of slots still counted */
+		hd_small_collect(ctx->s, run);
+	}
+	hd_run_empty(ctx->s, run, flags);
+}
+
+/**
+ * hd_small_free_remote() - free @p of @run from a thread that does not
+ * own the run
+ * @s: the heap's small blocks
+ * @run: the run the page map gave for @p
+ * @p: the block
+ *
+ * No lock: the slot is taken out by an exchange of its size entry (of two
+ * frees of one block only one sees it busy) and pushed onto the run's
+ * remote list.  @run may be a descriptor that was released and reused
+ * since the page map was read (then @p fails the checks: released runs
+ * are empty, and descriptors are reused only after a grace period).
+ * Return: 0, -EINVAL (not a live block: nothing changed) or -EAGAIN (@p
+ * is in no run).
+ */
+int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run, uintptr_t p)
+{
+	long i = hd_run_index(run, p);
+	unsigned int v, old;
+	uintptr_t head;
+
+	(void)s;
+	if (run == HD_EMPTY_RUN)
+		return -EAGAIN;
+	if (i < 0)
+		return -EINVAL;
+	v = hd_run_busy(run, i, p);
+	if (!v)
+		return -EINVAL;
+	old = atomic_exchange_explicit(&run->sizes[i], 0,
+				       memory_order_relaxed);
+	if (!old)
+		return -EINVAL;		/* freed by another thread meanwhile */
+	*(uint64_t *)(p + 8) = (old - 1) ^ run->lkey ^ (p + 8);
+	head = atomic_load_explicit(&run->xfree, memory_order_relaxed);
+	do {
+		*(uintptr_t *)p = head ^ run->lkey ^ p;
+	} while (!atomic_compare_exchange_weak_explicit(&run->xfree, &head, p,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	if (atomic_load_explicit(&run->state, memory_order_seq_cst) ==
+	    HD_RUN_FULL) {
+		uint8_t z = 0;
+
+		if (atomic_compare_exchange_strong(&run->notified, &z, 1)) {
+			struct hd_ctx *ctx = atomic_load_explicit(
+				&run->ctx, memory_order_relaxed);
+			struct hd_run *d;
+
+			if (!ctx)
+				return 0;
+			d = atomic_load_explicit(&ctx->delayed,
+						 memory_order_relaxed);
+			do {
+				run->dnext = d;
+			} while (!atomic_compare_exchange_weak_explicit(
+					&ctx->delayed, &d, run,
+					memory_order_release,
+					memory_order_relaxed));
+		}
+	}
+	return 0;
+}
+
+/**
+ * hd_small_check() - whether @p is a live block of @run
  * @run: the run covering @p
  * @p: user address
  * @n: out: the requested size
  *
+ * Reads the run's entries and the slot's canary, which is whole unless an
+ * overflow of the block (or an underflow of the next one) reached it.
  * Return: 0 or -EINVAL.
  */
-int hd_small_check(const struct hd_heap *h, const struct hd_run *run,
-		   uintptr_t p, size_t *n)
+int hd_small_check(const struct hd_run *run, uintptr_t p, size_t *n)
 {
-	uintptr_t d = p - run->first;
-	uint64_t w;
+	long i = hd_run_index(run, p);
+	unsigned int v;
 
-	if (d >= run->span || run->state == HD_RUN_DEAD)
+	if (i < 0)
 		return -EINVAL;
-	if (((d * run->recip) >> 32) * run->stride != d ||
-	    ((d * run->recip) >> 32) >= run->bump)
+	v = hd_run_busy(run, i, p);
+	if (!v || v - 1 + 8 > run->stride)
 		return -EINVAL;
-	w = hd_rd(h, p - 8);
-	if (!hd_sbusy_is(w, run->hbusy))
-		return -EINVAL;
-	*n = hd_ssize(w);
-	return *n + 8 <= run->stride ? 0 : -EINVAL;
-}
-
-/*
- * Release @run, empty and in no list, slot or current run: invisible to
- * allocations from now on.  Called with the LFH lock held; returns with
- * it released.  The release needs the heap lock, taken first.
- */
-static void hd_run_release_empty(struct hd_heap *h, struct hd_run *run,
-				 uint32_t flags)
-{
-	hd_run_state(run, HD_RUN_EMPTY);
-	hd_unlock_lfh(h, flags);
-	hd_lock_main(h, flags);
-	hd_lock_lfh(h, flags);
-	if (run->state == HD_RUN_EMPTY && !run->used)
-		hd_run_release(h, run);
-	hd_unlock_lfh(h, flags);
-	hd_unlock_main(h, flags);
-}
-
-/*
- * After a free into a run that is not the current one: a full run becomes
- * partial; an empty run of a class below 1 KiB is cached (see above), or
- * released.  Called
- * with the LFH lock held; returns with it released.
- */
-int hd_small_free_slow(struct hd_heap *h, struct hd_run *run, uint32_t flags)
-{
-	struct hd_class *cls = &h->cls[run->cls];
-
-	/* The current run of a class of 4 KiB or more emptied: release it. */
-	if (run->state == HD_RUN_CURRENT) {
-		if (run->used || h->cur[run->cls] != run) {
-			hd_unlock_lfh(h, flags);
-			return 0;
-		}
-		h->cur[run->cls] = &hd_dummy_run;
-		goto release;
-	}
-	if (run->state == HD_RUN_FULL) {
-		hd_partial_add(cls, run);
-		if (run->used) {
-			hd_unlock_lfh(h, flags);
-			return 0;
-		}
-	}
-	if (run->used || run->state != HD_RUN_PARTIAL) {
-		hd_unlock_lfh(h, flags);
-		return 0;
-	}
-	hd_partial_del(cls, run);
-	if (cls->stride < HD_EMPTY_CACHE_MAX &&
-	    (!cls->empty ||
-	     h->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
-		hd_run_state(run, HD_RUN_CACHED);
-		run->next = cls->empty;
-		cls->empty = run;
-		h->empty_bytes += run->bytes;
-		hd_unlock_lfh(h, flags);
-		return 0;
-	}
-release:
-	hd_run_release_empty(h, run, flags);
+	*n = v - 1;
 	return 0;
 }
 
 /*
- * The last free of @run, the current run of class 4 KiB or more of
- * affinity slot @k, emptied it; the slot's lock is held (and released
- * here), not the LFH lock.  Release the run as the heap's own current run
- * would be when the LFH lock is free; otherwise leave it to the slot (its
- * next allocation of the class uses it, HeapCompact releases it).
+ * Change the recorded size of live block @p of @run from @old to @n bytes
+ * (n + 8 <= stride), by any thread: the byte count of a run belongs to
+ * its owner, so other threads count their change apart.  Return: 0.
  */
-void hd_aff_free_empty(struct hd_heap *h, struct hd_run *run, unsigned int k,
-		       uint32_t flags)
+int hd_small_resize(struct hd_run *run, uintptr_t p, size_t old, size_t n)
 {
-	struct hd_aff *a = &h->aff[k];
+	long i = hd_run_index(run, p);
 
-	/* A try: the lock order is LFH lock, then slot locks. */
-	if (!hd_lfh_trylock(h)) {
-		hd_aff_unlock(a);
+	atomic_store_explicit(&run->sizes[i], (uint16_t)(n + 1),
+			      memory_order_relaxed);
+	if (hd_run_local(run))
+		run->nbytes += n - old;
+	else
+		atomic_fetch_add_explicit(&run->xbytes,
+					  (int64_t)n - (int64_t)old,
+					  memory_order_relaxed);
+	return 0;
+}
+
+/* ---- contexts: delayed runs, abandonment ---- */
+
+/*
+ * Take the full runs that remote frees made non-full back as partial
+ * ones (their owner).  Entries for runs that are not @ctx's full runs any
+ * more (the notice raced with the run's state) are dropped.
+ */
+void hd_ctx_delayed(struct hd_ctx *ctx)
+{
+	struct hd_run *run = atomic_exchange_explicit(&ctx->delayed, NULL,
+						      memory_order_acquire);
+	struct hd_run *next;
+
+	for (; run; run = next) {
+		next = run->dnext;
+		if (atomic_load_explicit(&run->ctx, memory_order_relaxed) !=
+		    ctx || atomic_load_explicit(&run->state,
+						memory_order_relaxed) !=
+		    HD_RUN_FULL)
+			continue;
+		hd_list_del(&ctx->full, run);
+		hd_small_collect(ctx->s, run);
+		if (!run->used) {
+			hd_run_empty(ctx->s, run, 0);
+			continue;
+		}
+		hd_run_state(run, HD_RUN_PARTIAL);
+		hd_list_add(&ctx->partial[run->cls], run);
+	}
+}
+
+/* Hand @run of an exiting thread's context to its class (LFH lock). */
+static void hd_run_abandon(struct hd_sheap *s, struct hd_run *run)
+{
+	struct hd_class *cls = &s->cls[run->cls];
+
+	hd_run_disown(run);
+	if (!run->used && !atomic_load_explicit(&run->xfree,
+						memory_order_relaxed) &&
+	    cls->stride < HD_EMPTY_CACHE_MAX &&
+	    (!cls->empty ||
+	     s->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
+		hd_run_state(run, HD_RUN_CACHED);
+		hd_list_add(&cls->empty, run);
+		s->empty_bytes += run->bytes;
 		return;
 	}
-	a->cur[run->cls] = &hd_dummy_run;
-	atomic_store_explicit(&run->aff, HD_AFF_NONE, memory_order_relaxed);
-	hd_aff_unlock(a);
-	hd_run_release_empty(h, run, flags);
+	hd_run_state(run, HD_RUN_ABANDONED);
+	hd_list_add(&cls->abandoned, run);
 }
 
-/*
- * Bytes and number of the blocks in use in LFH runs (both locks held).
- * Counted on demand rather than on every allocation: only HeapSummary and
- * heapdev_get_info need them.
+/**
+ * hd_ctx_abandon() - give up a context whose thread exits
+ * @ctx: a private context of the calling thread
+ *
+ * Its runs go to their classes (cached when empty, else abandoned: the
+ * next context that needs a run of the class adopts them), and the
+ * context leaves its heap.  Nothing happens to a context whose heap was
+ * destroyed.  The caller is in a call on the heap (heap.h).
  */
-void hd_small_usage(struct hd_heap *h, size_t *bytes, size_t *blocks)
+void hd_ctx_abandon(struct hd_ctx *ctx)
 {
-	struct hd_span *sp;
-	size_t g, i;
+	struct hd_sheap *s = ctx->s;
+	struct hd_run *run, *next;
+	struct hd_ctx **pp;
+	unsigned int c;
 
-	*bytes = *blocks = 0;
-	for (sp = h->segs; sp; sp = sp->next) {
-		struct hd_seg *s = (struct hd_seg *)sp;
-
-		for (g = 0; s->gtab && g < (sp->size >> HD_GRANULE_SHIFT);
-		     g++) {
-			struct hd_run *run = s->gtab[g];
-
-			if (run == &hd_dummy_run || run->first - 16 !=
-			    sp->base + (g << HD_GRANULE_SHIFT))
-				continue;
-			for (i = 0; i < run->bump; i++) {
-				uintptr_t p = run->first + i * run->stride;
-				uint64_t w = hd_rd(h, p - 8);
-
-				if (!hd_sbusy_is(w, run->hbusy))
-					continue;
-				*bytes += hd_ssize(w);
-				(*blocks)++;
-			}
-		}
+	hd_lock(&s->lock);
+	if (atomic_load_explicit(&ctx->dead, memory_order_acquire)) {
+		hd_unlock(&s->lock);
+		return;
 	}
-}
-
-/*
- * Release every run without a block in use: the cached empty runs, empty
- * partial runs and empty current runs (heap lock held; HeapCompact).
- */
-void hd_small_trim(struct hd_heap *h, uint32_t flags)
-{
-	unsigned int c, k;
-
-	hd_lock_lfh(h, flags);
+	atomic_store_explicit(&ctx->delayed, NULL, memory_order_relaxed);
 	for (c = 0; c < HD_NCLASS; c++) {
-		struct hd_class *cls = &h->cls[c];
-		struct hd_run *run, *next;
-
-		while (cls->empty) {
-			run = cls->empty;
-			cls->empty = run->next;
-			h->empty_bytes -= run->bytes;
-			hd_run_release(h, run);
-		}
-		for (run = cls->partial; run; run = next) {
+		if (ctx->cur[c] != HD_EMPTY_RUN)
+			hd_run_abandon(s, ctx->cur[c]);
+		ctx->cur[c] = HD_EMPTY_RUN;
+		for (run = ctx->partial[c]; run; run = next) {
 			next = run->next;
-			if (run->used)
-				continue;
-			hd_partial_del(cls, run);
-			hd_run_release(h, run);
+			hd_run_abandon(s, run);
 		}
-		run = h->cur[c];
-		if (run != &hd_dummy_run && !run->used) {
-			h->cur[c] = &hd_dummy_run;
-			hd_run_release(h, run);
-		}
-		/*
-		 * Slots of a heap that was shared; with HEAP_NO_SERIALIZE
-		 * the caller says that no other thread uses it now.
-		 */
-		for (k = 0; k < HD_NAFF; k++) {
-			struct hd_aff *a = &h->aff[k];
-
-			hd_aff_lock_flags(a, flags);
-			run = a->cur[c];
-			if (run == &hd_dummy_run || run->used) {
-				hd_aff_unlock_flags(a, flags);
-				continue;
-			}
-			a->cur[c] = &hd_dummy_run;
-			atomic_store_explicit(&run->aff, HD_AFF_NONE,
-					      memory_order_relaxed);
-			hd_run_state(run, HD_RUN_EMPTY);
-			hd_aff_unlock_flags(a, flags);
-			hd_run_release(h, run);
+		ctx->partial[c] = NULL;
+	}
+	for (run = ctx->full; run; run = next) {
+		next = run->next;
+		hd_run_abandon(s, run);
+	}
+	ctx->full = NULL;
+	for (pp = &s->ctxs; *pp; pp = &(*pp)->hnext) {
+		if (*pp == ctx) {
+			*pp = ctx->hnext;
+			break;
 		}
 	}
-	hd_unlock_lfh(h, flags);
+	if (ctx->tix < HD_NTCTX)
+		atomic_store_explicit(&s->tctx[ctx->tix], NULL,
+				      memory_order_relaxed);
+	atomic_store_explicit(&ctx->live, 0, memory_order_release);
+	atomic_store_explicit(&ctx->dead, true, memory_order_release);
+	hd_unlock(&s->lock);
+}
+
+/* ---- whole-heap operations, with exclusive access (a pause) ---- */
+
+typedef void (*hd_run_fn)(struct hd_sheap *s, struct hd_run *run, void *arg);
+
+/* Call @fn on every run in service (not in limbo or the pool). */
+static void hd_each_run(struct hd_sheap *s, hd_run_fn fn, void *arg)
+{
+	struct hd_run *run, *next;
+	struct hd_ctx *ctx;
+	unsigned int c;
+
+	for (ctx = s->ctxs; ctx; ctx = ctx->hnext) {
+		for (c = 0; c < HD_NCLASS; c++) {
+			if (ctx->cur[c] != HD_EMPTY_RUN)
+				fn(s, ctx->cur[c], arg);
+			for (run = ctx->partial[c]; run; run = next) {
+				next = run->next;
+				fn(s, run, arg);
+			}
+		}
+		for (run = ctx->full; run; run = next) {
+			next = run->next;
+			fn(s, run, arg);
+		}
+	}
+	for (c = 0; c < HD_NCLASS; c++) {
+		for (run = s->cls[c].empty; run; run = next) {
+			next = run->next;
+			fn(s, run, arg);
+		}
+		for (run = s->cls[c].abandoned; run; run = next) {
+			next = run->next;
+			fn(s, run, arg);
+		}
+	}
+}
+
+static void hd_usage_fn(struct hd_sheap *s, struct hd_run *run, void *arg)
+{
+	size_t *acc = arg;
+
+	hd_small_collect(s, run);
+	acc[0] += run->nbytes + (size_t)atomic_load_explicit(
+		&run->xbytes, memory_order_relaxed);
+	acc[1] += run->used;
+}
+
+/*
+ * Bytes and number of the blocks in use in runs (exclusive access: remote
+ * frees are collected first, so the counts are exact).
+ */
+void hd_small_usage(struct hd_sheap *s, size_t *bytes, size_t *blocks)
+{
+	size_t acc[2] = { 0, 0 };
+
+	hd_each_run(s, hd_usage_fn, acc);
+	*bytes = acc[0];
+	*blocks = acc[1];
+}
+
+/* Release @run if it is empty (exclusive access, both locks held). */
+static void hd_trim_fn(struct hd_sheap *s, struct hd_run *run, void *arg)
+{
+	struct hd_ctx *ctx = atomic_load_explicit(&run->ctx,
+						  memory_order_relaxed);
+	unsigned int c = run->cls;
+
+	(void)arg;
+	hd_small_collect(s, run);
+	if (run->used)
+		return;
+	switch (atomic_load_explicit(&run->state, memory_order_relaxed)) {
+	case HD_RUN_CURRENT:
+		ctx->cur[c] = HD_EMPTY_RUN;
+		break;
+	case HD_RUN_PARTIAL:
+		hd_list_del(&ctx->partial[c], run);
+		break;
+	case HD_RUN_FULL:
+		hd_list_del(&ctx->full, run);
+		break;
+	case HD_RUN_CACHED:
+		hd_list_del(&s->cls[c].empty, run);
+		s->empty_bytes -= run->bytes;
+		break;
+	case HD_RUN_ABANDONED:
+		hd_list_del(&s->cls[c].abandoned, run);
+		break;
+	default:
+		return;
+	}
+	hd_run_release(s, run);
+}
+
+/*
+ * Release every run without a block in use (HeapCompact; exclusive
+ * access, the allocator lock held).
+ */
+void hd_small_trim(struct hd_sheap *s)
+{
+	hd_each_run(s, hd_trim_fn, NULL);
+}
+
+/*
+ * Check one run (exclusive access): every slot below @bump is busy (size
+ * entry set, canary whole) or on exactly one of the free, deferred and
+ * remote lists; the counts agree.  Return: 0 or -EINVAL.
+ */
+int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
+{
+	uint64_t seen[HD_PAGE / 8];	/* a bit per slot: 32768 slots */
+	uint32_t i, busy = 0, nfree = 0, nremote = 0;
+	uintptr_t lists[3] = { run->free, run->dfree,
+			       atomic_load_explicit(&run->xfree,
+						    memory_order_relaxed) };
+	unsigned int k;
+
+	(void)s;
+	if (run->nslots > sizeof(seen) * 8 || run->bump > run->nslots ||
+	    run->span != run->nslots * run->stride)
+		return -EINVAL;
+	memset(seen, 0, (run->nslots + 7) / 8);
+	for (i = 0; i < run->bump; i++) {
+		uintptr_t p = run->start + (uintptr_t)i * run->stride;
+		unsigned int v = atomic_load_explicit(&run->sizes[i],
+						      memory_order_relaxed);
+		uintptr_t q = hd_canary_at(run, p);
+
+		if (!v)
+			continue;
+		if (v - 1 + 8 > run->stride ||
+		    *(const uint64_t *)q != (run->ckey ^ q))
+			return -EINVAL;
+		busy++;
+		seen[i / 64] |= 1ULL << (i % 64);
+	}
+	for (i = run->bump; i < run->nslots; i++)
+		if (atomic_load_explicit(&run->sizes[i], memory_order_relaxed))
+			return -EINVAL;
+	for (k = 0; k < 3; k++) {
+		uintptr_t p = lists[k], end = k == 2 ? 0 : hd_run_end(run);
+
+		while (p != end) {
+			long j = hd_run_index(run, p);
+
+			if (j < 0 || (uint32_t)j >= run->bump ||
+			    (seen[j / 64] >> (j % 64)) & 1)
+				return -EINVAL;
+			seen[j / 64] |= 1ULL << (j % 64);
+			if (k == 2)
+				nremote++;
+			else
+				nfree++;
+			p = *(uintptr_t *)p ^ run->lkey ^ p;
+		}
+	}
+	return busy + nfree + nremote == run->bump &&
+	       run->used == busy + nremote ? 0 : -EINVAL;
+}
+
+/* ---- limbo: released descriptors wait for a grace period ---- */
+
+bool hd_small_limbo_full(const struct hd_sheap *s)
+{
+	return s->nlimbo >= HD_LIMBO_BATCH;
+}
+
+/* Take the descriptors in limbo (allocator lock held). */
+struct hd_run *hd_small_limbo_take(struct hd_sheap *s)
+{
+	struct hd_run *list = s->limbo;
+
+	s->limbo = NULL;
+	s->nlimbo = 0;
+	return list;
+}
+
+/*
+ * Put descriptors taken from limbo before a grace period back into the
+ * pool (allocator lock held): no call can still be reading them.
+ */
+void hd_small_limbo_free(struct hd_sheap *s, struct hd_run *list)
+{
+	struct hd_run *next;
+
+	for (; list; list = next) {
+		next = list->next;
+		list->next = s->pool;
+		s->pool = list;
+	}
+}
+
+/* Free every run descriptor (HeapDestroy, or a fork child). */
+void hd_small_free_all(struct hd_sheap *s)
+{
+	struct hd_run *run, *next;
+
+	for (run = s->runs; run; run = next) {
+		next = run->anext;
+		hd_meta_free((void *)run->sizes,
+			     run->scap * sizeof(*run->sizes));
+		hd_meta_free(run, sizeof(*run));
+	}
+	s->runs = s->pool = s->limbo = NULL;
+	s->nlimbo = 0;
 }

@@ -10,25 +10,38 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "heap.h"
 
 enum { HD_CUR_REGION = 1, HD_CUR_BLOCK, HD_CUR_GAP, HD_CUR_LARGE };
 
 #define HD_REGION_HDR	(HD_SEG_HDR - 2 * HD_HDR)
-#define HD_FREE_W1	(hd_w1(0) | 0xF5EEULL)
 
+/*
+ * A walk takes every lock of the heap: the layout of segments and runs
+ * stays put, while the owners of runs keep allocating and freeing their
+ * slots (as on Windows, where LFH blocks change under HeapLock): a slot's
+ * entry is what its size entry says at the moment it is read.
+ */
 static void hd_walk_lock(struct hd_heap *h, uint32_t flags)
 {
-	hd_lock_main(h, flags);
-	hd_lock_lfh(h, flags);
-	hd_aff_lock_all(h, flags);
+	hd_lock_if(&h->core.lock, flags);
+	hd_lock_if(&h->s.lock, flags);
+	hd_lock_if(&h->core.mlock, flags);
 }
 
 static void hd_walk_unlock(struct hd_heap *h, uint32_t flags)
 {
-	hd_aff_unlock_all(h, flags);
-	hd_unlock_lfh(h, flags);
-	hd_unlock_main(h, flags);
+	hd_unlock_if(&h->core.mlock, flags);
+	hd_unlock_if(&h->s.lock, flags);
+	hd_unlock_if(&h->core.lock, flags);
+}
+
+/* The run whose slots start at @p in its page, or NULL. */
+static struct hd_run *hd_run_at(uintptr_t p)
+{
+	struct hd_run *run = hd_gran_run(hd_gran_of(p), p);
+
+	return run == HD_EMPTY_RUN ? NULL : run;
 }
 
 /*
@@ -75,24 +88,25 @@ static int hd_emit_after_seg(struct hd_heap *h, uint64_t seq,
 {
 	struct hd_span *sp;
 
-	for (sp = h->segs; sp; sp = sp->next)
+	for (sp = h->m.segs; sp; sp = sp->next)
 		if (sp->seq > seq)
 			return hd_emit_region((struct hd_seg *)sp, w);
-	if (h->larges)
-		return hd_emit_large((struct hd_large *)h->larges, w);
+	if (h->l.larges)
+		return hd_emit_large((struct hd_large *)h->l.larges, w);
 	return -ENOENT;
 }
 
 /* Slot @i of @run. */
-static int hd_emit_slot(struct hd_heap *h, struct hd_seg *s,
-			struct hd_run *run, uint32_t i, struct hd_walk *w)
+static int hd_emit_slot(struct hd_seg *s, struct hd_run *run, uint32_t i,
+			struct hd_walk *w)
 {
-	uintptr_t p = run->first + (uintptr_t)i * run->stride;
-	uint64_t v = i < run->bump ? hd_rd(h, p - 8) : 0;
+	uintptr_t p = run->start + (uintptr_t)i * run->stride;
+	unsigned int v = atomic_load_explicit(&run->sizes[i],
+					      memory_order_relaxed);
 
 	w->addr = p;
-	if (hd_sbusy_is(v, run->hbusy)) {
-		w->size = hd_ssize(v);
+	if (v && v - 1 + 8 <= run->stride) {
+		w->size = v - 1;
 		w->overhead = run->stride - (uint32_t)w->size;
 		w->kind = HEAPDEV_WALK_BUSY;
 	} else {
@@ -117,7 +131,7 @@ static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
 		return hd_emit_after_seg(h, s->sp.seq, w);
 	if (x < s->area || !hd_seg_committed(s, x))
 		return -EINVAL;
-	v = hd_rd(h, x);
+	v = hd_rd(&h->core, x);
 	size = hd_w0_size(v);
 	if (!hd_w0_ok(v) || size < HD_MIN_BLOCK || size > s->end - x)
 		return -EINVAL;
@@ -127,7 +141,7 @@ static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
 	w->cursor[1] = HD_CUR_BLOCK;
 	switch (hd_w0_kind(v)) {
 	case HD_K_MBUSY:
-		v1 = hd_rd(h, x + 8) & ((1ULL << 40) - 1);
+		v1 = hd_rd(&h->core, x + 8) & ((1ULL << 40) - 1);
 		w->size = v1;
 		w->overhead = (uint32_t)(size - HD_HDR - v1);
 		w->kind = HEAPDEV_WALK_BUSY;
@@ -144,11 +158,11 @@ static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
 		w->cursor[1] = HD_CUR_GAP;
 		return 0;
 	case HD_K_RUN: {
-		struct hd_run *run = hd_run_of(s, x + HD_HDR);
+		struct hd_run *run = hd_run_at(x + HD_HDR);
 
 		if (!run || run->block != x)
 			return -EINVAL;
-		return hd_emit_slot(h, s, run, 0, w);
+		return hd_emit_slot(s, run, 0, w);
 	}
 	default:
 		return -EINVAL;
@@ -166,7 +180,7 @@ static uintptr_t hd_block_after(struct hd_heap *h, struct hd_seg *s,
 
 		if (!hd_seg_committed(s, b))
 			return s->end;
-		v = hd_rd(h, b);
+		v = hd_rd(&h->core, b);
 		if (!hd_w0_ok(v) || hd_w0_size(v) < HD_MIN_BLOCK ||
 		    hd_w0_size(v) > s->end - b)
 			return s->end;
@@ -193,19 +207,18 @@ static int hd_walk_next_in_seg(struct hd_heap *h, struct hd_seg *s,
 			return hd_emit_at(h, s, g->end, w);
 		return hd_emit_at(h, s, hd_block_after(h, s, p - HD_HDR), w);
 	}
-	run = p >= s->sp.base && p < s->end ? hd_run_of(s, p) : NULL;
-	if (run && p - run->first < run->span &&
-	    (p - run->first) % run->stride == 0) {
-		uint32_t i = (uint32_t)((p - run->first) / run->stride) + 1;
+	run = p >= s->sp.base && p < s->end ? hd_run_at(p) : NULL;
+	if (run && hd_run_index(run, p) >= 0) {
+		uint32_t i = (uint32_t)hd_run_index(run, p) + 1;
 
 		if (i < run->nslots)
-			return hd_emit_slot(h, s, run, i, w);
-		v = hd_rd(h, run->block);
+			return hd_emit_slot(s, run, i, w);
+		v = hd_rd(&h->core, run->block);
 		return hd_emit_at(h, s, run->block + hd_w0_size(v), w);
 	}
 	x = p - HD_HDR;
 	if (x >= s->area && x < s->end && hd_seg_committed(s, x)) {
-		v = hd_rd(h, x);
+		v = hd_rd(&h->core, x);
 		if (hd_w0_ok(v) && (hd_w0_kind(v) == HD_K_MBUSY ||
 				    hd_w0_kind(v) == HD_K_MFREE) &&
 		    hd_w0_size(v) >= HD_MIN_BLOCK &&
@@ -228,7 +241,7 @@ static int hd_walk_locked(struct hd_heap *h, struct hd_walk *w)
 	struct hd_span *sp;
 
 	if (!w->addr)
-		return hd_emit_region((struct hd_seg *)h->segs, w);
+		return hd_emit_region((struct hd_seg *)h->m.segs, w);
 	switch (w->cursor[1]) {
 	case HD_CUR_REGION:
 		sp = hd_span_of(w->addr);
@@ -239,12 +252,12 @@ static int hd_walk_locked(struct hd_heap *h, struct hd_walk *w)
 				  ((struct hd_seg *)sp)->area, w);
 	case HD_CUR_BLOCK:
 	case HD_CUR_GAP:
-		sp = hd_span_by_seq(h->segs, w->cursor[0]);
+		sp = hd_span_by_seq(h->m.segs, w->cursor[0]);
 		if (!sp)
 			return hd_emit_after_seg(h, w->cursor[0], w);
 		return hd_walk_next_in_seg(h, (struct hd_seg *)sp, w);
 	case HD_CUR_LARGE:
-		for (sp = h->larges; sp; sp = sp->next)
+		for (sp = h->l.larges; sp; sp = sp->next)
 			if (sp->seq > w->cursor[0])
 				return hd_emit_large((struct hd_large *)sp, w);
 		return -ENOENT;
@@ -264,9 +277,9 @@ int hd_walk(struct hd_heap *h, struct hd_walk *w)
 {
 	int err;
 
-	hd_walk_lock(h, h->flags);
+	hd_walk_lock(h, h->core.flags);
 	err = hd_walk_locked(h, w);
-	hd_walk_unlock(h, h->flags);
+	hd_walk_unlock(h, h->core.flags);
 	return err;
 }
 
@@ -277,64 +290,42 @@ struct hd_vstate {
 	size_t free_bytes;
 };
 
-static int hd_validate_run(struct hd_heap *h, struct hd_seg *s, uintptr_t b)
+static int hd_validate_run(struct hd_heap *h, uintptr_t b)
 {
-	struct hd_run *run = hd_run_of(s, b + HD_HDR);
-	uint32_t i, used = 0, nfree = 0;
-	uintptr_t p;
+	struct hd_run *run = hd_run_at(b + HD_HDR);
 
-	if (!run || run->block != b || run->state == HD_RUN_DEAD ||
-	    run->first != b + 2 * HD_HDR || run->bump > run->nslots)
+	if (!run || run->block != b || run->start != b + HD_HDR ||
+	    atomic_load_explicit(&run->state, memory_order_relaxed) ==
+	    HD_RUN_DEAD)
 		return -EINVAL;
-	for (i = 0; i < run->bump; i++) {
-		uint64_t v = hd_rd(h, run->first + (uintptr_t)i * run->stride -
-				   8);
-
-		if (hd_sbusy_is(v, run->hbusy)) {
-			if (hd_ssize(v) + 8 > run->stride)
-				return -EINVAL;
-			used++;
-		} else if (v != hd_sfree(run->cls)) {
-			return -EINVAL;
-		}
-	}
-	for (p = run->free; p != run->first + run->span;
-	     p = hd_rdlink(h, p)) {
-		if (p - run->first >= run->span ||
-		    (p - run->first) % run->stride ||
-		    (p - run->first) / run->stride >= run->bump ||
-		    hd_rd(h, p - 8) != hd_sfree(run->cls) ||
-		    ++nfree > run->bump)
-			return -EINVAL;
-	}
-	return used == run->used && used + nfree == run->bump ? 0 : -EINVAL;
+	return hd_small_validate_run(&h->s, run);
 }
 
 static int hd_validate_free(struct hd_heap *h, struct hd_seg *s, uintptr_t b,
 			    size_t size)
 {
-	uintptr_t next = hd_rdlink(h, b + 16), prev = hd_rdlink(h, b + 24);
+	uintptr_t next = hd_rdlink(&h->core, b + 16), prev = hd_rdlink(&h->core, b + 24);
 
 	if (!hd_seg_committed(s, b + size - 8) ||
-	    hd_rd(h, b + size - 8) != hd_w0(HD_K_FOOT, 0, size) ||
-	    hd_rd(h, b + 8) != HD_FREE_W1)
+	    hd_rd(&h->core, b + size - 8) != hd_w0(HD_K_FOOT, 0, size) ||
+	    hd_rd(&h->core, b + 8) != HD_FREE_W1)
 		return -EINVAL;
 	if (next) {
-		struct hd_seg *ns = hd_seg_of(h, next);
+		struct hd_seg *ns = hd_seg_of(&h->m, next);
 
 		if ((next & 15) || !ns || next < ns->area ||
 		    !hd_seg_committed(ns, next) ||
-		    hd_w0_kind(hd_rd(h, next)) != HD_K_MFREE ||
-		    hd_rdlink(h, next + 24) != b)
+		    hd_w0_kind(hd_rd(&h->core, next)) != HD_K_MFREE ||
+		    hd_rdlink(&h->core, next + 24) != b)
 			return -EINVAL;
 	}
 	if (prev) {
-		struct hd_seg *ps = hd_seg_of(h, prev);
+		struct hd_seg *ps = hd_seg_of(&h->m, prev);
 
 		if ((prev & 15) || !ps || prev < ps->area ||
 		    !hd_seg_committed(ps, prev) ||
-		    hd_w0_kind(hd_rd(h, prev)) != HD_K_MFREE ||
-		    hd_rdlink(h, prev + 16) != b)
+		    hd_w0_kind(hd_rd(&h->core, prev)) != HD_K_MFREE ||
+		    hd_rdlink(&h->core, prev + 16) != b)
 			return -EINVAL;
 	}
 	return 0;
@@ -348,7 +339,7 @@ static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
 	uintptr_t b = s->area;
 	uint32_t g = 0;
 
-	if (!hd_seg_sig_ok(h, s))
+	if (!hd_seg_sig_ok(&h->m, s))
 		return -EINVAL;
 	while (b < s->end) {
 		uint64_t v;
@@ -356,7 +347,7 @@ static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
 
 		if (!hd_seg_committed(s, b))
 			return -EINVAL;
-		v = hd_rd(h, b);
+		v = hd_rd(&h->core, b);
 		size = hd_w0_size(v);
 		kind = hd_w0_kind(v);
 		need = prev == HD_K_MFREE ? HD_F_PREV_FREE :
@@ -366,7 +357,7 @@ static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
 			return -EINVAL;
 		switch (kind) {
 		case HD_K_MBUSY: {
-			uint64_t v1 = hd_rd(h, b + 8);
+			uint64_t v1 = hd_rd(&h->core, b + 8);
 			uint64_t n = v1 & ((1ULL << 40) - 1);
 
 			if ((v1 >> 40) != HD_MAGIC2 || n + HD_HDR > size ||
@@ -389,7 +380,7 @@ static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
 			g++;
 			break;
 		case HD_K_RUN:
-			if (hd_validate_run(h, s, b))
+			if (hd_validate_run(h, b))
 				return -EINVAL;
 			break;
 		default:
@@ -409,30 +400,30 @@ static int hd_validate_lists(struct hd_heap *h, const struct hd_vstate *vs)
 
 	for (fl = 0; fl < HD_FL; fl++) {
 		for (sl = 0; sl < HD_SL; sl++) {
-			uintptr_t b = h->bins[fl][sl], prev = 0;
-			bool has = h->sl_map[fl] & (1U << sl);
+			uintptr_t b = h->m.bins[fl][sl], prev = 0;
+			bool has = h->m.sl_map[fl] & (1U << sl);
 
 			if (!!b != has)
 				return -EINVAL;
-			for (; b; prev = b, b = hd_rdlink(h, b + 16)) {
-				struct hd_seg *s = hd_seg_of(h, b);
+			for (; b; prev = b, b = hd_rdlink(&h->core, b + 16)) {
+				struct hd_seg *s = hd_seg_of(&h->m, b);
 				size_t size;
 
 				if (!s || b < s->area ||
 				    !hd_seg_committed(s, b) ||
-				    hd_w0_kind(hd_rd(h, b)) != HD_K_MFREE ||
-				    hd_rdlink(h, b + 24) != prev ||
+				    hd_w0_kind(hd_rd(&h->core, b)) != HD_K_MFREE ||
+				    hd_rdlink(&h->core, b + 24) != prev ||
 				    ++n > vs->nfree)
 					return -EINVAL;
-				size = hd_w0_size(hd_rd(h, b));
+				size = hd_w0_size(hd_rd(&h->core, b));
 				bytes += size;
 			}
 		}
-		if (!!h->sl_map[fl] != !!(h->fl_map & (1ULL << fl)))
+		if (!!h->m.sl_map[fl] != !!(h->m.fl_map & (1ULL << fl)))
 			return -EINVAL;
 	}
 	return n == vs->nfree && bytes == vs->free_bytes &&
-	       bytes == h->free_bytes ? 0 : -EINVAL;
+	       bytes == h->m.free_bytes ? 0 : -EINVAL;
 }
 
 /**
@@ -450,13 +441,15 @@ int hd_validate_heap(struct hd_heap *h, uint32_t flags)
 	int err = 0;
 
 	hd_walk_lock(h, flags);
-	for (sp = h->segs; sp && !err; sp = sp->next)
+	hd_pause(h, flags);
+	for (sp = h->m.segs; sp && !err; sp = sp->next)
 		err = hd_validate_seg(h, (struct hd_seg *)sp, &vs);
 	if (!err)
 		err = hd_validate_lists(h, &vs);
-	for (sp = h->larges; sp && !err; sp = sp->next)
-		err = hd_large_check(h, (struct hd_large *)sp,
+	for (sp = h->l.larges; sp && !err; sp = sp->next)
+		err = hd_large_check(&h->l, (struct hd_large *)sp,
 				     sp->base + ((struct hd_large *)sp)->off);
+	hd_unpause(h, flags);
 	hd_walk_unlock(h, flags);
 	return err;
 }
@@ -465,20 +458,23 @@ int hd_validate_heap(struct hd_heap *h, uint32_t flags)
 
 void hd_info(struct hd_heap *h, struct heapdev_heap_info *info)
 {
+	uint32_t flags = h->core.flags;
 	size_t sbytes, sblocks;
 
-	hd_walk_lock(h, h->flags);
-	hd_small_usage(h, &sbytes, &sblocks);
-	info->flags = h->flags & (HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC);
-	info->backend = h->bh.be->kind;
-	info->kernel_id = h->bh.id;
-	info->allocated = h->med_bytes + sbytes + h->large_bytes;
-	info->committed = h->bh.committed;
-	info->reserved = h->reserved;
-	info->maximum = h->fixed ? h->bh.window : 0;
-	info->blocks = h->med_blocks + sblocks + h->nlarge;
-	info->segments = h->nsegs;
-	info->large = (uint32_t)h->nlarge;
-	info->lfh = h->lfh_seen;
-	hd_walk_unlock(h, h->flags);
+	hd_walk_lock(h, flags);
+	hd_pause(h, flags);
+	hd_small_usage(&h->s, &sbytes, &sblocks);
+	hd_unpause(h, flags);
+	info->flags = flags & (HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC);
+	info->backend = h->core.bh.be->kind;
+	info->kernel_id = h->core.bh.id;
+	info->allocated = h->m.bytes + sbytes + h->l.bytes;
+	info->committed = h->core.bh.committed;
+	info->reserved = h->core.reserved;
+	info->maximum = h->core.fixed ? h->core.bh.window : 0;
+	info->blocks = h->m.blocks + sblocks + h->l.n;
+	info->segments = h->m.nsegs;
+	info->large = (uint32_t)h->l.n;
+	info->lfh = atomic_load_explicit(&h->s.seen, memory_order_relaxed);
+	hd_walk_unlock(h, flags);
 }

@@ -9,8 +9,7 @@
 #include <errno.h>
 
 #include "../include/heapdev/win32.h"
-#include "fast.h"
-#include "internal.h"
+#include "api.h"
 
 /* Call flags that take effect; unknown bits (e.g. 0xE00) are ignored. */
 #define HD_W32_CALL	(HEAP_GENERATE_EXCEPTIONS | HEAP_NO_SERIALIZE | \
@@ -42,7 +41,7 @@ HANDLE WINAPI HeapCreate(DWORD flOptions, SIZE_T dwInitialSize,
 		hd_last_error = ERROR_NOT_ENOUGH_MEMORY;
 		return NULL;
 	}
-	return (HANDLE)h->handle;
+	return (HANDLE)h->core.handle;
 }
 
 static BOOL hd_w32_destroy(HANDLE hHeap)
@@ -66,20 +65,7 @@ static BOOL hd_w32_destroy(HANDLE hHeap)
  */
 LPVOID WINAPI HeapAlloc(HANDLE hHeap, DWORD dwFlags, SIZE_T dwBytes)
 {
-	struct hd_heap *h;
-	uint32_t flags;
-
-	hd_enter_fast();
-	h = hd_tls.heap;
-	if (unlikely((uintptr_t)hHeap != hd_tls.handle ||
-		     hd_live(h) != (uintptr_t)hHeap))
-		return hd_alloc_path(hHeap, dwFlags & HD_W32_CALL, dwBytes,
-				     HD_API_W32);
-	flags = h->flags | (dwFlags & HD_W32_CALL);
-	if (unlikely(dwBytes > HD_SMALL_MAX ||
-		     (flags & (HEAP_GENERATE_EXCEPTIONS | HD_HF_FIXED))))
-		return hd_alloc_locked_path(h, dwBytes, flags, HD_API_W32);
-	return hd_small_alloc_fast(h, dwBytes, flags, HD_API_W32);
+	return hd_alloc_fast(hHeap, dwFlags & HD_W32_CALL, dwBytes, HD_API_W32);
 }
 
 /*
@@ -106,7 +92,7 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 		hd_last_error = NO_ERROR;
 		return NULL;
 	}
-	flags = h->flags | (dwFlags & HD_W32_CALL);
+	flags = h->core.flags | (dwFlags & HD_W32_CALL);
 	p = hd_realloc(h, lpMem, dwBytes, flags, &err);
 	hd_leave();
 	if (!p) {
@@ -114,7 +100,7 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 				ERROR_NOT_ENOUGH_MEMORY;
 		if (flags & HEAP_GENERATE_EXCEPTIONS)
 			hd_raise(err == -EINVAL ? STATUS_ACCESS_VIOLATION :
-				 STATUS_NO_MEMORY, h, lpMem, dwBytes,
+				 STATUS_NO_MEMORY, h->core.handle, lpMem, dwBytes,
 				 "HeapReAlloc");
 	}
 	return p;
@@ -122,29 +108,9 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 
 BOOL WINAPI HeapFree(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem)
 {
-	struct hd_span *sp;
-	struct hd_heap *h;
-
 	if (!lpMem)
 		return TRUE;
-	/*
-	 * One page map lookup checks the pointer and the handle (@live also
-	 * refuses a heap that HeapDestroy has claimed).
-	 */
-	hd_enter_fast();
-	if (unlikely(!hd_tls.reg))
-		sp = NULL;	/* the thread's first call: register it */
-	else
-		sp = hd_span_raw((uintptr_t)lpMem);
-	if (unlikely(!sp))
-		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
-				    HD_API_W32);
-	h = sp->heap;
-	if (unlikely(hd_live(h) != (uintptr_t)hHeap))
-		return hd_free_path(hHeap, dwFlags & HD_W32_CALL, lpMem,
-				    HD_API_W32);
-	return hd_free_fast(h, sp, (uintptr_t)lpMem,
-			    h->flags | (dwFlags & HD_W32_CALL), HD_API_W32);
+	return hd_free_fast(hHeap, dwFlags & HD_W32_CALL, lpMem, HD_API_W32);
 }
 
 static SIZE_T hd_w32_size(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
@@ -156,7 +122,7 @@ static SIZE_T hd_w32_size(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 		hd_last_error = ERROR_INVALID_HANDLE;
 		return (SIZE_T)-1;
 	}
-	if (hd_size(h, lpMem, h->flags | (dwFlags & HD_W32_CALL), &n)) {
+	if (hd_size(h, lpMem, h->core.flags | (dwFlags & HD_W32_CALL), &n)) {
 		hd_last_error = ERROR_INVALID_PARAMETER;
 		return (SIZE_T)-1;
 	}
@@ -170,7 +136,7 @@ static BOOL hd_w32_validate(HANDLE hHeap, DWORD dwFlags, LPCVOID lpMem)
 
 	if (!h)
 		return FALSE;
-	flags = h->flags | (dwFlags & HD_W32_CALL);
+	flags = h->core.flags | (dwFlags & HD_W32_CALL);
 	if (!lpMem)
 		return !hd_validate_heap(h, flags);
 	return !hd_validate_block(h, lpMem, flags);
@@ -301,7 +267,7 @@ HANDLE WINAPI GetProcessHeap(void)
 		hd_last_error = ERROR_NOT_ENOUGH_MEMORY;
 		return NULL;
 	}
-	return (HANDLE)h->handle;
+	return (HANDLE)h->core.handle;
 }
 
 DWORD WINAPI GetProcessHeaps(DWORD NumberOfHeaps, PHANDLE ProcessHeaps)
@@ -353,7 +319,7 @@ static BOOL hd_set_compat(HANDLE hh, PVOID info, SIZE_T len)
 		return FALSE;
 	}
 	v = *(ULONG *)info;
-	if (v == 2 && (h->fixed || (h->flags & HEAP_NO_SERIALIZE))) {
+	if (v == 2 && (h->core.fixed || (h->core.flags & HEAP_NO_SERIALIZE))) {
 		hd_last_error = ERROR_INVALID_PARAMETER;
 		return FALSE;
 	}
@@ -427,7 +393,7 @@ static BOOL hd_w32_summary(HANDLE hHeap, DWORD dwFlags,
 	lpSummary->cbAllocated = info.allocated;
 	lpSummary->cbCommitted = info.committed;
 	lpSummary->cbReserved = info.reserved;
-	lpSummary->cbMaxReserve = h->fixed ? h->bh.window : HD_WINDOW;
+	lpSummary->cbMaxReserve = h->core.fixed ? h->core.bh.window : HD_WINDOW;
 	return TRUE;
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * heapdev: the region layer.  Every ioctl, mmap and memfd call of the
- * library is in this file, behind struct hd_backend.
+ * heapdev: the backends.  Every ioctl, and every mmap and memfd call on
+ * heap memory, of the library is in this file, behind struct hd_backend.
  *
  * device   /dev/heapdev (uapi/heapdev.h).  One open file per process for all
  *          heaps, opened lazily; each heap owns a window of the file's mmap
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "../../uapi/heapdev.h"
-#include "internal.h"
+#include "backend.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -43,29 +43,6 @@ static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int hd_dev_fd = -1;
 static int hd_memfd = -1;
 static uint32_t hd_memfd_next_id;
-
-void *hd_os_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* Zeroed address space whose pages are backed only once written. */
-void *hd_os_reserve(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-void hd_os_free(void *p, size_t len)
-{
-	if (p)
-		munmap(p, len);
-}
 
 /*
  * Reserved 4 MiB-aligned slots of 4 MiB (PROT_NONE, no memory behind them)
@@ -492,7 +469,7 @@ int hd_backend_select(int which, const struct hd_backend **be)
  * In a forked child: the parent's device file refuses the child (EPERM)
  * and the memfd is the parent's; drop both, new heaps reopen them.
  */
-void hd_region_atfork_child(void)
+void hd_backend_atfork_child(void)
 {
 	pthread_mutex_init(&hd_region_mutex, NULL);
 	pthread_mutex_init(&hd_slot_mutex, NULL);

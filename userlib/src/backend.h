@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * heapdev: the backend layer, the memory providers of heaps (backend.c).
+ *
+ *   device   /dev/heapdev: one open file per process, a window of its mmap
+ *            offset space per heap, pages committed by ioctl (resident,
+ *            never swapped, SIGBUS when uncommitted);
+ *   memfd    one memfd per process with heap window n at n << 40;
+ *            uncommitted pages are PROT_NONE, commit = fallocate +
+ *            mprotect + MADV_POPULATE_WRITE, decommit = hole punch.
+ *
+ * Mappings are placed at 4 MiB-aligned addresses, the granule of the page
+ * map (page.h).
+ */
+#ifndef HEAPDEV_BACKEND_H
+#define HEAPDEV_BACKEND_H
+
+#include "base.h"
+
+struct hd_bheap;
+
+/**
+ * struct hd_backend - the memory provider of a heap
+ *
+ * Every call returns 0 or a negative errno.  Offsets are relative to the
+ * heap's window; lengths and offsets are page multiples.
+ */
+struct hd_backend {
+	const char *name;
+	int kind;	/* HEAPDEV_BACKEND_DEVICE or _MEMFD */
+	int (*create)(struct hd_bheap *bh, bool exec, uint64_t maximum);
+	int (*destroy)(struct hd_bheap *bh);
+	int (*map)(struct hd_bheap *bh, uint64_t off, size_t len,
+		   uintptr_t *addr);
+	int (*unmap)(struct hd_bheap *bh, uintptr_t addr, size_t len);
+	int (*commit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+		      size_t len);
+	int (*decommit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
+			size_t len);
+};
+
+/**
+ * struct hd_bheap - a heap as its backend knows it
+ * @be: the backend
+ * @id: kernel heap id (device) or window number (memfd)
+ * @exec: mappings are executable
+ * @window: bytes of the heap's window (reservation limit)
+ * @base_off: mmap offset of the window's first byte
+ * @committed: bytes committed, as last reported by the backend
+ */
+struct hd_bheap {
+	const struct hd_backend *be;
+	uint32_t id;
+	bool exec;
+	uint64_t window;
+	uint64_t base_off;
+	uint64_t committed;
+};
+
+HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
+HD_HIDDEN void hd_backend_atfork_child(void);
+HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
+
+#endif /* HEAPDEV_BACKEND_H */
