@@ -208,10 +208,14 @@ static struct hd_heap *hd_heap_struct_get(void)
 		atomic_init(&h->live, 0);
 	}
 	/*
-	 * Threads may still read @live through their stale per-thread
-	 * cache: it stays 0 (atomic) until the heap is ready.
+	 * Threads may still read @live, and the @live of the heap's own
+	 * context, through their stale per-thread cache: both stay 0
+	 * (atomic) until the heap is ready.
 	 */
-	memset((char *)h + sizeof(h->live), 0, sizeof(*h) - sizeof(h->live));
+	memset((char *)h + sizeof(h->live), 0,
+	       (char *)&h->s.ctx0.live - ((char *)h + sizeof(h->live)));
+	memset((char *)(&h->s.ctx0.live + 1), 0,
+	       (char *)(h + 1) - (char *)(&h->s.ctx0.live + 1));
 	return h;
 }
 

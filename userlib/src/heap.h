@@ -262,7 +262,7 @@ static inline void *hd_alloc_fast(const void *hh, uint32_t call_flags,
 	hd_enter_fast();
 	ctx = hd_tcache(hh)->ctx;
 	if (unlikely(hd_tcache(hh)->handle != (uintptr_t)hh ||
-		     atomic_load_explicit(&ctx->live, memory_order_relaxed) !=
+		     atomic_load_explicit(&ctx->live, memory_order_acquire) !=
 		     (uintptr_t)hh || n > HD_SMALL_MAX))
 		return hd_alloc_path(hh, call_flags, n, api);
 	run = ctx->cur[hd_class_of(n)];
@@ -290,7 +290,7 @@ static inline int hd_free_fast(const void *hh, uint32_t call_flags,
 
 	hd_enter_fast();
 	g = hd_gran_of(p);
-	if (unlikely(atomic_load_explicit(&g->handle, memory_order_relaxed) !=
+	if (unlikely(atomic_load_explicit(&g->handle, memory_order_acquire) !=
 		     (uintptr_t)hh || !hd_tls.reg))
 		return hd_free_path(hh, call_flags, ptr, api);
 	run = hd_gran_run(g, p);

@@ -207,7 +207,7 @@ int hd_free(struct hd_heap *h, void *ptr, uint32_t flags)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct hd_gran *g = hd_gran_of(p);
-	struct hd_span *sp = g->span;
+	struct hd_span *sp = hd_gran_span(g);
 	int err;
 
 	if (unlikely(!sp || sp->heap != h || p - sp->base >= sp->size))
@@ -240,7 +240,7 @@ static int hd_lookup(struct hd_heap *h, uintptr_t p, uint32_t flags,
 		     struct hd_blockref *ref)
 {
 	struct hd_gran *g = hd_gran_of(p);
-	struct hd_span *sp = g->span;
+	struct hd_span *sp = hd_gran_span(g);
 
 	if (!sp || sp->heap != h || p - sp->base >= sp->size)
 		return -EINVAL;
@@ -562,7 +562,8 @@ int hd_free_path(const void *hh, uint32_t call_flags, void *p, int api)
  */
 static struct hd_heap *hd_gran_heap(struct hd_gran *g, uintptr_t hh)
 {
-	struct hd_heap *h = g->span ? g->span->heap : NULL;
+	struct hd_span *sp = hd_gran_span(g);
+	struct hd_heap *h = sp ? sp->heap : NULL;
 
 	if (!h)
 		return NULL;

@@ -18,7 +18,7 @@ struct hd_gran hd_null_gran = {
 };
 
 static pthread_mutex_t hd_pm_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct hd_gran *hd_gran_pool;	/* linked through @span */
+static struct hd_gran *hd_gran_pool;	/* linked through @pnext */
 
 #define HD_GRAN_BYTES	hd_round_page(sizeof(struct hd_gran))
 
@@ -48,7 +48,7 @@ static struct hd_gran *hd_gran_get_locked(void)
 	struct hd_gran *g = hd_gran_pool;
 
 	if (g) {
-		hd_gran_pool = (struct hd_gran *)g->span;
+		hd_gran_pool = g->pnext;
 		return g;
 	}
 	return hd_os_alloc(HD_GRAN_BYTES);
@@ -66,11 +66,12 @@ static void hd_unregister_locked(struct hd_span *sp, uintptr_t first,
 		struct hd_gran *g = (struct hd_gran *)((uintptr_t)&hd_null_gran +
 						       e);
 
-		if (!e || g->span != sp)
+		if (!e || hd_gran_span(g) != sp)
 			continue;
 		atomic_store_explicit(&hd_pm[i], 0, memory_order_release);
 		atomic_store_explicit(&g->handle, 0, memory_order_relaxed);
-		g->span = (struct hd_span *)hd_gran_pool;
+		atomic_store_explicit(&g->span, NULL, memory_order_relaxed);
+		g->pnext = hd_gran_pool;
 		hd_gran_pool = g;
 	}
 }
@@ -97,7 +98,7 @@ int hd_span_register(struct hd_span *sp)
 			break;
 		}
 		hd_gran_fill(g, HD_EMPTY_RUN);
-		g->span = sp;
+		atomic_store_explicit(&g->span, sp, memory_order_relaxed);
 		atomic_store_explicit(&g->handle, sp->handle,
 				      memory_order_relaxed);
 		atomic_store_explicit(&hd_pm[i], (uintptr_t)g -
@@ -135,7 +136,7 @@ void hd_span_set_handle(struct hd_span *sp, uintptr_t handle)
 	for (a = sp->base; a < sp->base + sp->size; a += HD_CHUNK) {
 		struct hd_gran *g = hd_gran_of(a);
 
-		if (g->span == sp)
+		if (hd_gran_span(g) == sp)
 			atomic_store_explicit(&g->handle, handle,
 					      memory_order_release);
 	}

@@ -68,13 +68,15 @@ struct hd_span {
  *	from the moment HeapDestroy claims the heap, and while a pause holds
  *	the heap (heap.h)
  * @span: the span
+ * @pnext: next descriptor of the pool
  * @ptab: for each 4 KiB page, the run covering it, or HD_EMPTY_RUN
  *
  * Never given back either: frees read them without a lock.
  */
 struct hd_gran {
 	_Atomic uintptr_t handle;
-	struct hd_span *span;
+	_Atomic(struct hd_span *) span;
+	struct hd_gran *pnext;
 	_Atomic(struct hd_run *) ptab[HD_GRAN_PAGES];
 };
 
@@ -115,9 +117,14 @@ static inline struct hd_run *hd_gran_run(struct hd_gran *g, uintptr_t p)
 }
 
 /* The span containing @p, or NULL. */
+static inline struct hd_span *hd_gran_span(struct hd_gran *g)
+{
+	return atomic_load_explicit(&g->span, memory_order_acquire);
+}
+
 static inline struct hd_span *hd_span_of(uintptr_t p)
 {
-	struct hd_span *sp = hd_gran_of(p)->span;
+	struct hd_span *sp = hd_gran_span(hd_gran_of(p));
 
 	if (!sp || p - sp->base >= sp->size)
 		return NULL;

@@ -82,13 +82,15 @@ static uint32_t hd_run_max(uint32_t stride)
 }
 
 /*
- * The first run of a class: whole pages holding at least four slots
- * (three from 1280 bytes, two from 4 KiB), with at most 1/5 of it lost to
- * the rounding (a few more pages when needed).
+ * The first run of a class: whole pages holding at least six slots (three
+ * from 1280 bytes, two from 4 KiB), with at most 1/5 of it lost to the
+ * rounding (a few more pages when needed).  Six: a class's first
+ * allocations are laid out side by side, as on Windows (the 18 that
+ * activate it take three slots).
  */
 static uint32_t hd_run_min(uint32_t stride)
 {
-	uint32_t k = stride <= 1024 ? 4 : stride < 4096 ? 3 : 2;
+	uint32_t k = stride <= 1024 ? 6 : stride < 4096 ? 3 : 2;
 	uint32_t bytes = hd_round_page((uint64_t)k * stride + HD_HDR);
 
 	while ((bytes - HD_HDR) % stride > bytes / 5 &&
@@ -163,7 +165,8 @@ static void hd_list_del(struct hd_run **head, struct hd_run *run)
 static void hd_run_own(struct hd_ctx *ctx, struct hd_run *run)
 {
 	atomic_store_explicit(&run->ctx, ctx, memory_order_relaxed);
-	run->omask = ctx->owner ? ~0ULL : 0;
+	atomic_store_explicit(&run->omask, ctx->owner ? ~0ULL : 0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&run->owner, ctx->owner ? ctx->owner :
 			      HD_OWNER_NONE, memory_order_release);
 }
@@ -171,7 +174,7 @@ static void hd_run_own(struct hd_ctx *ctx, struct hd_run *run)
 static void hd_run_disown(struct hd_run *run)
 {
 	atomic_store_explicit(&run->ctx, NULL, memory_order_relaxed);
-	run->omask = ~0ULL;
+	atomic_store_explicit(&run->omask, ~0ULL, memory_order_relaxed);
 	atomic_store_explicit(&run->owner, HD_OWNER_NONE,
 			      memory_order_release);
 }
@@ -208,16 +211,17 @@ static struct hd_run *hd_run_get(struct hd_sheap *s, uint32_t nslots)
 }
 
 /*
- * Hand out the next never-used slots (up to a page worth, at least four)
- * on the local free list.
+ * Hand out the next never-used slots (a page worth, at least eight) on
+ * the local free list, in address order: a class's first allocations are
+ * laid out as on Windows.
  */
 static void hd_run_extend(struct hd_run *run)
 {
 	uint32_t k = 4096 / run->stride, i;
 	uintptr_t p;
 
-	if (k < 4)
-		k = 4;
+	if (k < 8)
+		k = 8;
 	if (k > run->nslots - run->bump)
 		k = run->nslots - run->bump;
 	for (i = run->bump + k; i-- > run->bump;) {
@@ -308,7 +312,8 @@ static void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 	hd_run_state(run, HD_RUN_DEAD);
 	run->next = s->limbo;
 	s->limbo = run;
-	s->nlimbo++;
+	atomic_store_explicit(&s->nlimbo, atomic_load_explicit(
+		&s->nlimbo, memory_order_relaxed) + 1, memory_order_relaxed);
 	/* The class needs fewer runs: its next one is smaller. */
 	if (cls->run_bytes > cls->run_min) {
 		uint32_t half = hd_round_page(cls->run_bytes / 2);
@@ -424,14 +429,16 @@ static bool hd_run_regrow(struct hd_sheap *s, struct hd_run *run)
  * free got in first (then the caller collects it).  The first remote free
  * into a retired run tells the owner (hd_small_free_remote()): either it
  * sees the state FULL, or this side sees its slot on the remote list
- * (the asymmetric pattern of two stores and two loads, with full fences).
+ * (two stores and two loads, all sequentially consistent).
  */
 static bool hd_run_retire(struct hd_ctx *ctx, struct hd_run *run)
 {
 	atomic_store_explicit(&run->notified, 0, memory_order_relaxed);
 	hd_run_state(run, HD_RUN_FULL);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&run->xfree, memory_order_relaxed)) {
+	/* sequentially consistent, like the remote side's push and load */
+	atomic_exchange_explicit(&run->state, HD_RUN_FULL,
+				 memory_order_seq_cst);
+	if (atomic_load_explicit(&run->xfree, memory_order_seq_cst)) {
 		hd_run_state(run, HD_RUN_CURRENT);
 		return false;
 	}
@@ -972,7 +979,8 @@ int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
 
 bool hd_small_limbo_full(const struct hd_sheap *s)
 {
-	return s->nlimbo >= HD_LIMBO_BATCH;
+	return atomic_load_explicit(&s->nlimbo, memory_order_relaxed) >=
+	       HD_LIMBO_BATCH;
 }
 
 /* Take the descriptors in limbo (allocator lock held). */
@@ -981,7 +989,7 @@ struct hd_run *hd_small_limbo_take(struct hd_sheap *s)
 	struct hd_run *list = s->limbo;
 
 	s->limbo = NULL;
-	s->nlimbo = 0;
+	atomic_store_explicit(&s->nlimbo, 0, memory_order_relaxed);
 	return list;
 }
 
@@ -1012,5 +1020,5 @@ void hd_small_free_all(struct hd_sheap *s)
 		hd_meta_free(run, sizeof(*run));
 	}
 	s->runs = s->pool = s->limbo = NULL;
-	s->nlimbo = 0;
+	atomic_store_explicit(&s->nlimbo, 0, memory_order_relaxed);
 }

@@ -125,7 +125,7 @@ struct hd_run {
 	uint64_t lkey;
 	uint64_t ckey;
 	_Atomic uintptr_t owner;
-	uint64_t omask;
+	_Atomic uint64_t omask;
 
 	uintptr_t free __attribute__((aligned(64)));
 	uintptr_t dfree;
@@ -239,7 +239,7 @@ struct hd_sheap {
 	struct hd_run *runs;
 	struct hd_run *pool;
 	struct hd_run *limbo;
-	uint32_t nlimbo;
+	_Atomic uint32_t nlimbo;	/* read without the lock: a hint */
 	size_t empty_bytes;
 	size_t run_bytes;
 	_Atomic bool seen;
@@ -344,7 +344,8 @@ static inline int hd_run_free_local(struct hd_run *run, uintptr_t p)
 static inline bool hd_run_local(const struct hd_run *run)
 {
 	return !((atomic_load_explicit(&run->owner, memory_order_relaxed) ^
-		  hd_self()) & run->omask);
+		  hd_self()) & atomic_load_explicit(&run->omask,
+						    memory_order_relaxed));
 }
 
 /* ---- small.c ---- */

@@ -385,7 +385,7 @@ struct hd_ctx *hd_my_ctx(struct hd_heap *h)
 struct hd_heap *hd_heap_get_slow(const void *hh)
 {
 	for (;;) {
-		struct hd_span *sp = hd_gran_of((uintptr_t)hh)->span;
+		struct hd_span *sp = hd_gran_span(hd_gran_of((uintptr_t)hh));
 		struct hd_heap *h;
 
 		if (!sp || sp->base != (uintptr_t)hh || !sp->heap ||

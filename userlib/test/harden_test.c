@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * Hardening: corrupted headers of small, medium and large blocks, buffer
+ * Hardening: corrupted canaries of small blocks, headers of medium and
+ * large blocks, buffer
  * overflows into the next header, writes to freed blocks (free-list links,
  * footers), a corrupted segment signature; and, with
  * HeapEnableTerminationOnCorruption, the end of the process with a message
@@ -57,8 +58,9 @@ static void header_corruption(void)
 	unsigned char *s = HeapAlloc(h, 0, 40), *m = HeapAlloc(h, 0, 30000);
 	unsigned char *l = HeapAlloc(h, 0, 3 << 20);
 
-	refused(h, s, s - 1, 40, "LFH block, top header byte");
-	refused(h, s, s - 8, 40, "LFH block, low header byte");
+	/* a 40-byte block has a stride of 48: its canary is s[40..47] */
+	refused(h, s, s + 47, 40, "LFH block, top canary byte");
+	refused(h, s, s + 40, 40, "LFH block, low canary byte");
 	refused(h, m, m - 16, 30000, "medium block, kind byte");
 	refused(h, m, m - 12, 30000, "medium block, size bytes");
 	refused(h, m, m - 2, 30000, "medium block, requested-size word");
@@ -162,7 +164,7 @@ static const char *const t_names[T_COUNT] = {
 	"double free",
 	"wild free",
 	"foreign free",
-	"free of a corrupted header",
+	"free of a block with a damaged canary",
 	"HeapReAlloc of a freed block",
 	"corrupted LFH free list",
 	"HeapValidate (must not terminate)",
@@ -219,7 +221,7 @@ static void term_child(int kind, int out)
 		break;
 	case T_HEADER:
 	case T_VALIDATE:
-		p[-1] ^= 1;
+		p[63] ^= 1;	/* stride 64: the canary's last byte */
 		break;
 	case T_LFH_LINK:
 		HeapFree(h, 0, p);
@@ -240,8 +242,9 @@ static void term_child(int kind, int out)
 		HeapReAlloc(h, 0, bad, 100);
 		break;
 	case T_LFH_LINK:
-		HeapAlloc(h, 0, 48);
-		HeapAlloc(h, 0, 48);
+		/* freed slots are reused once the run's free list is used up */
+		for (n = 0; n < 300; n++)
+			HeapAlloc(h, 0, 48);
 		break;
 	default:
 		HeapFree(h, 0, bad);

@@ -43,7 +43,7 @@
 #define KiB	1024UL
 #define MiB	(1024UL * 1024)
 #define MED	20000		/* a medium block: no slack, never LFH */
-#define SMALL	40		/* an LFH slot of stride 48: no slack */
+#define SMALL	40		/* an LFH slot of stride 48: canary, no slack */
 
 enum outcome { O_CALL, O_VALIDATE, O_FAULT, O_NONE, O_ALLOWED, O_COUNT };
 
@@ -129,6 +129,28 @@ static bool wit_ok(const struct wit *w)
 		if (w->p[i] != wit_byte(w, i))
 			return false;
 	return true;
+}
+
+/*
+ * Allocate blocks of @n bytes until one is at @p (a freed slot comes back
+ * once its run's free list is used up); the others are freed again.
+ * Return: the block at @p, or NULL.
+ */
+static unsigned char *realloc_at(HANDLE h, size_t n, unsigned char *p)
+{
+	unsigned char *got[600], *q = NULL;
+	int i, k = 0;
+
+	for (i = 0; i < 600 && !q; i++) {
+		got[k] = HeapAlloc(h, 0, n);
+		if (got[k] == p)
+			q = got[k];
+		else
+			k++;
+	}
+	while (k--)
+		HeapFree(h, 0, got[k]);
+	return q;
 }
 
 /* Two adjacent blocks of @n bytes, @stride apart; false if none found. */
@@ -302,10 +324,10 @@ static bool c_double_free_reuse(struct hc *c)
 
 	ok = E(HeapFree(h, 0, p));
 	q = HeapAlloc(h, 0, SMALL);
-	ok &= E(q == p);
-	ok &= E(HeapFree(h, 0, p));	/* accepted: it is q's address */
-	ok &= E(free_refused(c, h, q));	/* the owner's own free fails */
-	ok &= E(HeapValidate(h, 0, NULL));
+	/* freed slots wait until the run's free list is used up */
+	ok &= E(q != p);
+	ok &= E(free_refused(c, h, p));
+	ok &= E(HeapFree(h, 0, q) && HeapValidate(h, 0, NULL));
 	HeapDestroy(h);
 	return ok;
 }
@@ -632,12 +654,16 @@ static void smash(unsigned char *a, long off, size_t len, int byte,
 
 /*
  * Two adjacent blocks a, b of @n bytes (@stride apart) and a witness;
- * @len bytes of 0x41 are written at a + @off.  The damaged block is b for
- * overflows (off >= n) and a for underflows (off < 0).
+ * @len bytes of 0x41 are written at a + @off for an overflow of a (off >=
+ * n), at b + @off for an underflow of b (off < 0).  Medium blocks: the
+ * header after a, b's own header, is damaged: the damaged block is b.
+ * LFH slots (@stride 48, no header): a's canary, its last 8 bytes, is
+ * damaged either way: the damaged block is a.
  */
 static bool overflow_case(struct hc *c, HANDLE h, size_t n, size_t stride,
 			  long off, size_t len, bool use_memcpy)
 {
+	bool canary = n == SMALL;
 	unsigned char *a, *b, *v;
 	struct wit w;
 	bool ok = E(pair(h, n, stride, &a, &b));
@@ -645,8 +671,8 @@ static bool overflow_case(struct hc *c, HANDLE h, size_t n, size_t stride,
 	ok &= E(wit_new(&w, h, 700, 6));
 	if (!ok)
 		return false;
-	smash(a, off, len, 0x41, use_memcpy);
-	v = off < 0 ? a : b;
+	smash(off < 0 ? b : a, off, len, 0x41, use_memcpy);
+	v = canary ? a : b;
 	ok &= damaged(c, h, v);
 	/* the other block and the witness are unharmed */
 	ok &= E(HeapValidate(h, 0, v == a ? b : a));
@@ -882,7 +908,7 @@ static bool c_write_zero_size(struct hc *c)
 	return slack_case(c, api_lfh_heap(0), 0, 16);
 }
 
-/* Writing 24 bytes into a 0-byte block reaches the next slot's header. */
+/* Writing 25 bytes into a 0-byte block (stride 32) reaches its canary. */
 static bool c_write_zero_size_far(struct hc *c)
 {
 	HANDLE h = api_lfh_heap(0);
@@ -891,8 +917,8 @@ static bool c_write_zero_size_far(struct hc *c)
 
 	ok &= E(HeapSize(h, 0, a) == 0);
 	memset(a, 0x41, 25);
-	ok &= damaged(c, h, b);
-	ok &= E(HeapValidate(h, 0, a));
+	ok &= damaged(c, h, a);
+	ok &= E(HeapValidate(h, 0, b));
 	HeapDestroy(h);
 	return ok;
 }
@@ -1026,9 +1052,10 @@ static bool c_write_after_free_reused(struct hc *c)
 	unsigned char *p = HeapAlloc(h, 0, SMALL), *q;
 	bool ok = E(HeapFree(h, 0, p));
 
-	q = HeapAlloc(h, 0, SMALL);
-	memset(q, 0, SMALL);
+	q = realloc_at(h, SMALL, p);
 	ok &= E(q == p);
+	if (q)
+		memset(q, 0, SMALL);
 	p[0] = 0x41;			/* a dangling write */
 	ok &= E(q[0] == 0x41 && HeapValidate(h, 0, NULL));
 	HeapDestroy(h);
@@ -1062,7 +1089,7 @@ static bool c_zero_on_alloc(struct hc *c)
 
 	memset(p, 0x5A, 100);
 	ok = E(HeapFree(h, 0, p));
-	q = HeapAlloc(h, 0, 100);
+	q = realloc_at(h, 100, p);
 	ok &= E(q == p && q[50] == 0x5A);
 	z = HeapAlloc(h, HEAP_ZERO_MEMORY, 100);
 	for (i = 0; z && i < 100; i++)
@@ -1341,7 +1368,7 @@ static bool c_access_after_destroy(struct hc *c)
 
 static const struct hcase cases[] = {
 	{ "double_free", "double free of an LFH slot", CALL,
-	  c_double_free_lfh, "slot header says free: FALSE, "
+	  c_double_free_lfh, "the run's size entry says free: FALSE, "
 	  "ERROR_INVALID_PARAMETER; HeapSize -1, HeapReAlloc NULL" },
 	{ "double_free", "double free of a medium block", CALL,
 	  c_double_free_medium, "header kind is free: refused" },
@@ -1351,24 +1378,24 @@ static const struct hcase cases[] = {
 	{ "double_free", "double free in a fixed heap", CALL,
 	  c_double_free_fixed, "header kind is free: refused" },
 	{ "double_free_delayed", "double free after 1000 other operations",
-	  CALL, c_double_free_delayed, "header still free, or wiped by a "
-	  "merge: refused" },
+	  CALL, c_double_free_delayed, "size entry or header still free, or "
+	  "header wiped by a merge: refused" },
 	{ "double_free_interleaved", "free(a), free(b), free(a)", CALL,
-	  c_double_free_interleaved, "slot header says free: refused" },
+	  c_double_free_interleaved, "size entry says free: refused" },
 	{ "double_free_coalesced", "double free of a block merged into "
 	  "its free neighbour", CALL, c_double_free_coalesced,
 	  "merged headers are wiped: refused" },
-	{ "double_free_reuse", "free(p), q = alloc() == p, free(p)", NONE_AB,
-	  c_double_free_reuse, "p is q's address, a live block: the second "
-	  "free frees q (indistinguishable from q's own free); q's later "
-	  "free is then refused" },
+	{ "double_free_reuse", "free(p), q = alloc(), free(p)", CALL,
+	  c_double_free_reuse, "a freed slot waits on a deferred list until "
+	  "its run's free list is used up, so q is not p and p is still "
+	  "free: refused (once p is handed out again, a free of p is q's)" },
 	{ "invalid_free_unaligned", "free(p + 1), LFH slot", CALL,
 	  c_unaligned_lfh, "not 16-byte aligned: refused before any read" },
 	{ "invalid_free_unaligned", "free(p + 8), medium block", CALL,
 	  c_unaligned_medium, "not 16-byte aligned: refused before any read" },
 	{ "invalid_free_interior", "free(p + 16), LFH slot", CALL,
-	  c_interior_lfh, "user data where a header would be fails the "
-	  "keyed 44-bit check: refused" },
+	  c_interior_lfh, "not a slot start (the stride does not divide "
+	  "the offset): refused before any read of the block" },
 	{ "invalid_free_interior", "free(p + 256), medium block", CALL,
 	  c_interior_medium, "fails the keyed header check: refused" },
 	{ "invalid_free_interior", "free(p + 4096), large block", CALL,
@@ -1405,7 +1432,7 @@ static const struct hcase cases[] = {
 	  "moving HeapReAlloc", CALL, c_after_realloc_move,
 	  "old block freed by the move: refused" },
 	{ "invalid_free_after_realloc", "same, LFH slot moved to a medium "
-	  "block", CALL, c_after_realloc_class, "slot header says free: "
+	  "block", CALL, c_after_realloc_class, "size entry says free: "
 	  "refused" },
 	{ "realloc_freed", "HeapReAlloc of a freed block (also "
 	  "IN_PLACE_ONLY)", CALL, c_realloc_freed, "NULL, "
@@ -1422,8 +1449,9 @@ static const struct hcase cases[] = {
 	  "unmapped, uncommitted pointers", CALL_NT, c_validate_bad,
 	  "FALSE, last error unchanged, never terminates" },
 	{ "one_byte_overflow", "1 byte past an LFH slot (exact size)", VAL,
-	  c_one_byte_overflow_lfh, "next slot's header damaged: HeapValidate "
-	  "FALSE; that slot is refused by every call" },
+	  c_one_byte_overflow_lfh, "the slot's keyed canary (its last 8 "
+	  "bytes) damaged: HeapValidate FALSE; the block is refused by every "
+	  "call" },
 	{ "one_byte_overflow", "1 byte past a medium block (exact size)",
 	  VAL, c_one_byte_overflow_medium, "next header damaged: "
 	  "HeapValidate FALSE; that block is refused" },
@@ -1433,21 +1461,23 @@ static const struct hcase cases[] = {
 	{ "one_byte_overflow_memcpy", "memcpy 1 byte too many, medium block",
 	  VAL, c_one_byte_overflow_memcpy, "as the loop version" },
 	{ "32_byte_overflow", "32 bytes past an LFH slot", VAL,
-	  c_32_byte_overflow_lfh, "next slot's header damaged: found" },
+	  c_32_byte_overflow_lfh, "the slot's canary damaged: found (the "
+	  "next slot, headerless, keeps its entry)" },
 	{ "32_byte_overflow", "32 bytes past a medium block", VAL,
 	  c_32_byte_overflow_medium, "next header damaged: found" },
 	{ "32_byte_overflow_memcpy", "memcpy 32 bytes too many, LFH slot",
 	  VAL, c_32_byte_overflow_memcpy, "as the loop version" },
 	{ "one_byte_underflow", "1 byte before an LFH slot", VAL,
-	  c_one_byte_underflow_lfh, "own header damaged: found; the block "
-	  "is refused by every call" },
+	  c_one_byte_underflow_lfh, "the previous slot's canary damaged: "
+	  "found; that block is refused by every call" },
 	{ "one_byte_underflow", "1 byte before a medium block", VAL,
 	  c_one_byte_underflow_medium, "own header damaged: found" },
 	{ "32_byte_underflow", "32 bytes before a medium block", VAL,
 	  c_32_byte_underflow_medium, "own header damaged: found (the "
 	  "previous block's last 16 bytes are the caller's write)" },
 	{ "32_byte_underflow_memcpy", "memcpy 32 bytes before an LFH slot",
-	  VAL, c_32_byte_underflow_memcpy, "own header damaged: found" },
+	  VAL, c_32_byte_underflow_memcpy, "the previous slot's canary "
+	  "damaged: found" },
 	{ "large_underflow", "1 byte before a large block", VAL,
 	  c_underflow_large, "large header damaged: found" },
 	{ "overflow_into_free", "32 bytes into a free neighbour", VAL,
@@ -1469,16 +1499,17 @@ static const struct hcase cases[] = {
 	{ "underflow_signature", "overwrite of the segment signature", VAL_NT,
 	  c_underflow_signature, "HeapValidate FALSE" },
 	{ "one_byte_overflow_slack", "1 byte past a 33-byte LFH block", NONE,
-	  c_one_byte_overflow_slack, "lands in the block's own padding (no "
-	  "tail canary): harmless, no other byte changes" },
+	  c_one_byte_overflow_slack, "lands in the block's own padding "
+	  "before its canary (stride 48: 33 bytes, 7 of padding, 8 of "
+	  "canary): harmless, no other byte changes" },
 	{ "one_byte_overflow_large", "1 byte past a 3 MiB large block", NONE,
 	  c_one_byte_overflow_large, "lands in the span's last page, past "
 	  "the block: harmless" },
 	{ "write_zero_size", "16 bytes written to a 0-byte block", NONE,
-	  c_write_zero_size, "lands in the slot's 24 bytes of padding: "
-	  "harmless" },
+	  c_write_zero_size, "lands in the slot's 24 bytes before its "
+	  "canary: harmless" },
 	{ "write_zero_size_far", "25 bytes written to a 0-byte block", VAL,
-	  c_write_zero_size_far, "next slot's header damaged: found" },
+	  c_write_zero_size_far, "the slot's canary damaged: found" },
 	{ "walk_damaged", "HeapWalk over a header with a damaged size",
 	  VAL_NT, c_walk_damaged, "walk stops with ERROR_INVALID_PARAMETER; "
 	  "reads only committed memory" },

@@ -1,26 +1,29 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * Unit tests of internals: size classes, header encoding, the page map,
- * the biased lock, commit refusals reported through a fake backend, walk
- * region indices of segments past the 64th, and the immediate decommit
- * threshold.
+ * Unit tests of internals: size classes, header encoding, the exact
+ * division of slot indices, the page map, the biased lock, commit
+ * refusals reported through a fake backend, walk region indices of
+ * segments past the 64th, the immediate decommit threshold, the deferred
+ * list and remote frees of runs, and the grace period of released runs.
  * Linked with the library's objects.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "../include/heapdev/win32.h"
-#include "../src/internal.h"
+#include "../src/heap.h"
 #include "t.h"
 
 static void classes(void)
 {
-	struct hd_heap *h = calloc(1, sizeof(*h));
+	struct hd_heap *hp = calloc(1, sizeof(*hp));
+	struct hd_sheap *h = &hp->s;
 	bool exact = true, smallest = true, runs = true;
 	size_t n;
 	unsigned int c;
 
-	hd_classes_init(h);
+	hd_small_init(h, &hp->core, &hp->m);
 	for (n = 0; n <= HD_SMALL_MAX; n++) {
 		c = hd_class_of(n);
 		if (c >= HD_NCLASS || h->cls[c].stride < n + 8) {
@@ -40,20 +43,21 @@ static void classes(void)
 		struct hd_class *cls = &h->cls[c];
 
 		runs &= (cls->stride & 15) == 0 &&
-			(cls->run_min - 24) / cls->stride >= 2 &&
-			(cls->run_max - 24) / cls->stride >= 3 &&
-			cls->run_min % HD_GRANULE == 0 &&
-			cls->run_max % HD_GRANULE == 0 &&
+			(cls->run_min - HD_HDR) / cls->stride >=
+			(cls->stride <= 1024 ? 6U : 2U) &&
+			(cls->run_max - HD_HDR) / cls->stride >= 3 &&
+			cls->run_min % HD_PAGE == 0 &&
+			cls->run_max % HD_PAGE == 0 &&
 			cls->run_min <= cls->run_max;
 	}
-	T_OK(runs, "every class: 16-byte strides, >= 2 slots in its first "
-	     "run, >= 3 in its largest, runs of whole granules");
-	free(h);
+	T_OK(runs, "every class: 16-byte strides, >= 6 slots (2 from 1 KiB) "
+	     "in its first run, >= 3 in its largest, runs of whole pages");
+	free(hp);
 }
 
 static void headers(void)
 {
-	struct hd_heap h = { .secret = 0x1234567890abcdefULL };
+	struct hd_core h = { .secret = 0x1234567890abcdefULL };
 	uint64_t word = 0, w;
 
 	hd_wr(&h, (uintptr_t)&word, hd_w0(HD_K_MFREE, HD_F_PREV_GAP, 4096));
@@ -68,23 +72,87 @@ static void headers(void)
 	     "a flipped bit changes the decoded kind");
 	T_EQ(hd_w0_size(hd_w0(HD_K_GAP, 0, 1ULL << 40)), 1ULL << 40,
 	     "sizes up to 1 TiB fit");
-	T_EQ(hd_ssize(hd_sbusy(16376, 78)), 16376, "slot header keeps "
-	     "the requested size");
+}
+
+/*
+ * Slot indices come from one multiply: (d * recip) >> 40 is d / stride,
+ * and the low 40 bits of the product are below recip exactly when the
+ * stride divides d, for every stride and every offset a run can have.
+ */
+static void slot_index(void)
+{
+	static unsigned char storage[sizeof(struct hd_run)]
+		__attribute__((aligned(64)));
+	struct hd_run *run = (struct hd_run *)storage;
+	bool exact = true;
+	unsigned int c;
+
+	for (c = 0; c < HD_NCLASS && exact; c++) {
+		uint32_t stride = c < 63 ? 32 + 16 * c : 0;
+		uintptr_t d;
+
+		if (!stride) {
+			static const uint16_t big[] = { 1280, 1536, 1792, 2048,
+				2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192,
+				10240, 12288, 14336, 16384 };
+
+			stride = big[c - 63];
+		}
+		run->start = 1UL << 30;
+		run->stride = stride;
+		run->nslots = (256U << 10) / stride;
+		run->span = run->nslots * stride;
+		run->recip = ((1ULL << 40) + stride - 1) / stride;
+		for (d = 0; d < run->span + 64 && exact; d += 16) {
+			long i = hd_run_index(run, run->start + d);
+			long want = d < run->span && d % stride == 0 ?
+				    (long)(d / stride) : -1;
+
+			exact = i == want;
+		}
+	}
+	T_OK(exact, "slot index by multiply: exact for every class and offset "
+	     "of a 256 KiB run, -1 between slots and past the end");
+	T_OK(hd_run_index(HD_EMPTY_RUN, 0) < 0 &&
+	     hd_run_index(HD_EMPTY_RUN, 4096) < 0,
+	     "the empty run has no slot");
 }
 
 static void pagemap(void)
 {
-	struct hd_span sp = { .base = 0x7f0000400000UL, .size = 9 << 20 };
+	struct hd_span sp = { .base = 0x7f0000400000UL, .size = 9 << 20,
+			      .handle = 0x7f0000400000UL };
+	struct hd_run *fake = (struct hd_run *)&sp;
 
-	T_EQ(hd_pagemap_set(sp.base, sp.size, &sp), 0, "page map: register");
+	T_EQ(hd_span_register(&sp), 0, "page map: register");
 	T_OK(hd_span_of(sp.base) == &sp && hd_span_of(sp.base + sp.size - 1) ==
 	     &sp, "page map: first and last byte resolve");
 	T_OK(!hd_span_of(sp.base + sp.size) && !hd_span_of(sp.base - 1),
 	     "page map: bytes outside do not");
 	T_OK(!hd_span_of(1ULL << 47) && !hd_span_of(~0ULL) && !hd_span_of(0),
 	     "page map: absurd addresses do not");
-	hd_pagemap_clear(sp.base, sp.size);
-	T_OK(!hd_span_of(sp.base + 5), "page map: cleared");
+	T_OK(atomic_load(&hd_gran_of(sp.base + (8 << 20))->handle) ==
+	     sp.handle && hd_gran_run(hd_gran_of(sp.base + 4096),
+				      sp.base + 4096) == HD_EMPTY_RUN,
+	     "page map: every granule has the handle, every page the empty "
+	     "run");
+	hd_pages_set_run(sp.base + (4 << 20) - 4096, 8192, fake);
+	T_OK(hd_gran_run(hd_gran_of(sp.base + (4 << 20) - 1),
+			 sp.base + (4 << 20) - 1) == fake &&
+	     hd_gran_run(hd_gran_of(sp.base + (4 << 20)),
+			 sp.base + (4 << 20)) == fake &&
+	     hd_gran_run(hd_gran_of(sp.base + (4 << 20) + 4096),
+			 sp.base + (4 << 20) + 4096) == HD_EMPTY_RUN,
+	     "page map: a run's pages across a granule boundary");
+	hd_span_set_handle(&sp, 0);
+	T_OK(!atomic_load(&hd_gran_of(sp.base)->handle),
+	     "page map: handles cleared (a destroy or a pause)");
+	hd_span_unregister(&sp);
+	T_OK(!hd_span_of(sp.base + 5) && hd_gran_of(sp.base) == &hd_null_gran,
+	     "page map: cleared");
+	T_OK(hd_gran_run(hd_gran_of(1UL << 46), 1UL << 46) == HD_EMPTY_RUN &&
+	     !atomic_load(&hd_gran_of(~0UL)->handle),
+	     "page map: unmapped addresses give the null granule");
 }
 
 static void locks(void)
@@ -142,10 +210,10 @@ static void commit_refused(void)
 	q = heapdev_alloc(hh, 100, 0);
 	h = hd_heap_get(hh);
 	hd_leave();
-	real = h->bh.be;
+	real = h->core.bh.be;
 	fake = *real;
 	fake.commit = refuse_commit;
-	h->bh.be = &fake;
+	h->core.bh.be = &fake;
 
 	refused_with = -EDQUOT;
 	errno = 0;
@@ -173,7 +241,7 @@ static void commit_refused(void)
 	p = heapdev_alloc(hh, 8 << 20, 0);
 	T_OK(!p && errno == ENOMEM, "commit refused with ENOMEM: errno "
 	     "ENOMEM (%d)", errno);
-	h->bh.be = real;
+	h->core.bh.be = real;
 
 	/* a refusal recorded earlier does not stick to a later failure */
 	hd_commit_err = -EDQUOT;
@@ -233,7 +301,7 @@ static void region_index(void)
 	}
 	m = heapdev_alloc(hh, 3000, 0);
 	l = heapdev_alloc(hh, 3 << 20, 0);
-	s = (struct hd_seg *)hd_heap_get(hh)->segs;
+	s = (struct hd_seg *)hd_heap_get(hh)->m.segs;
 	hd_leave();
 	s->index = 63;
 	walk_indices(hh, &region, &busy, &large, &nregion);
@@ -297,15 +365,169 @@ static void decommit_threshold(void)
 	     (unsigned long long)big);
 }
 
+/* ---- runs across threads ---- */
+
+#define NB	1000
+
+struct xarg {
+	HANDLE h;
+	size_t n;
+	void **p;
+};
+
+static void *alloc_all(void *arg)
+{
+	struct xarg *x = arg;
+	int i;
+
+	for (i = 0; i < NB; i++)
+		x->p[i] = HeapAlloc(x->h, 0, x->n);
+	return NULL;
+}
+
+static void *free_all(void *arg)
+{
+	struct xarg *x = arg;
+	int i;
+
+	for (i = 0; i < NB; i++)
+		HeapFree(x->h, 0, x->p[i]);
+	return NULL;
+}
+
+/* How many of @b's blocks are at addresses that @a had. */
+static int overlap(void **a, void **b)
+{
+	int i, j, k = 0;
+
+	for (i = 0; i < NB; i++)
+		for (j = 0; j < NB; j++)
+			if (a[i] == b[j]) {
+				k++;
+				break;
+			}
+	return k;
+}
+
+/*
+ * Blocks of a run that another thread owns are freed through the run's
+ * remote list (a second free of one is refused at once); the owner takes
+ * them back when it needs slots.  The runs of a thread that exits are
+ * adopted by the next thread that needs their class.
+ */
+static void remote_frees(void)
+{
+	static void *a[NB], *b[NB], *c[NB];
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct xarg x = { h, 64, a };
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	uint64_t before;
+	pthread_t t;
+	bool ok = true;
+	int i;
+
+	for (i = 0; i < 20; i++)
+		HeapFree(h, 0, HeapAlloc(h, 0, 64));
+	pthread_create(&t, NULL, alloc_all, &x);
+	pthread_join(t, NULL);
+	for (i = 0; i < NB; i++)
+		ok &= a[i] && HeapFree(h, 0, a[i]);
+	T_OK(ok, "remote frees: %d blocks of an exited thread's runs freed",
+	     NB);
+	SetLastError(0);
+	T_OK(!HeapFree(h, 0, a[7]) && GetLastError() ==
+	     ERROR_INVALID_PARAMETER, "remote frees: a second free of one is "
+	     "refused at once");
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	T_OK(info.blocks == 0 && info.allocated == 0, "remote frees: the "
+	     "counters see them all freed (%llu blocks, %llu bytes)",
+	     (unsigned long long)info.blocks,
+	     (unsigned long long)info.allocated);
+	for (i = 0; i < NB; i++)
+		b[i] = HeapAlloc(h, 0, 64);
+	T_OK(overlap(a, b) >= NB * 9 / 10, "abandoned runs: adopted by the "
+	     "next thread that needs the class (%d of %d addresses reused)",
+	     overlap(a, b), NB);
+	/* the other way round: this thread owns them, another frees them */
+	x.p = b;
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	before = info.committed;
+	pthread_create(&t, NULL, free_all, &x);
+	pthread_join(t, NULL);
+	for (i = 0; i < NB; i++)
+		c[i] = HeapAlloc(h, 0, 64);
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	T_OK(overlap(b, c) >= NB / 2 && info.committed <= before,
+	     "remote frees: the owner takes them back (%d of %d addresses "
+	     "reused, committed %llu then %llu)", overlap(b, c), NB,
+	     (unsigned long long)before, (unsigned long long)info.committed);
+	for (i = 0; i < NB; i++)
+		HeapFree(h, 0, c[i]);
+	T_OK(HeapValidate(h, 0, NULL), "remote frees: the heap is valid");
+	HeapDestroy(h);
+}
+
+struct pinger {
+	HANDLE h;
+	_Atomic int stop;
+};
+
+static void *ping(void *arg)
+{
+	struct pinger *pg = arg;
+
+	while (!atomic_load(&pg->stop))
+		HeapFree(pg->h, 0, HeapAlloc(pg->h, 0, 100));
+	return NULL;
+}
+
+/*
+ * Released run descriptors wait in limbo for a grace period (calls of
+ * other threads in progress may still read them), then are reused.
+ */
+static void grace_period(void)
+{
+	struct pinger pg = { HeapCreate(0, 0, 0), 0 };
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct hd_heap *hp;
+	void *p[8];
+	pthread_t t;
+	int i, k;
+
+	pthread_create(&t, NULL, ping, &pg);
+	for (i = 0; i < 20; i++)
+		HeapFree(h, 0, HeapAlloc(h, 0, 5000));
+	/* runs of 4 KiB classes are released when they empty */
+	for (i = 0; i < 3 * HD_LIMBO_BATCH; i++) {
+		for (k = 0; k < 8; k++)
+			p[k] = HeapAlloc(h, 0, 5000);
+		for (k = 0; k < 8; k++)
+			HeapFree(h, 0, p[k]);
+	}
+	hp = hd_heap_get(h);
+	hd_leave();
+	T_OK(hp->s.nlimbo < HD_LIMBO_BATCH && hp->s.pool,
+	     "grace period: released descriptors left limbo for the pool "
+	     "(%u in limbo)", hp->s.nlimbo);
+	T_OK(HeapValidate(h, 0, NULL), "grace period: heap valid");
+	atomic_store(&pg.stop, 1);
+	pthread_join(t, NULL);
+	HeapDestroy(pg.h);
+	HeapDestroy(h);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
 	classes();
 	headers();
+	slot_index();
 	pagemap();
 	locks();
 	commit_refused();
 	region_index();
 	decommit_threshold();
+	remote_frees();
+	grace_period();
 	return t_done();
 }
