@@ -21,7 +21,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define HDM_BOOT_SIZE		(1ULL << 30)
 #define HDM_BOOT_STEP		(256u << 10)	/* made read-write at a time */
 #define HDM_BOOT_MIN_SHIFT	5		/* 32-byte blocks, header included */
 #define HDM_BOOT_CLASSES	26		/* up to 1 GiB */
@@ -41,7 +40,11 @@ struct hdm_boot_hdr {
 	};
 };
 
-uintptr_t hdm_boot_base;	/* 0 until the first boot allocation */
+/*
+ * Until the first boot allocation, the base is the top GiB of the 64-bit
+ * space (kernel addresses): hdm_boot_owns() matches no user pointer.
+ */
+uintptr_t hdm_boot_base = HDM_BOOT_NONE;
 static uintptr_t hdm_boot_top, hdm_boot_rw;
 static struct hdm_boot_hdr *hdm_boot_free_list[HDM_BOOT_CLASSES];
 
@@ -113,7 +116,7 @@ static void *hdm_boot_carve(unsigned int cls)
 	size_t len = (size_t)1 << (cls + HDM_BOOT_MIN_SHIFT);
 	uintptr_t p = hdm_boot_top;
 
-	if (!hdm_boot_base && hdm_boot_reserve())
+	if (hdm_boot_base == HDM_BOOT_NONE && hdm_boot_reserve())
 		return NULL;
 	if (len >= 4096)
 		p = (hdm_boot_top + 4095) & ~(uintptr_t)4095;

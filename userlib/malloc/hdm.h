@@ -17,7 +17,9 @@ extern "C" {
 #define HDM_HIDDEN __attribute__((visibility("hidden")))
 #define HDM_EXPORT __attribute__((visibility("default")))
 
-/* The boot arena (boot.c). */
+/* The boot arena (boot.c): a reservation of HDM_BOOT_SIZE bytes. */
+#define HDM_BOOT_SIZE		(1ULL << 30)
+#define HDM_BOOT_NONE		((uintptr_t)0 - HDM_BOOT_SIZE)
 HDM_HIDDEN extern uintptr_t hdm_boot_base;
 HDM_HIDDEN void *hdm_boot_alloc(size_t n, size_t align, int zero);
 HDM_HIDDEN void hdm_boot_free(void *p, const char *fn);
@@ -26,10 +28,10 @@ HDM_HIDDEN void hdm_boot_atfork_prepare(void);
 HDM_HIDDEN void hdm_boot_atfork_parent(void);
 HDM_HIDDEN void hdm_boot_atfork_child(void);
 
-/* Is @p in the boot arena's reservation? (1 GiB, see boot.c) */
+/* Is @p in the boot arena's reservation? */
 static inline int hdm_boot_owns(const void *p)
 {
-	return (uintptr_t)p - hdm_boot_base < (1ULL << 30);
+	return (uintptr_t)p - hdm_boot_base < HDM_BOOT_SIZE;
 }
 
 /*

@@ -68,6 +68,18 @@ static unsigned int hdm_norphans;
 static atomic_int hdm_orphan_lock;
 
 /*
+ * Per-thread mode: the set of heaps malloc() uses besides the process
+ * heap (open addressing, written under hdm_orphan_lock, read without a
+ * lock: an entry is there before its heap's first block exists, and goes
+ * only once the heap is empty), so that free() refuses blocks of heaps
+ * the program created itself.
+ */
+#define HDM_HSET 4096
+#define HDM_TOMB ((struct heapdev_heap *)1)
+static struct heapdev_heap *_Atomic hdm_hset[HDM_HSET];
+static unsigned int hdm_nhset;
+
+/*
  * Heap mappings of the parent at the last fork(): in the child, blocks
  * there are gone (heapdev heaps are not inherited), the ranges are kept
  * reserved so that no new heap reuses them, and free() of such a block
@@ -313,6 +325,65 @@ static struct heapdev_heap *hdm_proc_heap(void)
 
 /* ---- per-thread heaps ---- */
 
+static unsigned int hdm_hash(const struct heapdev_heap *h)
+{
+	return (unsigned int)(((uintptr_t)h >> 16) * 0x9E3779B97F4A7C15ull >>
+			      52) & (HDM_HSET - 1);
+}
+
+/* hdm_orphan_lock held.  false: the set is full. */
+static bool hdm_hset_add(struct heapdev_heap *h)
+{
+	unsigned int i = hdm_hash(h);
+
+	if (hdm_nhset >= HDM_HSET / 2)
+		return false;
+	while (hdm_hset[i] && hdm_hset[i] != HDM_TOMB)
+		i = (i + 1) & (HDM_HSET - 1);
+	atomic_store_explicit(&hdm_hset[i], h, memory_order_release);
+	hdm_nhset++;
+	return true;
+}
+
+/* hdm_orphan_lock held. */
+static void hdm_hset_del(struct heapdev_heap *h)
+{
+	unsigned int i = hdm_hash(h);
+	struct heapdev_heap *e;
+
+	while ((e = hdm_hset[i])) {
+		if (e == h) {
+			atomic_store_explicit(&hdm_hset[i], HDM_TOMB,
+					      memory_order_relaxed);
+			hdm_nhset--;
+			return;
+		}
+		i = (i + 1) & (HDM_HSET - 1);
+	}
+}
+
+/* Is @h a heap of malloc()'s? */
+static bool hdm_mine(const struct heapdev_heap *h)
+{
+	unsigned int i, n;
+	struct heapdev_heap *e;
+
+	if (h == atomic_load_explicit(&hdm_proc, memory_order_relaxed))
+		return true;
+	if (!hdm_per_thread)
+		return false;
+	i = hdm_hash(h);
+	for (n = 0; n < HDM_HSET; n++) {
+		e = atomic_load_explicit(&hdm_hset[i], memory_order_acquire);
+		if (!e)
+			return false;
+		if (e == h)
+			return true;
+		i = (i + 1) & (HDM_HSET - 1);
+	}
+	return false;
+}
+
 static bool hdm_main_thread(void)
 {
 	return gettid() == getpid();
@@ -333,6 +404,14 @@ static struct heapdev_heap *hdm_thread_heap_new(void)
 	o.backend = hdm_use_memfd ? HEAPDEV_BACKEND_MEMFD :
 		    HEAPDEV_BACKEND_DEFAULT;
 	err = heapdev_create(&o, &h);
+	if (!err) {
+		hdm_spin_lock(&hdm_orphan_lock);
+		if (!hdm_hset_add(h)) {
+			heapdev_destroy(h);
+			err = -ENOSPC;
+		}
+		hdm_spin_unlock(&hdm_orphan_lock);
+	}
 	if (err) {
 		/* The process heap serves this thread instead. */
 		if (hdm_debug())
@@ -355,6 +434,9 @@ static void hdm_thread_exit(void *v)
 		return;
 	hdm_depth++;
 	if (!heapdev_get_info(h, &info) && !info.blocks) {
+		hdm_spin_lock(&hdm_orphan_lock);
+		hdm_hset_del(h);
+		hdm_spin_unlock(&hdm_orphan_lock);
 		heapdev_destroy(h);
 	} else {
 		hdm_spin_lock(&hdm_orphan_lock);
@@ -422,12 +504,21 @@ static inline struct heapdev_heap *hdm_heap(bool *boot)
 	return hdm_setup(boot);
 }
 
-/* The heap to free @p into (not a boot block). */
+/*
+ * The heap to free @p into (not a boot block): the process heap, or in
+ * per-thread mode the heap whose memory holds @p if it is one of
+ * malloc()'s (the thread's own, checked first, or another's).
+ */
 static inline struct heapdev_heap *hdm_owner(const void *p)
 {
-	if (hdm_per_thread)
-		return heapdev_heap_of(p);
-	return hdm_tl;
+	struct heapdev_heap *h;
+
+	if (!hdm_per_thread)
+		return hdm_tl;
+	h = heapdev_heap_of(p);
+	if (likely(h == hdm_tl) || !h || hdm_mine(h))
+		return h;
+	return NULL;
 }
 
 /* ---- bad pointers ---- */
@@ -467,7 +558,7 @@ static void hdm_bad(const void *p, struct heapdev_heap *h, const char *fn,
 	}
 	if (!owner)
 		hdm_fatal(fn, "invalid pointer", p, NULL);
-	if (h && owner != h) {
+	if (!hdm_mine(owner)) {
 		hdm_say("%s(): invalid pointer: %p is in heap %p, which malloc() does not use; aborting",
 			fn, p, (void *)owner);
 		abort();
@@ -797,8 +888,8 @@ static void hdm_fork_line(const char *s, const char *end)
 
 		hi = hi << 4 | (uintptr_t)(c <= '9' ? c - '0' : (c | 32) - 'a' + 10);
 	}
-	/* The path starts after the fifth field. */
-	for (; s < end && field < 5; field++) {
+	/* perms, offset, dev, inode, then the path */
+	for (; s < end && field < 4; field++) {
 		while (s < end && *s == ' ')
 			s++;
 		while (s < end && *s != ' ')
@@ -883,12 +974,14 @@ static void hdm_atfork_child(void)
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
 			       MAP_FIXED_NOREPLACE, -1, 0);
 
-		if (p == MAP_FAILED)
-			continue;
-		if ((uintptr_t)p != lo) {	/* no MAP_FIXED_NOREPLACE */
+		/*
+		 * Without MAP_FIXED_NOREPLACE (before Linux 4.17) the kernel
+		 * took the address as a hint: give that mapping back.  The
+		 * range stays on the list either way: free() of its blocks
+		 * does nothing.
+		 */
+		if (p != MAP_FAILED && (uintptr_t)p != lo)
 			munmap(p, len);
-			continue;
-		}
 		hdm_fork_range[n++] = hdm_fork_range[i];
 	}
 	hdm_nghost = hdm_nfork = n;
@@ -896,6 +989,8 @@ static void hdm_atfork_child(void)
 	hdm_proc_lock = 0;
 	hdm_orphan_lock = 0;
 	hdm_norphans = 0;
+	memset((void *)hdm_hset, 0, sizeof(hdm_hset));
+	hdm_nhset = 0;
 	hdm_tl = NULL;
 	hdm_tl_done = false;
 	hdm_depth--;
