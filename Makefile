@@ -169,3 +169,12 @@ endif
 clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
+
+# ---- libheapdev-malloc, the drop-in (userlib/malloc; installed by
+# userlib's install-malloc, which its install runs) ----
+.PHONY: uninstall-malloc
+uninstall: uninstall-malloc
+uninstall-malloc:
+	rm -f $(DESTDIR)$(LIBDIR)/libheapdev-malloc.so* \
+		$(DESTDIR)$(LIBDIR)/libheapdev-malloc.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/heapdev-malloc.pc

@@ -940,6 +940,77 @@ def load_state(path):
                     {int(k): v for k, v in vb.items()}, ds, argv)
     return st
 
+# ---- issue 13/14 additions: the tree workload and the real programs ----
+#
+# Self-contained: main() stores their results in r.extra, write_report()
+# puts extra_report() before "## Exact commands".
+
+TREE_ARGS = "tree -N 100000 -n 10 --mem"
+TREE_KEYS = ["hd", "hd-ns", "glibc", "je", "mi"]
+
+
+def tree_suite(r, reps):
+    """The octree workload (bench.c 'tree'), interleaved; medians of
+    ns/op, peak live, peak committed and max RSS per allocator."""
+    args = TREE_ARGS if not r.quick else TREE_ARGS.replace("-n 10", "-n 4")
+    runs = {}
+    for _ in range(reps):
+        keys = list(TREE_KEYS)
+        random.shuffle(keys)
+        for key in keys:
+            res = r.run(key, args)
+            if res:
+                runs.setdefault(key, []).append(
+                    (float(res["sec"]) / int(res["ops"]) * 1e9, int(res["peak_live"]),
+                     int(res["peak_committed"]), int(res["maxrss_kb"]) * 1024))
+    return {"args": args, "reps": reps,
+            "med": {k: [statistics.median(x[i] for x in v) for i in range(4)]
+                    for k, v in runs.items()}}
+
+
+def real_suite(r, args, reps):
+    import realprogs
+    res = realprogs.suite(r.build, reps, args.quick, env=r.env, log=log)
+    r.failures += res["failures"] + res["mismatch"]
+    res["samples"] = [[p, k, v] for (p, k), v in res["samples"].items()]
+    return res
+
+
+def extra_report(r):
+    ex = getattr(r, "extra", None) or {}
+    L = []
+    add = L.append
+    tr = ex.get("tree")
+    if tr:
+        add("## A tree of small nodes rebuilt and freed (issue 14)\n")
+        add("`bench-ALLOC %s`: an octree of 100000 bodies rebuilt every step (internal "
+            "nodes of 104 B, leaves of 56 B, per-leaf lists of 24-88 B that grow one slot "
+            "at a time), then freed; %d runs each, interleaved, medians. An op is one "
+            "node or list allocated and freed. Committed as in the memory section "
+            "(sampled when each tree is complete); max RSS of the process.\n"
+            % (tr["args"], tr["reps"]))
+        add("| allocator | ns/op | peak live (KiB) | peak committed (KiB) | committed ÷ live "
+            "| max RSS (KiB) | RSS ÷ glibc |")
+        add("|---|---|---|---|---|---|---|")
+        g = tr["med"].get("glibc")
+        for key in TREE_KEYS:
+            v = tr["med"].get(key)
+            if not v:
+                continue
+            add("| %s | %.1f | %d | %d | %s | %d | %s |" % (
+                ALLOCS[key][2], v[0], v[1] // 1024, v[2] // 1024,
+                fmt_ratio(v[2] / v[1]) if v[1] else "n/a", v[3] // 1024,
+                fmt_ratio(v[3] / g[3]) if g and g[3] else "n/a"))
+        add("")
+        add("```\nHEAPDEV_BACKEND=memfd build/bench/bench-ALLOC %s -m ser|ns\n```\n"
+            % tr["args"])
+    rp = ex.get("real")
+    if rp:
+        import realprogs
+        rp = dict(rp, samples={(p, k): [tuple(x) for x in v] for p, k, v in rp["samples"]})
+        L += realprogs.report(rp)
+    return "\n".join(L) + "\n" if L else ""
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -950,6 +1021,8 @@ def main():
     ap.add_argument("--wine", type=int, default=1)
     ap.add_argument("--kernel", default="6.12")
     ap.add_argument("--reps", type=int, default=0)
+    ap.add_argument("--real", type=int, default=1,
+                    help="run the real programs (realprogs.py)")
     ap.add_argument("--out", default=HERE)
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md and the chart from the last run")
@@ -965,6 +1038,7 @@ def main():
             setattr(args, k, st["args"][k])
         r.failures = st["failures"]
         r.loads = st.get("loads", [])
+        r.extra = st.get("extra", {})
         write_report(args, r, st["machine"], st["samples"], st["ic"], st["mem"],
                      st["vm"], st["cgtasks"], st["reps"], st["elapsed"])
         return
@@ -978,6 +1052,12 @@ def main():
         mem = memory_suite(r)
     finally:
         r.wine_stop()
+    r.extra = {}
+    log("bench: tree")
+    r.extra["tree"] = tree_suite(r, 3 if args.quick else 5)
+    if args.real:
+        log("bench: real programs")
+        r.extra["real"] = real_suite(r, args, 3 if args.quick else 5)
     ic, cgtasks = {}, []
     if args.callgrind:
         log("bench: callgrind")
@@ -993,7 +1073,8 @@ def main():
     save_state(state_path, {
         "args": {k: getattr(args, k) for k in ("quick", "vm", "callgrind", "wine", "kernel")},
         "failures": r.failures, "loads": r.loads, "machine": m, "samples": samples, "ic": ic,
-        "mem": mem, "vm": vm, "cgtasks": cgtasks, "reps": reps, "elapsed": elapsed})
+        "mem": mem, "vm": vm, "cgtasks": cgtasks, "reps": reps, "elapsed": elapsed,
+        "extra": r.extra})
     write_report(args, r, m, samples, ic, mem, vm, cgtasks, reps, elapsed)
 
 
@@ -1005,6 +1086,7 @@ def write_report(args, r, m, samples, ic, mem, vm, cgtasks, reps, elapsed):
     svg = os.path.join(args.out, "results.svg")
     chart(svg, tm, ic, r.build)
     text = report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed)
+    text = text.replace("## Exact commands", extra_report(r) + "## Exact commands", 1)
     with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
         f.write(text)
     log("bench: wrote %s and %s" % (os.path.join(args.out, "RESULTS.md"), svg))
