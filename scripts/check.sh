@@ -101,6 +101,10 @@ if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 	step userlib-vmtest make -C "$HEAPDEV_TOP/userlib" vmtest
 	vm=$HEAPDEV_BUILD/userlib/vm/heapdev-api-test
 	[ -x "$vm" ] && vmfiles+=(-f "$vm")
+	# The drop-in malloc's VM run (userlib/malloc/test/vm-run.sh).
+	step userlib-malloc-vm make -C "$HEAPDEV_TOP/userlib" malloc-vm
+	[ -x "$HEAPDEV_BUILD/userlib/vm/malloc/run.sh" ] &&
+		vmfiles+=(-f "malloc=$HEAPDEV_BUILD/userlib/vm/malloc")
 fi
 if [ "$CHECK_HOST" = 1 ]; then
 	counted install "$results/install.log" "$HEAPDEV_TOP/scripts/test-install.sh"
