@@ -633,6 +633,12 @@ static __attribute__((noinline)) void hdm_free_slow(void *p, const char *fn)
 		hdm_bad(p, h, fn, true);
 }
 
+/*
+ * Boot blocks are told apart before heapdev_free() sees them: to the
+ * library they are bad pointers, which a program that enabled
+ * termination on corruption (HeapEnableTerminationOnCorruption) would
+ * die of.
+ */
 HDM_EXPORT void free(void *p)
 {
 	struct heapdev_heap *h;
@@ -640,12 +646,8 @@ HDM_EXPORT void free(void *p)
 	if (unlikely(!p))
 		return;
 	h = hdm_owner(p);
-	if (unlikely(!h || hdm_boot_owns(p))) {
+	if (unlikely(!h || hdm_boot_owns(p) || heapdev_free(h, p, 0)))
 		hdm_free_slow(p, "free");
-		return;
-	}
-	if (unlikely(heapdev_free(h, p, 0)))
-		hdm_bad(p, h, "free", true);
 }
 
 HDM_EXPORT void cfree(void *p);

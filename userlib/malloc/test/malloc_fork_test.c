@@ -153,11 +153,12 @@ static void *churn(void *arg)
 	return NULL;
 }
 
-int main(void)
+/* argv[1]: forks while threads allocate (default 50) */
+int main(int argc, char **argv)
 {
 	struct hdm_child c;
 	pthread_t t[2];
-	int i, ok;
+	int i, ok, nforks = argc > 1 ? atoi(argv[1]) : 50;
 
 	pre = malloc(64);
 	pre_big = malloc(3 << 20);
@@ -190,14 +191,14 @@ int main(void)
 	for (i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, churn, NULL);
 	ok = 1;
-	for (i = 0; i < 50; i++) {
+	for (i = 0; i < nforks; i++) {
 		hdm_in_child(child_allocates, NULL, &c);
 		ok &= hdm_exited(&c, 0);
 	}
 	atomic_store(&stop, 1);
 	for (i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
-	T_OK(ok, "50 forks while two threads allocate: every child allocates");
+	T_OK(ok, "%d forks while two threads allocate: every child allocates", nforks);
 
 	T_OK(pre[0] == 'p' && pre_big[(3 << 20) - 1] == 'q',
 	     "the parent's blocks are untouched");

@@ -94,6 +94,34 @@ if [ ! -e /dev/heapdev ]; then
 		[ "$(wc -l <"$tmp/err")" = 1 ]
 	ok $? "HEAPDEV_MALLOC_FALLBACK=memfd without /dev/heapdev: one message, then memfd heaps"
 fi
+# Installed as a user would: make install into a stage, pkg-config, link.
+echo "== make install, pkg-config"
+stage=$tmp/stage
+if make -s -C "$HERE/../.." install BUILD="$BUILD" DESTDIR="$stage" PREFIX=/usr/local \
+	>"$tmp/install.log" 2>&1; then
+	ok 0 "make install DESTDIR"
+else
+	ok 1 "make install DESTDIR"
+	tail -n 20 "$tmp/install.log"
+fi
+lib=$stage/usr/local/lib
+for f in libheapdev-malloc.so.1 libheapdev-malloc.so libheapdev-malloc.a pkgconfig/heapdev-malloc.pc; do
+	[ -e "$lib/$f" ]
+	ok $? "installed /usr/local/lib/$f"
+done
+export PKG_CONFIG_PATH=$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
+printf '#include <stdlib.h>\n#include <heapdev.h>\nint main(void) { void *p = malloc(100); int ok = heapdev_heap_of(p) == heapdev_process_heap(); free(p); return !ok; }\n' >"$tmp/use.c"
+# shellcheck disable=SC2046
+cc -o "$tmp/use" "$tmp/use.c" $(pkg-config --cflags --libs heapdev-malloc heapdev) 2>"$tmp/cc.err" &&
+	LD_LIBRARY_PATH=$lib "$tmp/use"
+ok $? "a program linked with \$(pkg-config --libs heapdev-malloc) allocates from the process heap"
+# shellcheck disable=SC2046
+cc -static -o "$tmp/use-static" "$tmp/use.c" $(pkg-config --static --cflags --libs heapdev-malloc) 2>"$tmp/cc.err" &&
+	"$tmp/use-static"
+ok $? "... and statically linked with --static"
+LD_PRELOAD=$lib/libheapdev-malloc.so.1 /bin/ls / >/dev/null
+ok $? "the installed libheapdev-malloc.so.1 preloads (it finds libheapdev.so.1 next to it)"
+
 echo "$((n - bad)) passed, $bad failed"
 [ $bad = 0 ] || fail=1
 exit $fail
