@@ -482,26 +482,15 @@ static struct heapdev_heap *hdm_setup(bool *boot)
 	}
 	if (h) {
 		/* The thread's first libheapdev call: it registers there. */
-		size_t sz;
+		struct heapdev_heap_info info = { .size = sizeof(info) };
 
-		(void)heapdev_size(h, NULL, 0, &sz);
+		(void)heapdev_get_info(h, &info);
 		hdm_tl = h;
 	}
 	hdm_depth--;
 	if (!h)
 		errno = ENOMEM;
 	return h;
-}
-
-static inline struct heapdev_heap *hdm_heap(bool *boot)
-{
-	struct heapdev_heap *h = hdm_tl;
-
-	if (likely(h)) {
-		*boot = false;
-		return h;
-	}
-	return hdm_setup(boot);
 }
 
 /*
