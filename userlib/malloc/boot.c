@@ -209,7 +209,7 @@ static struct hdm_boot_hdr *hdm_boot_hdr(const void *p, const char **why)
 
 void hdm_boot_free(void *p, const char *fn)
 {
-	const char *why;
+	const char *why = "invalid pointer";
 	struct hdm_boot_hdr *h;
 	unsigned int cls;
 	uintptr_t slot;
@@ -241,7 +241,7 @@ void hdm_boot_free(void *p, const char *fn)
 
 size_t hdm_boot_size(const void *p, const char *fn)
 {
-	const char *why;
+	const char *why = "invalid pointer";
 	struct hdm_boot_hdr *h = hdm_boot_hdr(p, &why);
 
 	if (!h)

@@ -23,6 +23,10 @@ for mode in process thread; do
 	done
 done
 run "$T/malloc_static_test"
+for t in malloc_test malloc_thread_test new_test; do
+	run env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		"$BUILD/malloc/ubsan/test/$t"
+done
 if command -v "${VALGRIND:-valgrind}" >/dev/null; then
 	for t in "malloc_test" "malloc_thread_test 20000"; do
 		# nouserintercepts: memcheck keeps its hands off the drop-in's
