@@ -70,7 +70,8 @@ WHY = {
     "redis": "The server's lazy-free thread frees what the main thread allocated, so the "
              "process heap is used by two threads: its locks lose their bias and small blocks "
              "go through the affinity slots, a lock per call (NOTES-for-userlib.md §2). The "
-             "ratio moves between runs (1.01 to 1.19 against glibc in this session's runs).",
+             "ratios move between runs: 1.01 to 1.19 against glibc and 1.10 to 1.23 against "
+             "mimalloc in this session's three runs.",
     "python3": "Within noise of glibc (0.93 to 1.11 across this session's runs); the core's "
                "small-block paths as for perl.",
 }
