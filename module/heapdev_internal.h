@@ -110,12 +110,6 @@ extern atomic_long_t heapdev_files_open;
 extern struct list_head heapdev_files;
 extern struct mutex heapdev_files_lock;
 
-/* Limits (module parameters), in pages or heaps; read with READ_ONCE. */
-unsigned long heapdev_heap_limit(void);
-unsigned long heapdev_file_limit(void);
-unsigned long heapdev_user_limit(void);
-unsigned int heapdev_max_heaps(void);
-
 /* heap.c */
 struct heapdev_heap *heapdev_heap_alloc(struct heapdev_file *hf, u32 flags,
 					unsigned long max_pages);
@@ -129,7 +123,12 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 void heapdev_heap_kill(struct heapdev_heap *heap);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
 
-/* account.c */
+/* account.c: the limits (module parameters), in pages or heaps */
+void heapdev_limits_init(void);
+unsigned long heapdev_heap_limit(void);
+unsigned long heapdev_file_limit(void);
+unsigned long heapdev_user_limit(void);
+unsigned int heapdev_max_heaps(void);
 struct heapdev_user *heapdev_user_get(kuid_t uid);
 void heapdev_user_put(struct heapdev_user *user);
 unsigned long heapdev_user_committed(struct heapdev_user *user);

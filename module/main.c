@@ -42,26 +42,6 @@
 #define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
 				 HEAPDEV_FEAT_LIST)
 
-static unsigned long heap_limit_mb;
-module_param(heap_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(heap_limit_mb,
-		 "Most MiB one heap may commit (default: half of RAM)");
-
-static unsigned long file_limit_mb;
-module_param(file_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(file_limit_mb,
-		 "Most MiB the heaps of one open file may commit (default: half of RAM)");
-
-static unsigned long user_limit_mb;
-module_param(user_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(user_limit_mb,
-		 "Most MiB the heaps of one user may commit (default: half of RAM)");
-
-#define HEAPDEV_MAX_HEAPS_DEFAULT	65536
-static unsigned int max_heaps = HEAPDEV_MAX_HEAPS_DEFAULT;
-module_param(max_heaps, uint, 0644);
-MODULE_PARM_DESC(max_heaps, "Most heaps one open file may hold (default: 65536)");
-
 atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_files_open = ATOMIC_LONG_INIT(0);
@@ -73,52 +53,11 @@ DEFINE_MUTEX(heapdev_files_lock);
 
 static struct vfsmount *heapdev_mnt;
 
-static unsigned long heapdev_mb_to_pages(unsigned long mb)
-{
-	if (mb > (ULONG_MAX >> (20 - PAGE_SHIFT)))
-		return ULONG_MAX;
-	return mb << (20 - PAGE_SHIFT);
-}
-
 static u64 heapdev_pages_to_bytes(unsigned long pages)
 {
 	if (pages > (U64_MAX >> PAGE_SHIFT))
 		return U64_MAX;
 	return (u64)pages << PAGE_SHIFT;
-}
-
-/* Half of RAM, at least 1 MiB: what a limit of 0 stands for. */
-static unsigned long heapdev_default_mb(void)
-{
-	return max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
-}
-
-/* A limit parameter in pages; 0, at load time or written later, is the default. */
-static unsigned long heapdev_limit_pages(const unsigned long *param)
-{
-	unsigned long mb = READ_ONCE(*param);
-
-	return heapdev_mb_to_pages(mb ? mb : heapdev_default_mb());
-}
-
-unsigned long heapdev_heap_limit(void)
-{
-	return heapdev_limit_pages(&heap_limit_mb);
-}
-
-unsigned long heapdev_file_limit(void)
-{
-	return heapdev_limit_pages(&file_limit_mb);
-}
-
-unsigned long heapdev_user_limit(void)
-{
-	return heapdev_limit_pages(&user_limit_mb);
-}
-
-unsigned int heapdev_max_heaps(void)
-{
-	return READ_ONCE(max_heaps) ?: HEAPDEV_MAX_HEAPS_DEFAULT;
 }
 
 /* Look a heap up by id and take a reference on it. */
@@ -643,20 +582,11 @@ static struct file_system_type heapdev_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
-/* Show the default in sysfs rather than 0. */
-static void heapdev_default_limit(unsigned long *mb)
-{
-	if (!*mb)
-		*mb = heapdev_default_mb();
-}
-
 static int __init heapdev_init(void)
 {
 	int ret;
 
-	heapdev_default_limit(&heap_limit_mb);
-	heapdev_default_limit(&file_limit_mb);
-	heapdev_default_limit(&user_limit_mb);
+	heapdev_limits_init();
 
 	heapdev_mnt = kern_mount(&heapdev_fs_type);
 	if (IS_ERR(heapdev_mnt))
