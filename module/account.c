@@ -219,14 +219,14 @@ int heapdev_charge(struct heapdev_heap *heap, unsigned long pages)
 }
 
 /**
- * heapdev_uncharge - undo heapdev_charge() for pages released
- * @heap: the heap
+ * heapdev_uncharge - undo heapdev_charge() for pages freed
+ * @hf: the file of the heap the pages were committed to
  * @pages: number of pages
  */
-void heapdev_uncharge(struct heapdev_heap *heap, unsigned long pages)
+void heapdev_uncharge(struct heapdev_file *hf, unsigned long pages)
 {
-	struct heapdev_file *hf = heap->file;
-
+	if (!pages)
+		return;
 	atomic_long_sub(pages, &hf->committed);
 	atomic_long_sub(pages, &hf->user->pages);
 	atomic_long_sub(pages, &heapdev_pages_held);

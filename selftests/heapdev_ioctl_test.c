@@ -303,7 +303,7 @@ TEST_F(ioc, reserved_and_flags_must_be_zero)
 	dc.__pad = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc));
 	dc.__pad = 0;
-	dc.flags = 1;
+	dc.flags = ~HEAPDEV_DECOMMIT_ASYNC;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc));
 	q.__pad = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_QUERY, &q));
@@ -317,7 +317,9 @@ TEST_F(ioc, reserved_and_flags_must_be_zero)
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_GET_INFO, &info));
 	l.flags = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_LIST, &l));
-	d.flags = 1;
+	d.flags = ~HEAPDEV_DESTROY_ASYNC;
+	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DESTROY, &d));
+	d.flags = 1U << 31;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DESTROY, &d));
 	d.flags = 0;
 	d.__pad = 1;
