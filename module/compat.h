@@ -47,4 +47,40 @@ static inline struct vm_area_struct *vma_lookup(struct mm_struct *mm,
 }
 #endif
 
+/*
+ * Up to Linux 5.10, a page charged to a memory cgroup through __GFP_ACCOUNT
+ * carries the page type PG_kmemcg, which shares its field with the map
+ * count, so vm_insert_page() refuses it (5.11 moved the mark to
+ * page->memcg_data).  Such a page is mapped as a special PTE instead: no
+ * map count, and get_user_pages() (O_DIRECT, process_vm_readv) cannot
+ * reach it.  Pages of the root cgroup are not charged and not affected.
+ */
+#ifdef HEAPDEV_HAVE_PAGE_KMEMCG
+#include <linux/pfn_t.h>
+
+static inline bool heapdev_page_mappable(struct page *page)
+{
+	return !PageKmemcg(page);
+}
+
+static inline vm_fault_t heapdev_insert_special(struct vm_area_struct *vma,
+						unsigned long addr,
+						struct page *page)
+{
+	return vmf_insert_mixed(vma, addr, page_to_pfn_t(page));
+}
+#else
+static inline bool heapdev_page_mappable(struct page *page)
+{
+	return true;
+}
+
+static inline vm_fault_t heapdev_insert_special(struct vm_area_struct *vma,
+						unsigned long addr,
+						struct page *page)
+{
+	return VM_FAULT_SIGBUS;
+}
+#endif
+
 #endif /* _HEAPDEV_COMPAT_H */

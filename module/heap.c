@@ -408,6 +408,15 @@ void heapdev_heap_kill(struct heapdev_heap *heap, bool async)
 		heapdev_heap_drain(heap, false);
 }
 
+/* Map one page; VM_FAULT_NOPAGE when it is mapped (or already was). */
+static vm_fault_t heapdev_insert_one(struct vm_area_struct *vma,
+				     unsigned long addr, struct page *page)
+{
+	if (heapdev_page_mappable(page))
+		return vmf_insert_page(vma, addr, page);
+	return heapdev_insert_special(vma, addr, page);
+}
+
 /*
  * Map @nr pages into @vma from @addr on, skipping pages that are already
  * mapped.  Best effort: stops quietly on any other error.
@@ -415,6 +424,17 @@ void heapdev_heap_kill(struct heapdev_heap *heap, bool async)
 static void heapdev_insert_run(struct vm_area_struct *vma, unsigned long addr,
 			       struct page **pages, unsigned long nr)
 {
+	unsigned long i;
+
+	for (i = 0; i < nr; i++)
+		if (!heapdev_page_mappable(pages[i]))
+			break;
+	if (i < nr) {
+		/* Old kernels: memcg-charged pages go in one by one. */
+		for (i = 0; i < nr; i++, addr += PAGE_SIZE)
+			heapdev_insert_one(vma, addr, pages[i]);
+		return;
+	}
 	while (nr) {
 		unsigned long left = nr;
 		int err = vm_insert_pages(vma, addr, pages, &left);
@@ -549,7 +569,7 @@ static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 		pgoff_t first = round_down(index, HEAPDEV_FAULT_AROUND);
 		pgoff_t last = first + HEAPDEV_FAULT_AROUND - 1;
 
-		ret = vmf_insert_page(vma, vmf->address, page);
+		ret = heapdev_insert_one(vma, vmf->address, page);
 		if (ret == VM_FAULT_NOPAGE)
 			heapdev_map_range(heap, vma, max(first, vfirst),
 					  min(last, vlast));

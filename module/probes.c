@@ -41,3 +41,15 @@ struct vm_area_struct *heapdev_probe(struct mm_struct *mm)
 	return vma_lookup(mm, 0);
 }
 #endif
+
+#ifdef HEAPDEV_PROBE_PAGE_KMEMCG
+/*
+ * Up to Linux 5.10: pages charged with __GFP_ACCOUNT carry the page type
+ * PG_kmemcg (5.11 moved the mark to page->memcg_data).
+ */
+bool heapdev_probe(struct page *page);
+bool heapdev_probe(struct page *page)
+{
+	return PageKmemcg(page);
+}
+#endif

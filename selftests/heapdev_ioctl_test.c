@@ -40,8 +40,8 @@ TEST_F(ioc, get_info)
 	ASSERT_EQ(0, hd_info(self->fd, &info));
 	EXPECT_EQ(HEAPDEV_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(self->page, (long)info.page_size);
-	EXPECT_EQ(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | HEAPDEV_FEAT_LIST,
-		  info.features);
+	EXPECT_EQ(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | HEAPDEV_FEAT_LIST |
+		  HEAPDEV_FEAT_ASYNC_RELEASE, info.features);
 	EXPECT_EQ(TIB, info.window_size);
 	EXPECT_LT(0, info.heap_limit);
 	EXPECT_LT(0, info.file_limit);
