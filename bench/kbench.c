@@ -17,13 +17,16 @@
  *   destroy        a heap of the size, committed, mapped and written:
  *                  HEAPDEV_IOC_DESTROY alone (the mapping stays, as the
  *                  library destroys before it unmaps), without and with
- *                  HEAPDEV_DESTROY_ASYNC, then the munmap that follows
+ *                  HEAPDEV_DESTROY_ASYNC, then the munmap that follows;
+ *                  and in the other order: munmap (which then zaps the
+ *                  pages), then DESTROY with HEAPDEV_DESTROY_ASYNC
  *
  * After the sizes, "short-lived heaps" times each step of a heap that
  * lives briefly, as the library drives it for HeapCreate(0, 0, 0), a few
  * small blocks and HeapDestroy: CREATE, mmap of a 4 MiB span, COMMIT with
  * POPULATE of 8 pages, a write to each, DESTROY (async), munmap; against
- * the anonymous equivalent (mmap, MADV_POPULATE_WRITE, writes, munmap).
+ * the anonymous equivalent (mmap, MADV_NOHUGEPAGE, MADV_POPULATE_WRITE,
+ * writes, munmap).
  *
  * Usage: kbench [MIB...]   (default: 1 4 16 64 256)
  * Prints a table of medians over several rounds and the ratios
@@ -64,6 +67,7 @@ struct result {
 	double commit_pop, commit_fault, populate, populate4k;
 	double decommit, unmap, unmap4k, cycle;
 	double destroy_sync, destroy_async, destroy_unmap;
+	double unmap_first, destroy_unmapped;
 };
 
 /* A heap of @len bytes committed (POPULATE), mapped and written. */
@@ -110,6 +114,27 @@ static double destroy_once(int fd, size_t len, unsigned int flags,
 	return t;
 }
 
+/* munmap of a full heap's mapping first, then DESTROY (async) of the heap. */
+static double unmap_then_destroy(int fd, size_t len, double *destroy)
+{
+	struct heapdev_destroy d = {
+		.size = sizeof(d), .flags = HEAPDEV_DESTROY_ASYNC,
+	};
+	struct heapdev_create c;
+	char *p = full_heap(fd, len, &c);
+	double t0, t;
+
+	t0 = now();
+	munmap(p, len);
+	t = now() - t0;
+	d.heap_id = c.heap_id;
+	t0 = now();
+	if (ioctl(fd, HEAPDEV_IOC_DESTROY, &d))
+		die("destroy");
+	*destroy = now() - t0;
+	return t;
+}
+
 /* Wait until the module has freed everything it releases in the background. */
 static void settle(void)
 {
@@ -134,6 +159,7 @@ static void run(int fd, size_t len, struct result *r)
 	double t_dc[ROUNDS], t_un[ROUNDS], t_cy[ROUNDS];
 	double t_pop4[ROUNDS], t_un4[ROUNDS];
 	double t_ds[ROUNDS], t_da[ROUNDS], t_du[ROUNDS];
+	double t_uf[ROUNDS], t_dd[ROUNDS];
 	int i;
 
 	for (i = 0; i < ROUNDS; i++) {
@@ -235,6 +261,8 @@ static void run(int fd, size_t len, struct result *r)
 		settle();
 		t_da[i] = destroy_once(fd, len, HEAPDEV_DESTROY_ASYNC, &t_du[i]);
 		settle();
+		t_uf[i] = unmap_then_destroy(fd, len, &t_dd[i]);
+		settle();
 	}
 	r->commit_pop = vm_median(t_cp, ROUNDS);
 	r->commit_fault = vm_median(t_cf, ROUNDS);
@@ -247,6 +275,8 @@ static void run(int fd, size_t len, struct result *r)
 	r->destroy_sync = vm_median(t_ds, ROUNDS);
 	r->destroy_async = vm_median(t_da, ROUNDS);
 	r->destroy_unmap = vm_median(t_du, ROUNDS);
+	r->unmap_first = vm_median(t_uf, ROUNDS);
+	r->destroy_unmapped = vm_median(t_dd, ROUNDS);
 }
 
 #define LIFE_CYCLES	301
@@ -306,7 +336,7 @@ static void short_lived(int fd)
 		t0 = now();
 		p = mmap(NULL, LIFE_SPAN, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED ||
+		if (p == MAP_FAILED || madvise(p, LIFE_SPAN, MADV_NOHUGEPAGE) ||
 		    madvise(p, LIFE_PAGES * pg, MADV_POPULATE_WRITE))
 			die("anon");
 		vm_touch(p, LIFE_PAGES * pg);
@@ -366,8 +396,11 @@ int main(int argc, char **argv)
 		       r.commit_fault / r.populate, r.decommit / r.unmap,
 		       r.decommit / r.unmap4k, 1.0 / r.cycle);
 		printf("KBENCH_DESTROY mib=%zu sync_ms=%.4f async_ms=%.4f "
-		       "munmap_after_ms=%.4f\n", mib, r.destroy_sync * 1e3,
-		       r.destroy_async * 1e3, r.destroy_unmap * 1e3);
+		       "munmap_after_ms=%.4f munmap_first_ms=%.4f "
+		       "async_after_munmap_ms=%.4f\n", mib,
+		       r.destroy_sync * 1e3, r.destroy_async * 1e3,
+		       r.destroy_unmap * 1e3, r.unmap_first * 1e3,
+		       r.destroy_unmapped * 1e3);
 	}
 	short_lived(fd);
 	close(fd);

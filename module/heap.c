@@ -50,10 +50,12 @@
 #define HEAPDEV_INSERT_BATCH	32
 
 /*
- * Fewer pages than this are released at once even when the caller asked
- * for the background: handing them over would cost about as much.
+ * Fewer pages than this (2 MiB) are released at once even when the caller
+ * asked for the background: waking the worker, and sharing the CPUs with
+ * it, costs more than freeing them (measured in the VM: a heap of 40
+ * pages destroyed 1.5 times slower in the background).
  */
-#define HEAPDEV_RELEASE_MIN	16
+#define HEAPDEV_RELEASE_MIN	512
 
 static const struct vm_operations_struct heapdev_vm_ops;
 
