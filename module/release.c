@@ -26,10 +26,11 @@
  * (heapdev_release_wait()) and tries again, so a caller never sees an
  * error that synchronous release would not have given.
  *
- * The queue is drained by one work item on an unbound WQ_MEM_RECLAIM
- * workqueue (its rescuer keeps it going when kworkers cannot be created
- * under memory pressure, which is when freeing matters most), and module
- * unload drains it with destroy_workqueue() before checking for leaks.
+ * The queue is drained by one delayed work item on an unbound
+ * WQ_MEM_RECLAIM workqueue (its rescuer keeps it going when kworkers cannot
+ * be created under memory pressure, which is when freeing matters most),
+ * started a jiffy after a release is queued, and module unload flushes it
+ * and destroys the workqueue before checking for leaks.
  * The worker takes no heap lock: it only touches dead heaps and batches,
  * and the file lock for the admin view's list, so waiting for it under a
  * heap's lock is safe.
@@ -78,8 +79,22 @@ static DEFINE_SPINLOCK(heapdev_release_lock);
 static LIST_HEAD(heapdev_release_heaps);
 static LIST_HEAD(heapdev_release_batches);
 
+/* How long the worker waits before it starts, in jiffies. */
+#define HEAPDEV_RELEASE_DELAY	1
+
 static void heapdev_release_fn(struct work_struct *work);
-static DECLARE_WORK(heapdev_release_work, heapdev_release_fn);
+static DECLARE_DELAYED_WORK(heapdev_release_work, heapdev_release_fn);
+
+/*
+ * Start the worker a jiffy from now unless it is already due: the caller
+ * goes on without the worker competing for its CPU, and releases that come
+ * close together are freed in one run (kfree_rcu batches the same way).
+ */
+static void heapdev_release_kick(void)
+{
+	queue_delayed_work(heapdev_release_wq, &heapdev_release_work,
+			   HEAPDEV_RELEASE_DELAY);
+}
 
 /**
  * heapdev_release_async - whether a release goes to the background
@@ -141,7 +156,7 @@ void heapdev_batch_queue(struct heapdev_batch *batch, unsigned int nr)
 	spin_lock(&heapdev_release_lock);
 	list_add_tail(&batch->node, &heapdev_release_batches);
 	spin_unlock(&heapdev_release_lock);
-	queue_work(heapdev_release_wq, &heapdev_release_work);
+	heapdev_release_kick();
 }
 
 /**
@@ -163,7 +178,7 @@ void heapdev_release_heap(struct heapdev_heap *heap)
 	spin_lock(&heapdev_release_lock);
 	list_add_tail(&heap->release_node, &heapdev_release_heaps);
 	spin_unlock(&heapdev_release_lock);
-	queue_work(heapdev_release_wq, &heapdev_release_work);
+	heapdev_release_kick();
 }
 
 static void heapdev_release_batch(struct heapdev_batch *batch)
@@ -230,7 +245,7 @@ bool heapdev_release_wait(void)
 {
 	if (!atomic_long_read(&heapdev_pages_releasing))
 		return false;
-	flush_work(&heapdev_release_work);
+	flush_delayed_work(&heapdev_release_work);
 	return true;
 }
 
@@ -241,8 +256,9 @@ int heapdev_release_init(void)
 	return heapdev_release_wq ? 0 : -ENOMEM;
 }
 
-/* At unload: free what is still queued, then stop. */
+/* At unload: free what is still queued (a pending timer included), then stop. */
 void heapdev_release_exit(void)
 {
+	flush_delayed_work(&heapdev_release_work);
 	destroy_workqueue(heapdev_release_wq);
 }
