@@ -152,13 +152,53 @@ TEST_F(rel, feature_and_flags)
 	dc.flags = HEAPDEV_DECOMMIT_ASYNC | 2;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc));
 	EXPECT_EQ(-EINVAL, hd_destroy_flags(self->fd, c.heap_id, 2));
+	ASSERT_EQ(0, hd_commit(self->fd, c.heap_id, 0, 8 * self->pg, 0, NULL));
 	EXPECT_EQ(0, hd_destroy_flags(self->fd, c.heap_id,
 				      HEAPDEV_DESTROY_ASYNC));
+	/* Below 2 MiB the release is done at once, flag or not. */
+	EXPECT_EQ(0, hd_sys_releasing());
+	EXPECT_EQ(self->pages, hd_sys_pages());
 	EXPECT_EQ(-ENOENT, hd_destroy_flags(self->fd, c.heap_id,
 					    HEAPDEV_DESTROY_ASYNC));
 	EXPECT_TRUE(wait_released(30000));
 	EXPECT_EQ(self->pages, hd_sys_pages());
 	EXPECT_EQ(self->heaps, hd_sys_heaps());
+}
+
+/*
+ * async_release=1 sends destroys that do not ask to the background too;
+ * back at 0, such a destroy has every page back when it returns.
+ */
+TEST_F(rel, async_release_parameter)
+{
+	long saved, seen = 0, i;
+	struct heapdev_create c;
+	char *p;
+
+	HD_SKIPPED_IN_SETUP();
+	if (geteuid() != 0)
+		SKIP(return, "changing module parameters needs root");
+	saved = hd_read_long(HD_PARAMS "async_release");
+	ASSERT_LE(0, saved) TH_LOG("no async_release parameter");
+	ASSERT_EQ(0, hd_write_str(HD_PARAMS "async_release", "1"));
+	/* The worker starts a jiffy later and needs milliseconds for 64 MiB. */
+	for (i = 0; i < 3; i++) {
+		p = big_heap(self->fd, BIG, &c);
+		ASSERT_NE(NULL, p);
+		munmap(p, BIG);
+		ASSERT_EQ(0, hd_destroy(self->fd, c.heap_id));
+		seen += hd_sys_releasing() > 0;
+		EXPECT_TRUE(wait_released(30000));
+	}
+	EXPECT_LT(0, seen) TH_LOG("no destroy was released in the background");
+	ASSERT_EQ(0, hd_write_str(HD_PARAMS "async_release", "0"));
+	p = big_heap(self->fd, BIG, &c);
+	ASSERT_NE(NULL, p);
+	munmap(p, BIG);
+	ASSERT_EQ(0, hd_destroy(self->fd, c.heap_id));
+	EXPECT_EQ(0, hd_sys_releasing());
+	EXPECT_EQ(self->pages, hd_sys_pages());
+	hd_write_str(HD_PARAMS "async_release", saved ? "1" : "0");
 }
 
 /*
