@@ -5,7 +5,7 @@
 #   make run      build everything, boot a VM with the module loaded and run
 #                 the demo programs, showing the admin view
 #   make check    every test: host checks, then the selftests and the
-#                 library suite in VMs on Debian's 6.1 and 6.12 kernels
+#                 library suite in VMs on Debian's 5.10, 6.1 and 6.12 kernels
 #
 # Both install the Debian packages they need and cache kernel images and
 # sources in $(HEAPDEV_CACHE) (default ~/.cache/heapdev).  Other targets:
@@ -42,7 +42,7 @@ UDEVRULESDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/udev/rules.d,/etc/udev/rules.
 DKMSSRC ?= /usr/src/heapdev-$(VERSION)
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
-KERNELS ?= 6.1 6.12
+KERNELS ?= 5.10 6.1 6.12
 KERNEL ?= 6.12
 
 export HEAPDEV_BUILD := $(BUILD)
@@ -169,3 +169,12 @@ endif
 clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
+
+# ---- libheapdev-malloc, the drop-in (userlib/malloc; installed by
+# userlib's install-malloc, which its install runs) ----
+.PHONY: uninstall-malloc
+uninstall: uninstall-malloc
+uninstall-malloc:
+	rm -f $(DESTDIR)$(LIBDIR)/libheapdev-malloc.so* \
+		$(DESTDIR)$(LIBDIR)/libheapdev-malloc.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/heapdev-malloc.pc

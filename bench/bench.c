@@ -38,6 +38,16 @@
  *   realloc      16 buffers grown round-robin by 1..128 bytes with realloc
  *                (the new last byte written), each restarting at 16 B when
  *                it passes 64 KiB; an op is one realloc
+ *   tree         an N-body octree rebuilt every step (issue 14's "tree
+ *                of small nodes rebuilt and freed many times, several
+ *                sizes"): -N (20000) bodies drift a little each step;
+ *                each of -n steps inserts every body into a new tree
+ *                (internal nodes of 104 B, leaves of 56 B holding up to
+ *                4 bodies, and a 24..88 B list per leaf of the bodies'
+ *                indices, grown by one slot at a time) and then frees
+ *                the tree; an op is one node or
+ *                list allocated and freed; --mem samples the heap's
+ *                commit when each tree is complete
  *   destroy      allocate -N blocks of 16..256 B (not timed), then time
  *                releasing them: -H destroy (destroy the heap) or -H free
  *                (free each block, in allocation order); -c cycles of
@@ -649,6 +659,204 @@ static void w_realloc(void)
 	a_destroy(b);
 }
 
+/* ---- tree: an octree rebuilt every step ---- */
+
+struct thead {
+	uint32_t leaf;		/* 1: a struct tleaf, 0: a struct tnode */
+	uint32_t count;		/* bodies below */
+	double mass, cx, cy, cz;
+};
+
+struct tnode {			/* internal: 104 bytes */
+	struct thead h;
+	struct thead *child[8];
+};
+
+struct tleaf {			/* 56 bytes */
+	struct thead h;
+	uint32_t *list;		/* its bodies' indices */
+	uint16_t nlist, cap;
+};
+
+#define TLEAF_MAX	4
+
+struct tree {
+	struct bctx *c;
+	const double *pos;
+	long long allocs;
+	long long live, peak_live;
+};
+
+static void *talloc(struct tree *t, size_t n)
+{
+	t->allocs++;
+	t->live += (long long)n;
+	if (t->live > t->peak_live)
+		t->peak_live = t->live;
+	return xalloc(t->c, n);
+}
+
+static void tfree(struct tree *t, void *p, size_t n)
+{
+	t->live -= (long long)n;
+	a_free(t->c, p);
+}
+
+static size_t tlist_size(uint32_t cap)
+{
+	return 8 + cap * 2 * sizeof(uint32_t);	/* 24, 40, 56, 72, 88 B */
+}
+
+static struct tleaf *tleaf(struct tree *t)
+{
+	struct tleaf *l = talloc(t, sizeof(*l));
+
+	memset(l, 0, sizeof(*l));
+	l->h.leaf = 1;
+	l->cap = 2;
+	l->list = talloc(t, tlist_size(2));
+	return l;
+}
+
+static int toct(const double *p, double x, double y, double z)
+{
+	return (p[0] > x) | (p[1] > y) << 1 | (p[2] > z) << 2;
+}
+
+static void tadd(struct thead *h, const double *p)
+{
+	h->count++;
+	h->mass += 1;
+	h->cx += p[0];
+	h->cy += p[1];
+	h->cz += p[2];
+}
+
+/* Insert body @b below @n, the cube of side @h centred on (x, y, z). */
+static struct thead *tinsert(struct tree *t, struct thead *n, uint32_t b,
+			     double x, double y, double z, double h, int depth)
+{
+	const double *p = t->pos + 3 * b;
+	struct tnode *in;
+	int o;
+
+	if (!n)
+		n = &tleaf(t)->h;
+	if (n->leaf) {
+		struct tleaf *l = (struct tleaf *)n;
+		uint32_t i, nl = l->nlist, *list = l->list, cap = l->cap;
+
+		if (nl < TLEAF_MAX || depth > 24) {
+			if (nl == cap) {
+				uint32_t *g = talloc(t, tlist_size(cap + 1));
+
+				memcpy(g, list, nl * sizeof(*g));
+				tfree(t, list, tlist_size(cap));
+				l->list = g;
+				l->cap++;
+			}
+			l->list[l->nlist++] = b;
+			tadd(n, p);
+			return n;
+		}
+		/* Split: an internal node takes over the leaf's bodies. */
+		in = talloc(t, sizeof(*in));
+		memset(in, 0, sizeof(*in));
+		tfree(t, l, sizeof(*l));
+		for (i = 0; i < nl; i++)
+			tinsert(t, &in->h, list[i], x, y, z, h, depth);
+		tfree(t, list, tlist_size(cap));
+		n = &in->h;
+	}
+	in = (struct tnode *)n;
+	tadd(n, p);
+	o = toct(p, x, y, z);
+	in->child[o] = tinsert(t, in->child[o], b, x + (o & 1 ? h : -h) / 4,
+			       y + (o & 2 ? h : -h) / 4,
+			       z + (o & 4 ? h : -h) / 4, h / 2, depth + 1);
+	return n;
+}
+
+static uint64_t tdestroy(struct tree *t, struct thead *n)
+{
+	uint64_t sum;
+	int i;
+
+	if (!n)
+		return 0;
+	sum = n->count;
+	if (n->leaf) {
+		struct tleaf *l = (struct tleaf *)n;
+
+		tfree(t, l->list, tlist_size(l->cap));
+		tfree(t, l, sizeof(*l));
+		return sum;
+	}
+	for (i = 0; i < 8; i++)
+		sum += tdestroy(t, ((struct tnode *)n)->child[i]);
+	tfree(t, n, sizeof(struct tnode));
+	return sum;
+}
+
+static NOINLINE uint64_t tree_steps(struct tree *t, struct bheap *b,
+				    double *pos, long nb, long steps,
+				    uint64_t *rng, long long *peak_committed)
+{
+	uint64_t check = 0;
+	long s, i;
+
+	for (s = 0; s < steps; s++) {
+		struct thead *root = NULL;
+
+		for (i = 0; i < nb; i++)
+			root = tinsert(t, root, (uint32_t)i, 0.5, 0.5, 0.5,
+				       1.0, 0);
+		if (peak_committed) {
+			long long c = a_committed(b);
+
+			if (c > *peak_committed)
+				*peak_committed = c;
+		}
+		check += tdestroy(t, root);
+		/* Drift: each body moves a little, staying in the cube. */
+		for (i = 0; i < 3 * nb; i++) {
+			double d = ((double)rnd_below(rng, 2001) - 1000) * 1e-6;
+
+			pos[i] += d;
+			if (pos[i] <= 0 || pos[i] >= 1)
+				pos[i] -= 2 * d;
+		}
+	}
+	return check;
+}
+
+static void w_tree(void)
+{
+	long nb = opt.nlive ? opt.nlive : 20000, i;
+	long steps = opt.ops ? (long)opt.ops : 20;
+	double *pos = raw_alloc(3 * nb * sizeof(double));
+	struct bheap *b = create();
+	struct bctx c;
+	struct tree t = { .c = &c, .pos = pos };
+	uint64_t rng = opt.seed;
+	long long pc = 0;
+
+	for (i = 0; i < 3 * nb; i++)
+		pos[i] = ((double)rnd_below(&rng, 1000000) + 0.5) / 1e6;
+	a_attach(b, &c);
+	tree_steps(&t, b, pos, nb, 2, &rng, opt.mem ? &pc : NULL);
+	t.allocs = 0;
+	timed_begin();
+	if (tree_steps(&t, b, pos, nb, steps, &rng, opt.mem ? &pc : NULL) == 0)
+		die("empty tree");
+	timed_end();
+	res.ops = t.allocs;
+	res.peak_live = t.peak_live;
+	res.peak_committed = pc;
+	a_detach(b, &c);
+	a_destroy(b);
+}
+
 /* ---- destroy ---- */
 
 static void w_destroy(void)
@@ -708,7 +916,7 @@ static void usage(void)
 		"[-s SIZE]\n"
 		"       [-b BATCH] [-N LIVE] [-g GEN] [-c CYCLES] [-h 1|2]\n"
 		"       [-H destroy|free] [-S SEED] [--mem]\n"
-		"WORKLOAD: lifo fifo wset larson xmalloc large realloc "
+		"WORKLOAD: lifo fifo wset larson xmalloc large realloc tree "
 		"destroy\n", ALLOC_NAME);
 	exit(2);
 }
@@ -774,6 +982,8 @@ int main(int argc, char **argv)
 		w_large();
 	else if (!strcmp(opt.workload, "realloc"))
 		w_realloc();
+	else if (!strcmp(opt.workload, "tree"))
+		w_tree();
 	else if (!strcmp(opt.workload, "destroy"))
 		w_destroy();
 	else

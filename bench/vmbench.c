@@ -21,14 +21,23 @@
  *                   followed by HeapDestroy, as round trips per second,
  *                   against mmap(MAP_POPULATE) + munmap round trips
  *
+ *
  * Usage: vmbench [MIB...]   (default: 1 4 16 64 256)
  * Prints medians of ROUNDS rounds and, per size, one machine-readable
  * "VMBENCH key=value ..." line.  Ratios are heapdev / anonymous: below 1
  * means heapdev is faster.
+ *
+ *        vmbench life [BLOCKS]   (default 1000)
+ * Short-lived heaps: a growable heap created (heapdev_create), BLOCKS
+ * blocks of 16..256 B allocated and written, the heap destroyed; on the
+ * device backend and on the memfd backend in the same run, against malloc
+ * and free of the same blocks.  Prints medians of LIFE_ROUNDS rounds of
+ * LIFE_CYCLES heaps each as "VMBENCH_LIFE key=value ...", in ms per heap.
  */
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <heapdev.h>
 #include <heapdev/win32.h>
 
 #include "port.h"
@@ -146,11 +155,81 @@ static void run(size_t len, struct result *r)
 	r->cycle_anon = vm_median(ca, ROUNDS);
 }
 
+#define LIFE_ROUNDS	7
+#define LIFE_CYCLES	40
+
+/* Block sizes 16..256 B, the same sequence for every allocator. */
+static size_t life_size(unsigned int *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return 16 + (*seed >> 16) % 241;
+}
+
+/* ms per heap: create, @n blocks written, destroy; malloc when !backend. */
+static double life_round(uint32_t backend, int n, void **v)
+{
+	struct heapdev_options o = { .size = sizeof(o), .backend = backend };
+	unsigned int seed = 42;
+	double t = now_sec();
+	int c, i;
+
+	for (c = 0; c < LIFE_CYCLES; c++) {
+		struct heapdev_heap *h = NULL;
+
+		if (backend && heapdev_create(&o, &h))
+			die("heapdev_create");
+		for (i = 0; i < n; i++) {
+			size_t sz = life_size(&seed);
+			char *p = backend ? heapdev_alloc(h, sz, 0) : malloc(sz);
+
+			if (!p)
+				die("alloc");
+			p[0] = 1;
+			v[i] = p;
+		}
+		if (backend) {
+			if (heapdev_destroy(h))
+				die("heapdev_destroy");
+		} else {
+			for (i = 0; i < n; i++)
+				free(v[i]);
+		}
+	}
+	return (now_sec() - t) / LIFE_CYCLES * 1e3;
+}
+
+static int life(int n)
+{
+	static const uint32_t backends[] = {
+		HEAPDEV_BACKEND_DEVICE, HEAPDEV_BACKEND_MEMFD, 0,
+	};
+	double ms[3][LIFE_ROUNDS];
+	void **v = calloc(n, sizeof(*v));
+	int r, k;
+
+	if (!v)
+		die("calloc");
+	/* A warm-up round of each, then interleaved rounds. */
+	for (k = 0; k < 3; k++)
+		life_round(backends[k], n, v);
+	for (r = 0; r < LIFE_ROUNDS; r++)
+		for (k = 0; k < 3; k++)
+			ms[k][r] = life_round(backends[k], n, v);
+	printf("VMBENCH_LIFE blocks=%d device_ms=%.4f memfd_ms=%.4f "
+	       "malloc_free_ms=%.4f\n", n, vm_median(ms[0], LIFE_ROUNDS),
+	       vm_median(ms[1], LIFE_ROUNDS), vm_median(ms[2], LIFE_ROUNDS));
+	free(v);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const size_t defaults[] = { 1, 4, 16, 64, 256 };
 	int n = argc > 1 ? argc - 1 : (int)(sizeof(defaults) / sizeof(*defaults));
 	int i;
+
+	if (argc > 1 && !strcmp(argv[1], "life"))
+		return life(argc > 2 ? atoi(argv[2]) : 1000);
 
 	printf("vmbench: medians of %d rounds in ms; ratios are heapdev / "
 	       "anonymous (thp or 4k pages)\n", ROUNDS);

@@ -6,11 +6,15 @@
  * Committed pages are never swapped, so they are capped three ways on top
  * of the memory cgroup charge every page carries: per heap (its fixed size,
  * or the heap_limit_mb parameter), per open file (file_limit_mb) and per
- * user (user_limit_mb), the last one summed over every file of that user.
+ * user (user_limit_mb), the last one summed over every file of that user,
+ * and heaps per open file are capped by max_heaps.  This file owns those
+ * module parameters; everything else reads them through the helpers below.
  */
 
 #include <linux/atomic.h>
 #include <linux/hashtable.h>
+#include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -30,6 +34,82 @@ struct heapdev_user {
 	refcount_t ref;
 	atomic_long_t pages;
 };
+
+static unsigned long heap_limit_mb;
+module_param(heap_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(heap_limit_mb,
+		 "Most MiB one heap may commit (default: half of RAM)");
+
+static unsigned long file_limit_mb;
+module_param(file_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(file_limit_mb,
+		 "Most MiB the heaps of one open file may commit (default: half of RAM)");
+
+static unsigned long user_limit_mb;
+module_param(user_limit_mb, ulong, 0644);
+MODULE_PARM_DESC(user_limit_mb,
+		 "Most MiB the heaps of one user may commit (default: half of RAM)");
+
+#define HEAPDEV_MAX_HEAPS_DEFAULT	65536
+static unsigned int max_heaps = HEAPDEV_MAX_HEAPS_DEFAULT;
+module_param(max_heaps, uint, 0644);
+MODULE_PARM_DESC(max_heaps, "Most heaps one open file may hold (default: 65536)");
+
+static unsigned long heapdev_mb_to_pages(unsigned long mb)
+{
+	if (mb > (ULONG_MAX >> (20 - PAGE_SHIFT)))
+		return ULONG_MAX;
+	return mb << (20 - PAGE_SHIFT);
+}
+
+/* Half of RAM, at least 1 MiB: what a limit of 0 stands for. */
+static unsigned long heapdev_default_mb(void)
+{
+	return max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
+}
+
+/* A limit parameter in pages; 0, at load time or written later, is the default. */
+static unsigned long heapdev_limit_pages(const unsigned long *param)
+{
+	unsigned long mb = READ_ONCE(*param);
+
+	return heapdev_mb_to_pages(mb ? mb : heapdev_default_mb());
+}
+
+unsigned long heapdev_heap_limit(void)
+{
+	return heapdev_limit_pages(&heap_limit_mb);
+}
+
+unsigned long heapdev_file_limit(void)
+{
+	return heapdev_limit_pages(&file_limit_mb);
+}
+
+unsigned long heapdev_user_limit(void)
+{
+	return heapdev_limit_pages(&user_limit_mb);
+}
+
+unsigned int heapdev_max_heaps(void)
+{
+	return READ_ONCE(max_heaps) ?: HEAPDEV_MAX_HEAPS_DEFAULT;
+}
+
+/* Show the default in sysfs rather than 0. */
+static void heapdev_default_limit(unsigned long *mb)
+{
+	if (!*mb)
+		*mb = heapdev_default_mb();
+}
+
+/* At load time: turn the limits left at 0 into their defaults. */
+void heapdev_limits_init(void)
+{
+	heapdev_default_limit(&heap_limit_mb);
+	heapdev_default_limit(&file_limit_mb);
+	heapdev_default_limit(&user_limit_mb);
+}
 
 static DEFINE_HASHTABLE(heapdev_users, 6);
 static DEFINE_SPINLOCK(heapdev_users_lock);
@@ -139,14 +219,14 @@ int heapdev_charge(struct heapdev_heap *heap, unsigned long pages)
 }
 
 /**
- * heapdev_uncharge - undo heapdev_charge() for pages released
- * @heap: the heap
+ * heapdev_uncharge - undo heapdev_charge() for pages freed
+ * @hf: the file of the heap the pages were committed to
  * @pages: number of pages
  */
-void heapdev_uncharge(struct heapdev_heap *heap, unsigned long pages)
+void heapdev_uncharge(struct heapdev_file *hf, unsigned long pages)
 {
-	struct heapdev_file *hf = heap->file;
-
+	if (!pages)
+		return;
 	atomic_long_sub(pages, &hf->committed);
 	atomic_long_sub(pages, &hf->user->pages);
 	atomic_long_sub(pages, &heapdev_pages_held);

@@ -8,16 +8,21 @@
  * (or eagerly by a populating commit).  Decommit and destroy unmap the range
  * from every VMA of the file's private address_space before the pages are
  * released (release_pages() in batches), so that a concurrent pin keeps
- * its page alive.
+ * its page alive.  With HEAPDEV_*_ASYNC the release itself happens later,
+ * in release.c: a destroyed heap is queued whole, a decommitted range's
+ * pages in batches.
  *
  * Locking order: mmap_lock -> heap->fault_lock -> i_mmap_rwsem -> PTL, and
  * heap->lock -> heap->fault_lock.  heap->lock is never taken under
- * mmap_lock, and no lock is held across a user copy.
+ * mmap_lock, and no lock is held across a user copy.  A commit may wait
+ * for the background release under heap->lock (the worker takes no heap
+ * lock).
  */
 
 #include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 
@@ -44,6 +49,14 @@
 /* Pages handed to vm_insert_pages() at once. */
 #define HEAPDEV_INSERT_BATCH	32
 
+/*
+ * Fewer pages than this (2 MiB) are released at once even when the caller
+ * asked for the background: waking the worker, and sharing the CPUs with
+ * it, costs more than freeing them (measured in the VM: a heap of 40
+ * pages destroyed 1.5 times slower in the background).
+ */
+#define HEAPDEV_RELEASE_MIN	512
+
 static const struct vm_operations_struct heapdev_vm_ops;
 
 /**
@@ -64,10 +77,13 @@ struct heapdev_heap *heapdev_heap_alloc(struct heapdev_file *hf, u32 flags,
 		return NULL;
 
 	kref_init(&heap->ref);
+	INIT_LIST_HEAD(&heap->release_node);
+	INIT_LIST_HEAD(&heap->dying_node);
 	mutex_init(&heap->lock);
 	init_rwsem(&heap->fault_lock);
 	xa_init(&heap->pages);
 	atomic_set(&heap->mappings, 0);
+	heapdev_file_get(hf);
 	heap->file = hf;
 	heap->flags = flags;
 	heap->max_pages = max_pages;
@@ -82,12 +98,15 @@ static void heapdev_heap_release(struct kref *ref)
 {
 	struct heapdev_heap *heap = container_of(ref, struct heapdev_heap, ref);
 
-	/* The last reference goes after heapdev_heap_kill() freed every page. */
+	struct heapdev_file *hf = heap->file;
+
+	/* The last reference goes after every page was freed. */
 	WARN_ON_ONCE(heap->nr_pages);
 	xa_destroy(&heap->pages);
 	mutex_destroy(&heap->lock);
 	kfree(heap);
 	atomic_long_dec(&heapdev_heaps_alive);
+	heapdev_file_put(hf);
 }
 
 void heapdev_heap_put(struct heapdev_heap *heap)
@@ -95,19 +114,33 @@ void heapdev_heap_put(struct heapdev_heap *heap)
 	kref_put(&heap->ref, heapdev_heap_release);
 }
 
-/* Pages taken out of the xarray per lock hold, then released unlocked. */
+/* Zap heap pages [first, first + nr) from every mapping of the file. */
+static void heapdev_unmap(struct heapdev_heap *heap, pgoff_t first,
+			  unsigned long nr)
+{
+	unmap_mapping_range(heap->file->inode->i_mapping,
+			    (loff_t)(heap->base + first) << PAGE_SHIFT,
+			    (loff_t)nr << PAGE_SHIFT, 1);
+}
+
+/* Pages taken out of the xarray per lock hold when released at once. */
 #define HEAPDEV_EVICT_BATCH	64
 
 /*
- * Unmap and release the committed pages in [first, last] of the heap.
- * Called with heap->lock and heap->fault_lock (write) held, so that no
- * fault maps any of them again.  Returns the number of pages released.
+ * Unmap the committed pages in [first, last] of the heap and take them out
+ * of it.  With @async, they go to the background release in batches (and
+ * stay charged until freed); otherwise, or when no batch can be allocated,
+ * they are released and uncharged here.  Called with heap->lock and
+ * heap->fault_lock (write) held, so that no fault maps any of them again.
+ * Returns the number of pages taken out.
  */
 static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
-					pgoff_t first, pgoff_t last)
+					pgoff_t first, pgoff_t last,
+					bool async)
 {
-	struct page *batch[HEAPDEV_EVICT_BATCH];
-	unsigned long count = 0, n;
+	struct page *local[HEAPDEV_EVICT_BATCH];
+	unsigned long count = 0;
+	unsigned int n, cap;
 	pgoff_t index = first;
 	struct page *page;
 
@@ -117,30 +150,80 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 	if (!xa_find(&heap->pages, &index, last, XA_PRESENT))
 		return 0;
 	if (atomic_read(&heap->mappings))
-		unmap_mapping_pages(heap->file->inode->i_mapping,
-				    heap->base + index, last - index + 1, true);
+		heapdev_unmap(heap, index, last - index + 1);
+	async = async && last - index + 1 >= HEAPDEV_RELEASE_MIN;
 
 	do {
 		XA_STATE(xas, &heap->pages, index);
+		struct heapdev_batch *batch = NULL;
+		struct page **slots = local;
+
+		cap = ARRAY_SIZE(local);
+		if (async)
+			batch = heapdev_batch_alloc(heap->file, &slots, &cap);
 
 		n = 0;
 		xas_lock(&xas);
 		xas_for_each(&xas, page, last) {
 			xas_store(&xas, NULL);
-			batch[n++] = page;
-			if (n == ARRAY_SIZE(batch))
+			slots[n++] = page;
+			if (n == cap)
 				break;
 		}
 		/* Restart after the last entry; never xas_pause() after a store. */
 		index = xas.xa_index + 1;
 		xas_unlock(&xas);
 
-		/* Drop our references; a pinned page lives on with its pin. */
-		release_pages(batch, n);
+		if (batch) {
+			heapdev_batch_queue(batch, n);
+		} else {
+			/* Drop our references; a pinned page lives on with its pin. */
+			release_pages(local, n);
+			heapdev_uncharge(heap->file, n);
+		}
 		count += n;
 		cond_resched();
-	} while (n == ARRAY_SIZE(batch) && index && index <= last);
+	} while (n == cap && index && index <= last);
 	return count;
+}
+
+/**
+ * heapdev_heap_drain - free every page of a dead heap
+ * @heap: dead and unmapped: nothing else touches its pages any more
+ * @queued: the heap was handed to the background release, which counts its
+ *	pages in heapdev_pages_releasing
+ *
+ * Pages are uncharged as they are freed, so the limits and the admin view
+ * follow the release as it goes.
+ */
+void heapdev_heap_drain(struct heapdev_heap *heap, bool queued)
+{
+	struct page *batch[HEAPDEV_EVICT_BATCH];
+	unsigned long index = 0;
+	struct page *page;
+	unsigned int n;
+
+	do {
+		XA_STATE(xas, &heap->pages, index);
+
+		n = 0;
+		xas_lock(&xas);
+		xas_for_each(&xas, page, ULONG_MAX) {
+			xas_store(&xas, NULL);
+			batch[n++] = page;
+			if (n == ARRAY_SIZE(batch))
+				break;
+		}
+		index = xas.xa_index + 1;
+		xas_unlock(&xas);
+
+		release_pages(batch, n);
+		WRITE_ONCE(heap->nr_pages, heap->nr_pages - n);
+		heapdev_uncharge(heap->file, n);
+		if (queued)
+			atomic_long_sub(n, &heapdev_pages_releasing);
+		cond_resched();
+	} while (n == ARRAY_SIZE(batch) && index);
 }
 
 /* Release the pages a failed commit inserted. */
@@ -203,6 +286,7 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 {
 	pgoff_t last = first + count - 1, index;
 	unsigned long need, done = 0;
+	bool waited = false;
 	struct page *page;
 	int ret = 0;
 
@@ -217,6 +301,9 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 	if (!need)
 		goto out_unlock;
 	ret = heapdev_charge(heap, need);
+	/* Pages still being released may be what stands in the way. */
+	if (ret && heapdev_release_wait())
+		ret = heapdev_charge(heap, need);
 	if (ret)
 		goto out_unlock;
 
@@ -228,6 +315,11 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 			break;
 		}
 		page = alloc_page(HEAPDEV_PAGE_GFP);
+		if (!page && !waited) {
+			waited = true;
+			if (heapdev_release_wait())
+				page = alloc_page(HEAPDEV_PAGE_GFP);
+		}
 		if (!page) {
 			ret = -ENOMEM;
 			break;
@@ -244,7 +336,7 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 
 	if (ret) {
 		heapdev_heap_rollback(heap, first, last);
-		heapdev_uncharge(heap, need);
+		heapdev_uncharge(heap->file, need);
 		goto out_unlock;
 	}
 	heapdev_heap_clear_new(heap, first, last);
@@ -260,14 +352,16 @@ out_unlock:
  * @heap: the heap
  * @first: first page offset in the heap
  * @count: number of pages, not 0, within the heap's window
- * @changed: out: pages released
+ * @async: free the pages in the background (HEAPDEV_DECOMMIT_ASYNC)
+ * @changed: out: pages taken out of the heap
  *
  * Uncommitted pages in the range are skipped.
  *
  * Return: 0, or -ENOENT if the heap was destroyed.
  */
 int heapdev_heap_decommit(struct heapdev_heap *heap, pgoff_t first,
-			  unsigned long count, unsigned long *changed)
+			  unsigned long count, bool async,
+			  unsigned long *changed)
 {
 	unsigned long released;
 	int ret = 0;
@@ -279,12 +373,9 @@ int heapdev_heap_decommit(struct heapdev_heap *heap, pgoff_t first,
 		goto out_unlock;
 	}
 	down_write(&heap->fault_lock);
-	released = heapdev_heap_evict(heap, first, first + count - 1);
+	released = heapdev_heap_evict(heap, first, first + count - 1, async);
 	up_write(&heap->fault_lock);
-	if (released) {
-		WRITE_ONCE(heap->nr_pages, heap->nr_pages - released);
-		heapdev_uncharge(heap, released);
-	}
+	WRITE_ONCE(heap->nr_pages, heap->nr_pages - released);
 	*changed = released;
 out_unlock:
 	mutex_unlock(&heap->lock);
@@ -294,24 +385,38 @@ out_unlock:
 /**
  * heapdev_heap_kill - destroy a heap's contents
  * @heap: the heap, already unreachable through its id
+ * @async: free the pages in the background (HEAPDEV_DESTROY_ASYNC)
  *
- * Every page is unmapped and released, and the heap refuses commits from
- * now on.  Mappings that remain raise SIGBUS when touched.
+ * Every page is unmapped, the heap refuses commits and faults from now on
+ * (mappings that remain raise SIGBUS when touched), and its pages are
+ * freed: here, or by the background release, which takes its own
+ * reference on the heap.
  */
-void heapdev_heap_kill(struct heapdev_heap *heap)
+void heapdev_heap_kill(struct heapdev_heap *heap, bool async)
 {
-	unsigned long released;
-
 	mutex_lock(&heap->lock);
 	down_write(&heap->fault_lock);
 	heap->dead = true;
-	released = heapdev_heap_evict(heap, 0, heap->window_pages - 1);
+	if (heap->nr_pages && atomic_read(&heap->mappings))
+		heapdev_unmap(heap, 0, heap->window_pages);
 	up_write(&heap->fault_lock);
-	if (released) {
-		WRITE_ONCE(heap->nr_pages, heap->nr_pages - released);
-		heapdev_uncharge(heap, released);
-	}
+	async = async && heap->nr_pages >= HEAPDEV_RELEASE_MIN;
 	mutex_unlock(&heap->lock);
+
+	/* Dead: nothing else touches heap->pages any more. */
+	if (async)
+		heapdev_release_heap(heap);
+	else
+		heapdev_heap_drain(heap, false);
+}
+
+/* Map one page; VM_FAULT_NOPAGE when it is mapped (or already was). */
+static vm_fault_t heapdev_insert_one(struct vm_area_struct *vma,
+				     unsigned long addr, struct page *page)
+{
+	if (heapdev_page_mappable(page))
+		return vmf_insert_page(vma, addr, page);
+	return heapdev_insert_special(vma, addr, page);
 }
 
 /*
@@ -321,6 +426,17 @@ void heapdev_heap_kill(struct heapdev_heap *heap)
 static void heapdev_insert_run(struct vm_area_struct *vma, unsigned long addr,
 			       struct page **pages, unsigned long nr)
 {
+	unsigned long i;
+
+	for (i = 0; i < nr; i++)
+		if (!heapdev_page_mappable(pages[i]))
+			break;
+	if (i < nr) {
+		/* Old kernels: memcg-charged pages go in one by one. */
+		for (i = 0; i < nr; i++, addr += PAGE_SIZE)
+			heapdev_insert_one(vma, addr, pages[i]);
+		return;
+	}
 	while (nr) {
 		unsigned long left = nr;
 		int err = vm_insert_pages(vma, addr, pages, &left);
@@ -377,6 +493,21 @@ static void heapdev_map_range(struct heapdev_heap *heap,
 		heapdev_insert_run(vma, start, batch, nr);
 }
 
+/*
+ * Whether @vma maps heap offsets of @heap, and which: [*vfirst, *vlast] of
+ * the window (page offsets in the file, not in the heap).
+ */
+static bool heapdev_vma_of(struct heapdev_heap *heap,
+			   struct vm_area_struct *vma, pgoff_t *vfirst,
+			   pgoff_t *vlast)
+{
+	if (vma->vm_ops != &heapdev_vm_ops || vma->vm_private_data != heap)
+		return false;
+	*vfirst = vma->vm_pgoff;
+	*vlast = *vfirst + vma_pages(vma) - 1;
+	return true;
+}
+
 /**
  * heapdev_heap_populate - map committed pages into the caller's mappings
  * @heap: the heap
@@ -384,6 +515,8 @@ static void heapdev_map_range(struct heapdev_heap *heap,
  * @count: number of pages
  *
  * Best effort: a failure only means the pages are mapped on first touch.
+ * The heap's latest mapping is tried first; only a range it does not cover
+ * makes populate look at every VMA of the process.
  */
 void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 			   unsigned long count)
@@ -391,24 +524,29 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 	pgoff_t start = heap->base + first, end = start + count - 1;
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
+	pgoff_t vfirst, vlast;
 
 	if (!atomic_read(&heap->mappings))
 		return;
 
 	mmap_read_lock(mm);
 	down_read(&heap->fault_lock);
-	VMA_ITERATOR(vmi, mm, 0);
-	for_each_vma(vmi, vma) {
-		pgoff_t vfirst = vma->vm_pgoff;
-		pgoff_t vlast = vfirst + vma_pages(vma) - 1;
-
-		if (vma->vm_ops != &heapdev_vm_ops ||
-		    vma->vm_private_data != heap ||
+	if (heap->dead)
+		goto out_unlock;
+	vma = vma_lookup(mm, READ_ONCE(heap->map_hint));
+	if (vma && heapdev_vma_of(heap, vma, &vfirst, &vlast) &&
+	    vfirst <= start && vlast >= end) {
+		heapdev_map_range(heap, vma, first, count + first - 1);
+		goto out_unlock;
+	}
+	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end)) {
+		if (!heapdev_vma_of(heap, vma, &vfirst, &vlast) ||
 		    vlast < start || vfirst > end)
 			continue;
 		heapdev_map_range(heap, vma, max(start, vfirst) - heap->base,
 				  min(end, vlast) - heap->base);
 	}
+out_unlock:
 	up_read(&heap->fault_lock);
 	mmap_read_unlock(mm);
 }
@@ -426,14 +564,14 @@ static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 
 	down_read(&heap->fault_lock);
-	page = xa_load(&heap->pages, index);
+	page = heap->dead ? NULL : xa_load(&heap->pages, index);
 	if (page) {
 		pgoff_t vfirst = vma->vm_pgoff - heap->base;
 		pgoff_t vlast = vfirst + vma_pages(vma) - 1;
 		pgoff_t first = round_down(index, HEAPDEV_FAULT_AROUND);
 		pgoff_t last = first + HEAPDEV_FAULT_AROUND - 1;
 
-		ret = vmf_insert_page(vma, vmf->address, page);
+		ret = heapdev_insert_one(vma, vmf->address, page);
 		if (ret == VM_FAULT_NOPAGE)
 			heapdev_map_range(heap, vma, max(first, vfirst),
 					  min(last, vlast));
@@ -488,6 +626,7 @@ int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma)
 	vm_flags_set(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_MIXEDMAP);
 	vma->vm_ops = &heapdev_vm_ops;
 	vma->vm_private_data = heap;
+	WRITE_ONCE(heap->map_hint, vma->vm_start);
 	heapdev_vm_open(vma);
 	return 0;
 }

@@ -10,10 +10,13 @@
  *   struct heapdev_heap   one per heap; owns its committed pages (xarray
  *                         index = page offset in the heap's window).
  *
- * A heap is referenced by its id in the file (until destroyed) and by each
- * VMA mapping it.  A VMA also pins the struct file, so a heapdev_file is
- * released only after every mapping is gone, and therefore after every heap
- * of the file has been freed.
+ * A heap is referenced by its id in the file (until destroyed), by each
+ * VMA mapping it and, while its pages are released in the background, by
+ * the releaser (release.c).  A VMA also pins the struct file, so the file
+ * is released only after every mapping is gone.  struct heapdev_file is
+ * refcounted on its own: the open file holds one reference and every heap
+ * one, so that the accounting of pages still being released outlives the
+ * file.
  */
 #ifndef _HEAPDEV_INTERNAL_H
 #define _HEAPDEV_INTERNAL_H
@@ -40,23 +43,32 @@ struct heapdev_user;
 
 /**
  * struct heapdev_file - state of one open of /dev/heapdev
- * @node: entry in the global list of files, for the admin view
- * @lock: protects @heaps and @nr_heaps
+ * @ref: one for the open file, one per heap
+ * @node: entry in the global list of files, for the admin view; the entry
+ *	stays until the last reference goes, so that heaps being released
+ *	after the file was closed are still shown
+ * @lock: protects @heaps, @nr_heaps, @next_id and @dying
  * @heaps: heap id to struct heapdev_heap
+ * @dying: destroyed heaps whose pages are being released (admin view)
  * @next_id: cursor for cyclic id allocation
  * @nr_heaps: number of heaps in @heaps
- * @committed: pages committed by all heaps of this file
- * @mm: the owner's address space (mmgrab'ed); nothing else may use the file
+ * @committed: pages committed by all heaps of this file, including pages
+ *	decommitted or destroyed whose release is still pending
+ * @mm: the owner's address space (mmgrab'ed until release); nothing else
+ *	may use the file
  * @pid: the owner's thread-group pid
  * @uid: the owner's effective uid at open
  * @user: per-user accounting of @uid
- * @inode: private inode whose address_space holds every mapping of the file
+ * @inode: private inode whose address_space holds every mapping of the
+ *	file (until release)
  * @comm: the owner's command name at open
  */
 struct heapdev_file {
+	struct kref ref;
 	struct list_head node;
-	struct mutex lock;		/* protects heaps, nr_heaps, next_id */
+	struct mutex lock;		/* protects heaps, nr_heaps, next_id, dying */
 	struct xarray heaps;
+	struct list_head dying;
 	u32 next_id;
 	unsigned int nr_heaps;
 	atomic_long_t committed;
@@ -70,8 +82,9 @@ struct heapdev_file {
 
 /**
  * struct heapdev_heap - one heap
- * @ref: one reference for the id in the file, one per VMA
- * @file: the file the heap was created in; outlives the heap
+ * @ref: one reference for the id in the file, one per VMA, one for the
+ *	releaser while its pages are released in the background
+ * @file: the file the heap was created in (referenced)
  * @lock: serialises commit, decommit and destroy
  * @fault_lock: read by faults and populate, written by decommit and destroy,
  *	so that no page is mapped after it left @pages
@@ -83,7 +96,12 @@ struct heapdev_file {
  * @id: the heap id
  * @flags: enum heapdev_heap_flags
  * @mappings: number of VMAs mapping the heap
- * @dead: set once destroyed; no page is committed after that
+ * @map_hint: vm_start of the heap's latest mapping, where populate looks
+ *	first (checked under mmap_lock; a stale hint only costs a search)
+ * @dead: set once destroyed (under @lock and @fault_lock): no page is
+ *	committed or mapped after that, and @pages belongs to the releaser
+ * @release_node: entry in the releaser's queue
+ * @dying_node: entry in the file's @dying list while being released
  */
 struct heapdev_heap {
 	struct kref ref;
@@ -98,11 +116,19 @@ struct heapdev_heap {
 	u32 id;
 	u32 flags;
 	atomic_t mappings;
+	unsigned long map_hint;
 	bool dead;
+	struct list_head release_node;
+	struct list_head dying_node;
 };
 
-/* Module-wide counters, shown in sysfs so that tests can prove no leak. */
+/*
+ * Module-wide counters, shown in sysfs so that tests can prove no leak.
+ * heapdev_pages_held counts every page the module holds, those waiting for
+ * the background release included; heapdev_pages_releasing only those.
+ */
 extern atomic_long_t heapdev_pages_held;
+extern atomic_long_t heapdev_pages_releasing;
 extern atomic_long_t heapdev_heaps_alive;
 extern atomic_long_t heapdev_files_open;
 
@@ -110,11 +136,13 @@ extern atomic_long_t heapdev_files_open;
 extern struct list_head heapdev_files;
 extern struct mutex heapdev_files_lock;
 
-/* Limits (module parameters), in pages or heaps; read with READ_ONCE. */
-unsigned long heapdev_heap_limit(void);
-unsigned long heapdev_file_limit(void);
-unsigned long heapdev_user_limit(void);
-unsigned int heapdev_max_heaps(void);
+/* main.c */
+void heapdev_file_put(struct heapdev_file *hf);
+
+static inline void heapdev_file_get(struct heapdev_file *hf)
+{
+	kref_get(&hf->ref);
+}
 
 /* heap.c */
 struct heapdev_heap *heapdev_heap_alloc(struct heapdev_file *hf, u32 flags,
@@ -123,18 +151,37 @@ void heapdev_heap_put(struct heapdev_heap *heap);
 int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 			unsigned long count, unsigned long *changed);
 int heapdev_heap_decommit(struct heapdev_heap *heap, pgoff_t first,
-			  unsigned long count, unsigned long *changed);
+			  unsigned long count, bool async,
+			  unsigned long *changed);
 void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 			   unsigned long count);
-void heapdev_heap_kill(struct heapdev_heap *heap);
+void heapdev_heap_kill(struct heapdev_heap *heap, bool async);
+void heapdev_heap_drain(struct heapdev_heap *heap, bool queued);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
 
-/* account.c */
+/* account.c: the limits (module parameters), in pages or heaps */
+void heapdev_limits_init(void);
+unsigned long heapdev_heap_limit(void);
+unsigned long heapdev_file_limit(void);
+unsigned long heapdev_user_limit(void);
+unsigned int heapdev_max_heaps(void);
 struct heapdev_user *heapdev_user_get(kuid_t uid);
 void heapdev_user_put(struct heapdev_user *user);
 unsigned long heapdev_user_committed(struct heapdev_user *user);
 int heapdev_charge(struct heapdev_heap *heap, unsigned long pages);
-void heapdev_uncharge(struct heapdev_heap *heap, unsigned long pages);
+void heapdev_uncharge(struct heapdev_file *hf, unsigned long pages);
+
+/* release.c */
+struct heapdev_batch;
+int heapdev_release_init(void);
+void heapdev_release_exit(void);
+bool heapdev_release_async(bool asked);
+struct heapdev_batch *heapdev_batch_alloc(struct heapdev_file *hf,
+					  struct page ***pages,
+					  unsigned int *capacity);
+void heapdev_batch_queue(struct heapdev_batch *batch, unsigned int nr);
+void heapdev_release_heap(struct heapdev_heap *heap);
+bool heapdev_release_wait(void);
 
 /* procfs.c */
 int heapdev_proc_init(void);

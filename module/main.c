@@ -40,27 +40,7 @@
 #define HEAPDEV_FS_MAGIC	0x48504456	/* "HPDV" */
 
 #define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
-				 HEAPDEV_FEAT_LIST)
-
-static unsigned long heap_limit_mb;
-module_param(heap_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(heap_limit_mb,
-		 "Most MiB one heap may commit (default: half of RAM)");
-
-static unsigned long file_limit_mb;
-module_param(file_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(file_limit_mb,
-		 "Most MiB the heaps of one open file may commit (default: half of RAM)");
-
-static unsigned long user_limit_mb;
-module_param(user_limit_mb, ulong, 0644);
-MODULE_PARM_DESC(user_limit_mb,
-		 "Most MiB the heaps of one user may commit (default: half of RAM)");
-
-#define HEAPDEV_MAX_HEAPS_DEFAULT	65536
-static unsigned int max_heaps = HEAPDEV_MAX_HEAPS_DEFAULT;
-module_param(max_heaps, uint, 0644);
-MODULE_PARM_DESC(max_heaps, "Most heaps one open file may hold (default: 65536)");
+				 HEAPDEV_FEAT_LIST | HEAPDEV_FEAT_ASYNC_RELEASE)
 
 atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
@@ -73,52 +53,11 @@ DEFINE_MUTEX(heapdev_files_lock);
 
 static struct vfsmount *heapdev_mnt;
 
-static unsigned long heapdev_mb_to_pages(unsigned long mb)
-{
-	if (mb > (ULONG_MAX >> (20 - PAGE_SHIFT)))
-		return ULONG_MAX;
-	return mb << (20 - PAGE_SHIFT);
-}
-
 static u64 heapdev_pages_to_bytes(unsigned long pages)
 {
 	if (pages > (U64_MAX >> PAGE_SHIFT))
 		return U64_MAX;
 	return (u64)pages << PAGE_SHIFT;
-}
-
-/* Half of RAM, at least 1 MiB: what a limit of 0 stands for. */
-static unsigned long heapdev_default_mb(void)
-{
-	return max(1UL, (totalram_pages() / 2) >> (20 - PAGE_SHIFT));
-}
-
-/* A limit parameter in pages; 0, at load time or written later, is the default. */
-static unsigned long heapdev_limit_pages(const unsigned long *param)
-{
-	unsigned long mb = READ_ONCE(*param);
-
-	return heapdev_mb_to_pages(mb ? mb : heapdev_default_mb());
-}
-
-unsigned long heapdev_heap_limit(void)
-{
-	return heapdev_limit_pages(&heap_limit_mb);
-}
-
-unsigned long heapdev_file_limit(void)
-{
-	return heapdev_limit_pages(&file_limit_mb);
-}
-
-unsigned long heapdev_user_limit(void)
-{
-	return heapdev_limit_pages(&user_limit_mb);
-}
-
-unsigned int heapdev_max_heaps(void)
-{
-	return READ_ONCE(max_heaps) ?: HEAPDEV_MAX_HEAPS_DEFAULT;
 }
 
 /* Look a heap up by id and take a reference on it. */
@@ -234,12 +173,12 @@ static int heapdev_ioc_create(struct heapdev_file *hf, void *arg)
 err_unlock:
 	mutex_unlock(&hf->lock);
 err_kill:
-	heapdev_heap_kill(heap);
+	heapdev_heap_kill(heap, false);
 	heapdev_heap_put(heap);
 	return ret;
 }
 
-static int heapdev_destroy_id(struct heapdev_file *hf, u32 id)
+static int heapdev_destroy_id(struct heapdev_file *hf, u32 id, bool async)
 {
 	struct heapdev_heap *heap;
 
@@ -251,7 +190,7 @@ static int heapdev_destroy_id(struct heapdev_file *hf, u32 id)
 	if (!heap)
 		return -ENOENT;
 
-	heapdev_heap_kill(heap);
+	heapdev_heap_kill(heap, heapdev_release_async(async));
 	heapdev_heap_put(heap);
 	return 0;
 }
@@ -260,9 +199,10 @@ static int heapdev_ioc_destroy(struct heapdev_file *hf, void *arg)
 {
 	struct heapdev_destroy *d = arg;
 
-	if (d->flags || d->__pad)
+	if ((d->flags & ~HEAPDEV_DESTROY_ASYNC) || d->__pad)
 		return -EINVAL;
-	return heapdev_destroy_id(hf, d->heap_id);
+	return heapdev_destroy_id(hf, d->heap_id,
+				  d->flags & HEAPDEV_DESTROY_ASYNC);
 }
 
 static int heapdev_ioc_commit(struct heapdev_file *hf, void *arg)
@@ -300,7 +240,7 @@ static int heapdev_ioc_decommit(struct heapdev_file *hf, void *arg)
 	pgoff_t first;
 	int ret;
 
-	if (d->flags || d->__pad)
+	if ((d->flags & ~HEAPDEV_DECOMMIT_ASYNC) || d->__pad)
 		return -EINVAL;
 	heap = heapdev_get_heap(hf, d->heap_id);
 	if (!heap)
@@ -308,7 +248,10 @@ static int heapdev_ioc_decommit(struct heapdev_file *hf, void *arg)
 
 	ret = heapdev_check_range(heap, d->offset, d->length, &first, &count);
 	if (!ret)
-		ret = heapdev_heap_decommit(heap, first, count, &changed);
+		ret = heapdev_heap_decommit(heap, first, count,
+					    heapdev_release_async(d->flags &
+						HEAPDEV_DECOMMIT_ASYNC),
+					    &changed);
 	if (!ret) {
 		d->committed = heapdev_pages_to_bytes(READ_ONCE(heap->nr_pages));
 		d->changed = heapdev_pages_to_bytes(changed);
@@ -475,7 +418,7 @@ static long heapdev_ioctl(struct file *file, unsigned int cmd,
 	if (copy_to_user(uarg, &buf, min_t(size_t, usize, op->size))) {
 		/* Nobody learns the id of a heap nobody can see: undo. */
 		if (cmd == HEAPDEV_IOC_CREATE)
-			heapdev_destroy_id(hf, buf.create.heap_id);
+			heapdev_destroy_id(hf, buf.create.heap_id, false);
 		return -EFAULT;
 	}
 	return 0;
@@ -529,8 +472,10 @@ static int heapdev_open(struct inode *inode, struct file *file)
 		goto err_iput;
 	}
 
+	kref_init(&hf->ref);
 	mutex_init(&hf->lock);
 	xa_init_flags(&hf->heaps, XA_FLAGS_ALLOC1);
+	INIT_LIST_HEAD(&hf->dying);
 	atomic_long_set(&hf->committed, 0);
 	hf->mm = current->mm;
 	mmgrab(hf->mm);
@@ -558,31 +503,53 @@ err_free:
 	return ret;
 }
 
+/* The last reference: no heap is left, not even one being released. */
+static void heapdev_file_free(struct kref *ref)
+{
+	struct heapdev_file *hf = container_of(ref, struct heapdev_file, ref);
+
+	mutex_lock(&heapdev_files_lock);
+	list_del(&hf->node);
+	mutex_unlock(&heapdev_files_lock);
+
+	WARN_ON_ONCE(!list_empty(&hf->dying));
+	mutex_destroy(&hf->lock);
+	heapdev_user_put(hf->user);
+	put_pid(hf->pid);
+	kfree(hf);
+}
+
+void heapdev_file_put(struct heapdev_file *hf)
+{
+	kref_put(&hf->ref, heapdev_file_free);
+}
+
+/*
+ * The last close and the last munmap are behind us: destroy what is left.
+ * Heaps still being released keep the accounting (and the admin view's
+ * entry) alive through their references on @hf.
+ */
 static int heapdev_release(struct inode *inode, struct file *file)
 {
 	struct heapdev_file *hf = file->private_data;
 	struct heapdev_heap *heap;
 	unsigned long id;
 
-	mutex_lock(&heapdev_files_lock);
-	list_del(&hf->node);
-	mutex_unlock(&heapdev_files_lock);
-
 	/* No VMA is left (each pins the file), so these are the last refs. */
 	xa_for_each(&hf->heaps, id, heap) {
+		mutex_lock(&hf->lock);
 		xa_erase(&hf->heaps, id);
-		heapdev_heap_kill(heap);
+		WRITE_ONCE(hf->nr_heaps, hf->nr_heaps - 1);
+		mutex_unlock(&hf->lock);
+		heapdev_heap_kill(heap, heapdev_release_async(false));
 		heapdev_heap_put(heap);
 	}
 	xa_destroy(&hf->heaps);
-	mutex_destroy(&hf->lock);
 
 	iput(hf->inode);
-	heapdev_user_put(hf->user);
-	put_pid(hf->pid);
 	mmdrop(hf->mm);
-	kfree(hf);
 	atomic_long_dec(&heapdev_files_open);
+	heapdev_file_put(hf);
 	return 0;
 }
 
@@ -601,6 +568,14 @@ static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(pages);
 
+static ssize_t releasing_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%ld\n",
+			  atomic_long_read(&heapdev_pages_releasing));
+}
+static DEVICE_ATTR_RO(releasing);
+
 static ssize_t heaps_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
@@ -617,6 +592,7 @@ static DEVICE_ATTR_RO(files);
 
 static struct attribute *heapdev_attrs[] = {
 	&dev_attr_pages.attr,
+	&dev_attr_releasing.attr,
 	&dev_attr_heaps.attr,
 	&dev_attr_files.attr,
 	NULL,
@@ -643,24 +619,20 @@ static struct file_system_type heapdev_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
-/* Show the default in sysfs rather than 0. */
-static void heapdev_default_limit(unsigned long *mb)
-{
-	if (!*mb)
-		*mb = heapdev_default_mb();
-}
-
 static int __init heapdev_init(void)
 {
 	int ret;
 
-	heapdev_default_limit(&heap_limit_mb);
-	heapdev_default_limit(&file_limit_mb);
-	heapdev_default_limit(&user_limit_mb);
+	heapdev_limits_init();
 
+	ret = heapdev_release_init();
+	if (ret)
+		return ret;
 	heapdev_mnt = kern_mount(&heapdev_fs_type);
-	if (IS_ERR(heapdev_mnt))
-		return PTR_ERR(heapdev_mnt);
+	if (IS_ERR(heapdev_mnt)) {
+		ret = PTR_ERR(heapdev_mnt);
+		goto err_release;
+	}
 
 	ret = heapdev_proc_init();
 	if (ret)
@@ -674,12 +646,19 @@ err_proc:
 	heapdev_proc_exit();
 err_unmount:
 	kern_unmount(heapdev_mnt);
+err_release:
+	heapdev_release_exit();
 	return ret;
 }
 
+/*
+ * No file is open (each holds the module), but heaps of closed files may
+ * still be releasing their pages: wait for that before the leak check.
+ */
 static void __exit heapdev_exit(void)
 {
 	misc_deregister(&heapdev_misc);
+	heapdev_release_exit();
 	heapdev_proc_exit();
 	kern_unmount(heapdev_mnt);
 

@@ -8,7 +8,10 @@
  *
  * PID is in the reader's pid namespace (processes it cannot see are left
  * out); COMM escapes blanks and backslashes as \ooo; FLAGS is 'G' (growable)
- * or 'F' (fixed) followed by 'X' (executable) or '-'; sizes are in bytes.
+ * or 'F' (fixed) followed by 'X' (executable) or '-', and by 'D' for a
+ * destroyed heap whose pages are still being released in the background
+ * (its COMMITTED shrinks to 0, then the line goes; its id may already
+ * belong to a new heap); sizes are in bytes.
  * Readers with CAP_SYS_ADMIN see every heap, others only the heaps of
  * processes running as their effective uid.
  */
@@ -24,12 +27,13 @@
 #include "heapdev_internal.h"
 
 static void heapdev_proc_heap(struct seq_file *m, pid_t pid, const char *comm,
-			      struct heapdev_heap *heap)
+			      struct heapdev_heap *heap, bool dying)
 {
-	seq_printf(m, "%7d %-16s %6u %c%c %14llu %14llu %14llu %8d\n",
+	seq_printf(m, "%7d %-16s %6u %c%c%s %14llu %14llu %14llu %8d\n",
 		   pid, comm, heap->id,
 		   heap->flags & HEAPDEV_HEAP_GROWABLE ? 'G' : 'F',
 		   heap->flags & HEAPDEV_HEAP_EXEC ? 'X' : '-',
+		   dying ? "D" : "",
 		   (u64)READ_ONCE(heap->nr_pages) << PAGE_SHIFT,
 		   (u64)heap->window_pages << PAGE_SHIFT,
 		   (u64)heap->max_pages << PAGE_SHIFT,
@@ -62,7 +66,9 @@ static int heapdev_proc_show(struct seq_file *m, void *v)
 				  ESCAPE_OCTAL, " \t\n\\");
 		mutex_lock(&hf->lock);
 		xa_for_each(&hf->heaps, id, heap)
-			heapdev_proc_heap(m, pid, comm, heap);
+			heapdev_proc_heap(m, pid, comm, heap, false);
+		list_for_each_entry(heap, &hf->dying, dying_node)
+			heapdev_proc_heap(m, pid, comm, heap, true);
 		mutex_unlock(&hf->lock);
 	}
 	mutex_unlock(&heapdev_files_lock);

@@ -8,6 +8,9 @@
 # the debug kernel (debug, debug-kernel.sh), in build/kmod/<kernel>/ so
 # that builds for different kernels never share objects.  Warnings are
 # errors.  Prints the path of heapdev.ko.
+#
+# Debian 11's 5.10 headers name gcc-10 as their compiler, which bookworm
+# does not have; gcc (12) builds the module for them instead.
 
 . "$(dirname "$0")/common.sh"
 
@@ -41,8 +44,14 @@ for f in Kbuild VERSION module uapi; do
 	fi
 done
 
+cc=()
+kcc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$kbuild/.config" 2>/dev/null)
+if [ -n "$kcc" ] && ! command -v "$kcc" >/dev/null; then
+	cc=(CC=gcc)
+fi
+
 log=$out/build.log
-if ! make -C "$kbuild" M="$out" HEAPDEV_WERROR=y "$@" modules >"$log" 2>&1; then
+if ! make -C "$kbuild" M="$out" HEAPDEV_WERROR=y "${cc[@]}" "$@" modules >"$log" 2>&1; then
 	cat "$log" >&2
 	die "module build against $kver failed"
 fi

@@ -4,11 +4,11 @@
 # check.sh: every test of heapdev, as run by "make check".
 #
 #   host:  checkpatch --strict and sparse on the module, warning-free
-#          module builds against 6.1, 6.12 and 7.2, the library's host
+#          module builds against 5.10, 6.1, 6.12 and 7.2, the library's host
 #          tests (memfd backend, ASan/UBSan), make install/uninstall and
 #          DKMS (test-install.sh), the Debian packages (test-deb.sh), the
 #          selftests built inside a kernel tree (kselftest-tree.sh)
-#   VM:    for each kernel in $KERNELS (default "6.1 6.12"), boot it under
+#   VM:    for each kernel in $KERNELS (default "5.10 6.1 6.12"), boot it under
 #          QEMU, load the module and run scripts/vm-check.job
 #
 # KERNELS=debug runs the VM part on the KASAN/lockdep/kmemleak/fault
@@ -20,7 +20,7 @@
 
 . "$(dirname "$0")/common.sh"
 
-KERNELS=${KERNELS:-6.1 6.12}
+KERNELS=${KERNELS:-5.10 6.1 6.12}
 results=$HEAPDEV_BUILD/check
 rm -rf "$results"
 mkdir -p "$results"
@@ -82,6 +82,7 @@ echo "== host checks"
 if [ "$CHECK_HOST" = 1 ]; then
 	step checkpatch checkpatch
 	step sparse-6.12 "$HEAPDEV_TOP/scripts/build-module.sh" 6.12 C=2 CHECK=sparse
+	step build-5.10 "$HEAPDEV_TOP/scripts/build-module.sh" 5.10
 	step build-6.1 "$HEAPDEV_TOP/scripts/build-module.sh" 6.1
 	step build-6.12 "$HEAPDEV_TOP/scripts/build-module.sh" 6.12
 	step build-7.2 "$HEAPDEV_TOP/scripts/build-module.sh" 7.2
@@ -101,6 +102,10 @@ if [ -f "$HEAPDEV_TOP/userlib/Makefile" ]; then
 	step userlib-vmtest make -C "$HEAPDEV_TOP/userlib" vmtest
 	vm=$HEAPDEV_BUILD/userlib/vm/heapdev-api-test
 	[ -x "$vm" ] && vmfiles+=(-f "$vm")
+	# The drop-in malloc's VM run (userlib/malloc/test/vm-run.sh).
+	step userlib-malloc-vm make -C "$HEAPDEV_TOP/userlib" malloc-vm
+	[ -x "$HEAPDEV_BUILD/userlib/vm/malloc/run.sh" ] &&
+		vmfiles+=(-f "malloc=$HEAPDEV_BUILD/userlib/vm/malloc")
 fi
 if [ "$CHECK_HOST" = 1 ]; then
 	counted install "$results/install.log" "$HEAPDEV_TOP/scripts/test-install.sh"

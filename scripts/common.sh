@@ -54,3 +54,34 @@ apt_newest() {
 	apt-cache search --names-only "$1" 2>/dev/null | awk '{print $1}' |
 		sort -V | tail -n 1
 }
+
+# The Debian mirror the system's own apt sources name.
+debian_mirror() {
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+		/etc/apt/sources.list.d/*.sources 2>/dev/null |
+		sed -nE 's/^(URIs:|deb(-src)?( \[[^]]*\])?)[[:space:]]+([^[:space:]]+).*/\4/p' |
+		grep -E '/debian/?$' | head -n 1)
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# apt_private SUITE: set the array APT_PRIVATE to options that make
+# apt-get and apt-cache see only SUITE (main) of the system's mirror,
+# through a configuration and lists of their own in the cache; the
+# system's apt sources are never touched.  The lists are fetched the first
+# time, and again when older than a week.
+apt_private() {
+	local suite=$1 dir=$HEAPDEV_CACHE/apt-$1
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	echo "deb $(debian_mirror) $suite main" >"$dir/sources.list"
+	APT_PRIVATE=(-o "Dir::Etc::SourceList=$dir/sources.list"
+		-o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$dir/lists"
+		-o "Dir::Cache=$dir/cache"
+		-o APT::Sandbox::User=root)
+	if [ -z "$(find "$dir/updated" -mtime -7 2>/dev/null)" ]; then
+		apt-get "${APT_PRIVATE[@]}" update -q >&2 ||
+			die "apt-get update of the private $suite configuration failed"
+		touch "$dir/updated"
+	fi
+}

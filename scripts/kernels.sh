@@ -3,11 +3,14 @@
 #
 # kernels.sh SERIES...
 #
-# Make Debian's kernel image and matching headers for each SERIES (6.1,
-# 6.12) available in $HEAPDEV_CACHE/kernels/SERIES, downloading them with
-# apt-get download and unpacking them with dpkg -x; nothing is installed
-# into the host.  The newest ABI apt knows is taken the first time; later
-# runs reuse what the cache holds (delete the folder to refresh).
+# Make Debian's kernel image and matching headers for each SERIES (5.10,
+# 6.1, 6.12) available in $HEAPDEV_CACHE/kernels/SERIES, downloading them
+# with apt-get download and unpacking them with dpkg -x; nothing is
+# installed into the host.  6.1 and 6.12 come from the system's own apt
+# sources (bookworm and its updates), 5.10 from Debian 11 "bullseye"
+# through a private apt configuration in the cache (apt_private).  The
+# newest ABI apt knows is taken the first time; later runs reuse what the
+# cache holds (delete the folder to refresh).
 #
 # Prints one line per series:  SERIES KVER KBUILD_DIR VMLINUZ
 
@@ -16,6 +19,11 @@
 series_packages() {
 	local series=$1 image kver abi common kbuild
 	case $series in
+	5.10)
+		image=$(apt-cache "${APT_PRIVATE[@]}" search --names-only \
+			'^linux-image-5\.10\.0-[0-9]+-amd64-unsigned$' |
+			awk '{print $1}' | sort -V | tail -n 1)
+		;;
 	6.1)
 		image=$(apt_newest '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$')
 		;;
@@ -23,7 +31,7 @@ series_packages() {
 		image=$(apt_newest '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$')
 		;;
 	*)
-		die "unknown kernel series '$series' (known: 6.1 6.12)"
+		die "unknown kernel series '$series' (known: 5.10 6.1 6.12)"
 		;;
 	esac
 	[ -n "$image" ] || die "apt knows no kernel image for $series (run apt-get update?)"
@@ -32,7 +40,7 @@ series_packages() {
 	abi=${kver%-amd64}
 	common=linux-headers-$abi-common
 	case $series in
-	6.1) kbuild=linux-kbuild-6.1 ;;
+	5.10 | 6.1) kbuild=linux-kbuild-$series ;;
 	*) kbuild=linux-kbuild-$abi ;;
 	esac
 	echo "$kver $image linux-headers-$kver $common $kbuild"
@@ -41,10 +49,17 @@ series_packages() {
 prepare() {
 	local series=$1 dir=$HEAPDEV_CACHE/kernels/$1 kver pkgs
 	if [ ! -f "$dir/kver" ]; then
+		APT_PRIVATE=()
+		[ "$series" != 5.10 ] || apt_private bullseye
 		read -r kver pkgs <<<"$(series_packages "$series")"
 		say "fetching Debian $series kernel $kver into $dir"
 		rm -rf "$dir"
-		apt_download "$dir/debs" $pkgs
+		if [ "$series" = 5.10 ]; then
+			mkdir -p "$dir/debs"
+			(cd "$dir/debs" && apt-get "${APT_PRIVATE[@]}" download -q $pkgs >&2)
+		else
+			apt_download "$dir/debs" $pkgs
+		fi
 		local deb
 		for deb in "$dir"/debs/*.deb; do
 			dpkg -x "$deb" "$dir/root"

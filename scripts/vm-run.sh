@@ -10,7 +10,7 @@
 # The console goes to stdout and to the log file; the exit status is the
 # job's, or 125 when the VM died before the job finished.
 #
-#   -k SERIES   kernel series: 6.1 (default), 6.12, or debug (the 7.2
+#   -k SERIES   kernel series: 5.10, 6.1 (default), 6.12, or debug (the 7.2
 #               debug kernel of debug-kernel.sh)
 #   -f FILE     copy FILE into /opt/heapdev in the VM (repeatable; for a
 #               directory, its contents); -f NAME=FILE copies it to

@@ -193,6 +193,51 @@ TEST_F(fi, commit_with_populate)
 	munmap(p, 256 * self->pg);
 }
 
+/*
+ * The background release: an async decommit gathers its pages into
+ * batches allocated on the spot, and releases them at once when a batch
+ * cannot be had.  Whichever allocation fails, the decommit must succeed
+ * whole, and every page must come back once the worker is done.
+ */
+TEST_F(fi, decommit_async)
+{
+	struct heapdev_decommit dc;
+	struct heapdev_create c;
+	long pages, len = 2048 * self->pg;
+	int n, i, ret, injected = 0;
+
+	HD_SKIPPED_IN_SETUP();
+
+	self->fd = hd_open();
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, hd_create(self->fd, 0, 0, 0, &c));
+	pages = hd_sys_pages();
+	for (n = 1; n < MAX_NTH; n++) {
+		ASSERT_EQ(0, hd_commit(self->fd, c.heap_id, 0, len, 0, NULL));
+		memset(&dc, 0, sizeof(dc));
+		dc.size = sizeof(dc);
+		dc.flags = HEAPDEV_DECOMMIT_ASYNC;
+		dc.heap_id = c.heap_id;
+		dc.length = len;
+		arm(self->nth, n);
+		ret = hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc);
+		if (!disarm(self->nth)) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		injected++;
+		EXPECT_EQ(0, ret) TH_LOG("nth %d", n);
+		EXPECT_EQ(len, (long)dc.changed) TH_LOG("nth %d", n);
+		EXPECT_EQ(0, (long)dc.committed) TH_LOG("nth %d", n);
+		for (i = 0; i < 3000 && hd_sys_releasing(); i++)
+			usleep(10000);
+		EXPECT_EQ(0, hd_sys_releasing()) TH_LOG("nth %d", n);
+		EXPECT_EQ(pages, hd_sys_pages()) TH_LOG("nth %d", n);
+	}
+	TH_LOG("async decommit: %d allocation points failed in turn", injected);
+	EXPECT_LT(0, injected);
+}
+
 TEST_F(fi, list)
 {
 	struct heapdev_list l = { .size = sizeof(l) };

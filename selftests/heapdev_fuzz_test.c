@@ -136,12 +136,17 @@ static void op_range(struct fuzz *f, struct fuzz_thread *t)
 	c.heap_id = pick_id(f, t);
 	c.offset = rnd(t, 4) ? rnd(t, 64) * f->pg : rnd_size(t);
 	c.length = rnd(t, 4) ? (1 + rnd(t, 32)) * f->pg : rnd_size(t);
+	/* Now and then a range large enough for the background release. */
+	if (rnd(t, 16) == 0)
+		c.length = (512 + rnd(t, 512)) * f->pg;
 	if (rnd(t, 2)) {
 		c.flags = rnd(t, 2) ? HEAPDEV_COMMIT_POPULATE : 0;
 		if (rnd(t, 20) == 0)
 			c.flags = rand_r(&t->seed);
 		ioctl(fd, HEAPDEV_IOC_COMMIT, &c);
 	} else {
+		/* struct heapdev_decommit has the same layout. */
+		c.flags = rnd(t, 2) ? HEAPDEV_DECOMMIT_ASYNC : 0;
 		ioctl(fd, HEAPDEV_IOC_DECOMMIT, &c);
 	}
 }
@@ -180,6 +185,7 @@ static void op_misc_ioctl(struct fuzz *f, struct fuzz_thread *t)
 		break;
 	case 3:
 		u.d.size = sizeof(u.d);
+		u.d.flags = rnd(t, 2) ? HEAPDEV_DESTROY_ASYNC : 0;
 		u.d.heap_id = pick_id(f, t);
 		ioctl(fd, HEAPDEV_IOC_DESTROY, &u);
 		break;
@@ -415,8 +421,11 @@ TEST_F_TIMEOUT(fuzz, ioctls_mappings_and_faults, FUZZ_MAX_SECONDS + 300)
 	TH_LOG("%lu operations, %lu faults caught, %lu forks",
 	       f.ops, f.faults, f.forks);
 	EXPECT_LT(1000, f.ops);
-	/* Every mapping and descriptor is gone: so is every page and heap. */
-	EXPECT_TRUE(hd_wait_held(pages, heaps, 5000))
+	/*
+	 * Every mapping and descriptor is gone: so is every page and heap,
+	 * once the background release is done.
+	 */
+	EXPECT_TRUE(hd_wait_held(pages, heaps, 20000))
 		TH_LOG("module holds %ld pages and %ld heaps, expected %ld and %ld",
 		       hd_sys_pages(), hd_sys_heaps(), pages, heaps);
 }
@@ -426,7 +435,7 @@ TEST(nothing_left_after_the_fuzzer_exits)
 	if (hd_sys_pages() < 0)
 		SKIP(return, "heapdev is not loaded");
 	/* The previous test ran in a process that has exited by now. */
-	EXPECT_TRUE(hd_wait_held(0, 0, 5000))
+	EXPECT_TRUE(hd_wait_held(0, 0, 20000))
 		TH_LOG("module holds %ld pages and %ld heaps", hd_sys_pages(),
 		       hd_sys_heaps());
 }

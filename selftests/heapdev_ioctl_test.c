@@ -40,8 +40,8 @@ TEST_F(ioc, get_info)
 	ASSERT_EQ(0, hd_info(self->fd, &info));
 	EXPECT_EQ(HEAPDEV_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(self->page, (long)info.page_size);
-	EXPECT_EQ(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | HEAPDEV_FEAT_LIST,
-		  info.features);
+	EXPECT_EQ(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | HEAPDEV_FEAT_LIST |
+		  HEAPDEV_FEAT_ASYNC_RELEASE, info.features);
 	EXPECT_EQ(TIB, info.window_size);
 	EXPECT_LT(0, info.heap_limit);
 	EXPECT_LT(0, info.file_limit);
@@ -303,7 +303,7 @@ TEST_F(ioc, reserved_and_flags_must_be_zero)
 	dc.__pad = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc));
 	dc.__pad = 0;
-	dc.flags = 1;
+	dc.flags = ~HEAPDEV_DECOMMIT_ASYNC;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DECOMMIT, &dc));
 	q.__pad = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_QUERY, &q));
@@ -317,7 +317,9 @@ TEST_F(ioc, reserved_and_flags_must_be_zero)
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_GET_INFO, &info));
 	l.flags = 1;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_LIST, &l));
-	d.flags = 1;
+	d.flags = ~HEAPDEV_DESTROY_ASYNC;
+	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DESTROY, &d));
+	d.flags = 1U << 31;
 	EXPECT_EQ(-EINVAL, hd_ioctl(self->fd, HEAPDEV_IOC_DESTROY, &d));
 	d.flags = 0;
 	d.__pad = 1;

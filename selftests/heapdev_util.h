@@ -77,6 +77,16 @@ static inline int hd_destroy(int fd, __u32 id)
 	return hd_ioctl(fd, HEAPDEV_IOC_DESTROY, &d);
 }
 
+/* HEAPDEV_IOC_DESTROY with flags (HEAPDEV_DESTROY_ASYNC). */
+static inline int hd_destroy_flags(int fd, __u32 id, __u32 flags)
+{
+	struct heapdev_destroy d = {
+		.size = sizeof(d), .flags = flags, .heap_id = id,
+	};
+
+	return hd_ioctl(fd, HEAPDEV_IOC_DESTROY, &d);
+}
+
 static inline int hd_commit(int fd, __u32 id, __u64 off, __u64 len,
 			    __u32 flags, struct heapdev_commit *out)
 {
@@ -192,6 +202,12 @@ static inline long hd_sys_pages(void)
 static inline long hd_sys_heaps(void)
 {
 	return hd_read_long(HD_SYSFS "heaps");
+}
+
+/* Pages waiting for the background release (HEAPDEV_*_ASYNC). */
+static inline long hd_sys_releasing(void)
+{
+	return hd_read_long(HD_SYSFS "releasing");
 }
 
 /*

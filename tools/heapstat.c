@@ -33,6 +33,7 @@ struct proc {
 	char comm[64];
 	unsigned int heaps;
 	int mappings;
+	int malloc;		/* 1: uses libheapdev-malloc, 0: no, -1: unknown */
 	unsigned long long committed, reserved;
 };
 
@@ -138,6 +139,32 @@ static int read_heaps(struct heap **out)
 	return (int)n;
 }
 
+/*
+ * Does process @pid use the drop-in malloc (heapdev-malloc(3))?  The
+ * drop-in maps a page of a memfd named "heapdev-malloc", and the shared
+ * library's name says so too.  -1 when its maps cannot be read.
+ */
+static int uses_malloc(int pid)
+{
+	char path[64], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "heapdev-malloc") != NULL;
+	fclose(f);
+	return found;
+}
+
+static const char *malloc_str(int m)
+{
+	return m > 0 ? "yes" : m == 0 ? "-" : "?";
+}
+
 static size_t group(const struct heap *h, int n, struct proc **out)
 {
 	struct proc *p = calloc(n ? n : 1, sizeof(*p));
@@ -152,6 +179,7 @@ static size_t group(const struct heap *h, int n, struct proc **out)
 				break;
 		if (j == np) {
 			p[np].pid = h[i].pid;
+			p[np].malloc = uses_malloc(h[i].pid);
 			snprintf(p[np].comm, sizeof(p[np].comm), "%s", h[i].comm);
 			np++;
 		}
@@ -259,8 +287,9 @@ static void print_json(struct heap *h, int n, struct proc *p, size_t np)
 	for (i = 0; i < np; i++) {
 		printf("%s{\"pid\":%d,\"comm\":", i ? "," : "", p[i].pid);
 		json_str(p[i].comm);
-		printf(",\"heaps\":%u,\"committed\":%llu,\"reserved\":%llu,\"mappings\":%d,\"heap_list\":[",
-		       p[i].heaps, p[i].committed, p[i].reserved, p[i].mappings);
+		printf(",\"heaps\":%u,\"committed\":%llu,\"reserved\":%llu,\"mappings\":%d,\"malloc\":%s,\"heap_list\":[",
+		       p[i].heaps, p[i].committed, p[i].reserved, p[i].mappings,
+		       p[i].malloc > 0 ? "true" : p[i].malloc == 0 ? "false" : "null");
 		for (k = 0, first = 1; k < n; k++) {
 			if (h[k].pid != p[i].pid)
 				continue;
@@ -284,26 +313,33 @@ static void print_table(struct heap *h, int n, struct proc *p, size_t np)
 	int k;
 
 	if (opt.heaps) {
-		printf("%7s %-16s %6s %5s %10s %10s %10s %5s\n", "PID", "COMMAND",
-		       "HEAP", "FLAGS", "COMMITTED", "RESERVED", "MAXIMUM", "MAPS");
+		printf("%7s %-16s %6s %5s %10s %10s %10s %5s %6s\n", "PID",
+		       "COMMAND", "HEAP", "FLAGS", "COMMITTED", "RESERVED",
+		       "MAXIMUM", "MAPS", "MALLOC");
 		for (k = 0; k < n; k++) {
-			printf("%7d %-16s %6u %5s %10s %10s %10s %5d\n",
+			size_t j;
+			int m = -1;
+
+			for (j = 0; j < np; j++)
+				if (p[j].pid == h[k].pid)
+					m = p[j].malloc;
+			printf("%7d %-16s %6u %5s %10s %10s %10s %5d %6s\n",
 			       h[k].pid, h[k].comm, h[k].id, h[k].flags,
 			       size_str(h[k].committed, a, sizeof(a)),
 			       size_str(h[k].reserved, b, sizeof(b)),
 			       h[k].maximum ? size_str(h[k].maximum, c, sizeof(c)) : "-",
-			       h[k].mappings);
+			       h[k].mappings, malloc_str(m));
 			total += h[k].committed;
 		}
 	} else {
-		printf("%7s %-16s %6s %10s %10s %5s\n", "PID", "COMMAND", "HEAPS",
-		       "COMMITTED", "RESERVED", "MAPS");
+		printf("%7s %-16s %6s %10s %10s %5s %6s\n", "PID", "COMMAND",
+		       "HEAPS", "COMMITTED", "RESERVED", "MAPS", "MALLOC");
 		for (i = 0; i < np; i++) {
-			printf("%7d %-16s %6u %10s %10s %5d\n", p[i].pid,
+			printf("%7d %-16s %6u %10s %10s %5d %6s\n", p[i].pid,
 			       p[i].comm, p[i].heaps,
 			       size_str(p[i].committed, a, sizeof(a)),
 			       size_str(p[i].reserved, b, sizeof(b)),
-			       p[i].mappings);
+			       p[i].mappings, malloc_str(p[i].malloc));
 			total += p[i].committed;
 		}
 	}

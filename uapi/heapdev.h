@@ -50,8 +50,9 @@
  *	and mprotect(PROT_EXEC) with EACCES.
  * @HEAPDEV_HEAP_GROWABLE: the heap was created with maximum 0.  Reported by
  *	HEAPDEV_IOC_QUERY only; HEAPDEV_IOC_CREATE refuses it with EINVAL.
- * @HEAPDEV_HEAP_DESTROYED: reserved for the admin view; never reported by
- *	HEAPDEV_IOC_QUERY, which fails with ENOENT for destroyed heaps.
+ * @HEAPDEV_HEAP_DESTROYED: the admin view's 'D': a destroyed heap whose
+ *	pages are still being released in the background.  Never reported
+ *	by HEAPDEV_IOC_QUERY, which fails with ENOENT for destroyed heaps.
  */
 enum heapdev_heap_flags {
 	HEAPDEV_HEAP_EXEC	= 1U << 0,
@@ -64,11 +65,15 @@ enum heapdev_heap_flags {
  * @HEAPDEV_FEAT_POPULATE: HEAPDEV_COMMIT_POPULATE is supported.
  * @HEAPDEV_FEAT_EXEC: HEAPDEV_HEAP_EXEC is supported.
  * @HEAPDEV_FEAT_LIST: HEAPDEV_IOC_LIST is supported.
+ * @HEAPDEV_FEAT_ASYNC_RELEASE: HEAPDEV_DESTROY_ASYNC and
+ *	HEAPDEV_DECOMMIT_ASYNC are supported (modules without this feature
+ *	refuse the flags with EINVAL).
  */
 enum heapdev_features {
-	HEAPDEV_FEAT_POPULATE	= 1ULL << 0,
-	HEAPDEV_FEAT_EXEC	= 1ULL << 1,
-	HEAPDEV_FEAT_LIST	= 1ULL << 2,
+	HEAPDEV_FEAT_POPULATE		= 1ULL << 0,
+	HEAPDEV_FEAT_EXEC		= 1ULL << 1,
+	HEAPDEV_FEAT_LIST		= 1ULL << 2,
+	HEAPDEV_FEAT_ASYNC_RELEASE	= 1ULL << 3,
 };
 
 /**
@@ -136,9 +141,34 @@ struct heapdev_create {
 };
 
 /**
+ * enum heapdev_release_flags - flags of HEAPDEV_IOC_DESTROY and DECOMMIT
+ * @HEAPDEV_DESTROY_ASYNC: return as soon as the heap's pages are unmapped
+ *	and out of the heap, and free them in the background.
+ * @HEAPDEV_DECOMMIT_ASYNC: the same for the pages of a decommitted range.
+ *
+ * Without the flag the call returns once every page is back with the
+ * kernel.  With it, the caller sees the same effect at once (the id or
+ * the range is gone, touching the pages raises SIGBUS, a recommit gets
+ * new zeroed pages), but the pages are freed by a kernel worker shortly
+ * afterwards, and until each is freed it still counts: against the
+ * memory cgroup, against file_limit and user_limit (GET_INFO's
+ * file_committed and user_committed include it), in the module's
+ * "pages" counter (and "releasing", in /sys/class/misc/heapdev/), and a
+ * destroyed heap stays in /proc/heapdev with the flag 'D'.  A commit that
+ * would exceed a limit, or cannot allocate, while such pages are pending
+ * waits for their release once before it fails.  Small releases are done
+ * at once even with the flag.  The module parameter async_release=1
+ * makes every destroy and decommit behave as if the flag were given.
+ */
+enum heapdev_release_flags {
+	HEAPDEV_DESTROY_ASYNC	= 1U << 0,
+	HEAPDEV_DECOMMIT_ASYNC	= 1U << 0,
+};
+
+/**
  * struct heapdev_destroy - HEAPDEV_IOC_DESTROY: destroy a heap
  * @size: sizeof(struct heapdev_destroy)
- * @flags: must be 0
+ * @flags: 0 or HEAPDEV_DESTROY_ASYNC
  * @heap_id: the heap
  * @__pad: must be 0
  *
@@ -194,7 +224,7 @@ struct heapdev_commit {
 /**
  * struct heapdev_decommit - HEAPDEV_IOC_DECOMMIT: release pages
  * @size: sizeof(struct heapdev_decommit)
- * @flags: must be 0
+ * @flags: 0 or HEAPDEV_DECOMMIT_ASYNC
  * @heap_id: the heap
  * @__pad: must be 0
  * @offset: start of the range in the heap, page aligned
