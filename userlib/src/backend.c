@@ -41,6 +41,7 @@
 
 static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int hd_dev_fd = -1;
+static bool hd_dev_async;	/* the module frees pages in the background */
 static int hd_memfd = -1;
 static uint32_t hd_memfd_next_id;
 
@@ -163,7 +164,7 @@ static int hd_dev_open_locked(void)
 		err = -errno;
 		hd_dbg("heapdev: cannot open %s: %s (load the heapdev module, "
 		       "or set HEAPDEV_BACKEND=memfd)", HD_DEVICE_PATH,
-		       strerror(-err));
+		       hd_errstr(err));
 		return err;
 	}
 	hd_dev_fd = fd;
@@ -171,6 +172,7 @@ static int hd_dev_open_locked(void)
 	if (!err && (info.abi_version != HEAPDEV_ABI_VERSION ||
 		     info.page_size != HD_PAGE || info.window_size < HD_WINDOW))
 		err = -EPROTO;
+	hd_dev_async = !err && (info.features & HEAPDEV_FEAT_ASYNC_RELEASE);
 	if (err) {
 		hd_dbg("heapdev: %s: unsupported module (error %d, ABI %u, "
 		       "page size %u)", HD_DEVICE_PATH, err, info.abi_version,
@@ -192,7 +194,7 @@ static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 
 	if (err) {
 		hd_dbg("heapdev: HEAPDEV_IOC_CREATE failed: %s",
-		       strerror(-err));
+		       hd_errstr(err));
 		return err;
 	}
 	bh->id = c.heap_id;
@@ -204,7 +206,11 @@ static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 
 static int hd_dev_destroy(struct hd_bheap *bh)
 {
-	struct heapdev_destroy d = { .size = sizeof(d), .heap_id = bh->id };
+	struct heapdev_destroy d = {
+		.size = sizeof(d), .heap_id = bh->id,
+		/* the caller does not wait for the pages to be freed */
+		.flags = hd_dev_async ? HEAPDEV_DESTROY_ASYNC : 0,
+	};
 
 	return hd_dev_ioctl(HEAPDEV_IOC_DESTROY, &d);
 }
@@ -238,6 +244,7 @@ static int hd_dev_decommit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 {
 	struct heapdev_decommit d = {
 		.size = sizeof(d), .heap_id = bh->id,
+		.flags = hd_dev_async ? HEAPDEV_DECOMMIT_ASYNC : 0,
 		.offset = off, .length = len,
 	};
 	int err = hd_dev_ioctl(HEAPDEV_IOC_DECOMMIT, &d);
@@ -283,13 +290,13 @@ static int hd_memfd_open_locked(void)
 		return 0;
 	fd = memfd_create("heapdev", MFD_CLOEXEC);
 	if (fd < 0) {
-		hd_dbg("heapdev: memfd_create: %s", strerror(errno));
+		hd_dbg("heapdev: memfd_create: %s", hd_errstr(errno));
 		return -errno;
 	}
 	if (ftruncate(fd, (off_t)1 << 62)) {
 		int err = -errno;
 
-		hd_dbg("heapdev: ftruncate(memfd): %s", strerror(-err));
+		hd_dbg("heapdev: ftruncate(memfd): %s", hd_errstr(err));
 		close(fd);
 		return err;
 	}

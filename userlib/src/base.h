@@ -86,6 +86,7 @@ HD_HIDDEN int hd_alloc_errno(void);
 HD_HIDDEN void hd_corrupt(uintptr_t handle, const void *p, const char *what);
 HD_HIDDEN void hd_dbg(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
+HD_HIDDEN const char *hd_errstr(int err);
 HD_HIDDEN void hd_raise(uint32_t code, uintptr_t handle, void *ptr,
 			size_t size, const char *fn);
 

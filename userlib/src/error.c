@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base.h"
 
@@ -27,6 +28,35 @@ static bool hd_debug_on(void)
 	return hd_debug;
 }
 
+/*
+ * Write one line to stderr.  Formatted on the stack and written with one
+ * write(2): no stdio buffer and no allocation, since the library may be
+ * the process's malloc and these lines come from allocation paths.
+ */
+static void hd_vline(const char *fmt, va_list ap)
+{
+	char line[512];
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+static void __attribute__((format(printf, 1, 2))) hd_line(const char *fmt,
+							  ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hd_vline(fmt, ap);
+	va_end(ap);
+}
+
 /* One line on stderr, only with HEAPDEV_DEBUG set. */
 void hd_dbg(const char *fmt, ...)
 {
@@ -35,9 +65,35 @@ void hd_dbg(const char *fmt, ...)
 	if (!hd_debug_on())
 		return;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	hd_vline(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/*
+ * The text of the errno values the library reports (strerror() may
+ * allocate to translate its message).
+ */
+const char *hd_errstr(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case ENOMEM: return "Cannot allocate memory";
+	case EDQUOT: return "Disk quota exceeded (a limit of /dev/heapdev)";
+	case ENOENT: return "No such file or directory";
+	case EACCES: return "Permission denied";
+	case EPERM: return "Operation not permitted";
+	case EINVAL: return "Invalid argument";
+	case EPROTO: return "Protocol error";
+	case ENOSPC: return "No space left on device";
+	case EFBIG: return "File too large";
+	case EINTR: return "Interrupted system call";
+	case EBADF: return "Bad file descriptor";
+	case ENODEV: return "No such device";
+	case ENXIO: return "No such device or address";
+	case EMFILE: return "Too many open files";
+	case ENFILE: return "Too many open files in system";
+	case EOPNOTSUPP: return "Operation not supported";
+	default: return "Unknown error";
+	}
 }
 
 /*
@@ -47,10 +103,10 @@ void hd_dbg(const char *fmt, ...)
 void hd_corrupt(uintptr_t handle, const void *p, const char *what)
 {
 	if (atomic_load_explicit(&hd_terminate, memory_order_relaxed)) {
-		fprintf(stderr, "heapdev: heap corruption in heap %p at %p: "
-			"%s; terminating (HeapEnableTerminationOnCorruption, "
-			"STATUS_HEAP_CORRUPTION 0xC0000374)\n",
-			(void *)handle, p, what);
+		hd_line("heapdev: heap corruption in heap %p at %p: %s; "
+			"terminating (HeapEnableTerminationOnCorruption, "
+			"STATUS_HEAP_CORRUPTION 0xC0000374)", (void *)handle,
+			p, what);
 		abort();
 	}
 	hd_dbg("heapdev: heap %p, block %p: %s", (void *)handle, p, what);
@@ -86,9 +142,9 @@ void hd_raise(uint32_t code, uintptr_t handle, void *ptr, size_t size,
 		fnp(&e);
 		return;
 	}
-	fprintf(stderr, "heapdev: %s(heap %p, %p, %zu bytes) raised %s "
-		"(0x%08X) under HEAP_GENERATE_EXCEPTIONS\n", fn, e.heap, ptr,
-		size, code == 0xC0000017u ? "STATUS_NO_MEMORY" :
+	hd_line("heapdev: %s(heap %p, %p, %zu bytes) raised %s (0x%08X) "
+		"under HEAP_GENERATE_EXCEPTIONS", fn, e.heap, ptr, size,
+		code == 0xC0000017u ? "STATUS_NO_MEMORY" :
 		"STATUS_ACCESS_VIOLATION", code);
 	raise(SIGABRT);
 }

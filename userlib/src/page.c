@@ -289,7 +289,7 @@ int hd_commit(struct hd_core *c, uintptr_t addr, uint64_t woff, size_t len)
 	if (err) {
 		hd_commit_err = err;	/* for hd_alloc_errno() */
 		hd_dbg("heapdev: heap %p: commit of %zu bytes failed: %s",
-		       (void *)c->handle, len, strerror(-err));
+		       (void *)c->handle, len, hd_errstr(err));
 	}
 	return err;
 }
@@ -300,6 +300,6 @@ int hd_decommit(struct hd_core *c, uintptr_t addr, uint64_t woff, size_t len)
 
 	if (err)
 		hd_dbg("heapdev: heap %p: decommit of %zu bytes failed: %s",
-		       (void *)c->handle, len, strerror(-err));
+		       (void *)c->handle, len, hd_errstr(err));
 	return err;
 }

@@ -135,8 +135,12 @@ void hd_thread_register(void)
 		hd_tls.tix = HD_NTCTX;
 	}
 	pthread_rwlock_unlock(&hd_thr_lock);
-	pthread_setspecific(hd_thr_key, t);
+	/*
+	 * Registered before pthread_setspecific(), which may allocate: when
+	 * heapdev is the process's malloc that allocation comes back here.
+	 */
 	hd_tls.reg = true;
+	pthread_setspecific(hd_thr_key, t);
 }
 
 /* The fork child has one thread: keep its record only. */

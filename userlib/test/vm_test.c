@@ -47,6 +47,7 @@
 #define DEV	"/dev/heapdev"
 #define PROC	"/proc/heapdev"
 #define PAGES	"/sys/class/misc/heapdev/pages"
+#define RELEASING	"/sys/class/misc/heapdev/releasing"
 
 struct proc_line {
 	unsigned long long committed, reserved, maximum;
@@ -74,9 +75,9 @@ static bool proc_find(uint32_t id, struct proc_line *out)
 	return found;
 }
 
-static long read_pages(void)
+static long read_counter(const char *path)
 {
-	FILE *f = fopen(PAGES, "r");
+	FILE *f = fopen(path, "r");
 	long n = -1;
 
 	if (f) {
@@ -85,6 +86,29 @@ static long read_pages(void)
 		fclose(f);
 	}
 	return n;
+}
+
+static long read_pages(void)
+{
+	return read_counter(PAGES);
+}
+
+/*
+ * The library destroys heaps and decommits big ranges with the module's
+ * background release: wait (at most 10 s) until the module's worker has
+ * freed every page it was given.  Return: whether it did.
+ */
+static bool wait_released(void)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (read_counter(RELEASING) <= 0)
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	return false;
 }
 
 static void admin_view(void)
@@ -131,8 +155,8 @@ static void admin_view(void)
 	     "flags %s", pl.committed, s.cbCommitted, pl.maximum, pl.flags);
 	HeapDestroy(g);
 	HeapDestroy(f);
-	T_OK(!proc_find(info.kernel_id, &pl), "destroyed heaps leave %s",
-	     PROC);
+	T_OK(wait_released() && !proc_find(info.kernel_id, &pl),
+	     "destroyed heaps leave %s once their pages are released", PROC);
 }
 
 static void destroy_returns_pages(void)
@@ -154,6 +178,7 @@ static void destroy_returns_pages(void)
 	T_OK(during >= before + (12 << 20) / 4096, "the module holds its pages "
 	     "(%ld -> %ld)", before, during);
 	T_OK(HeapDestroy(h), "HeapDestroy with live blocks");
+	T_OK(wait_released(), "the module's background release finishes");
 	after = read_pages();
 	T_EQ(after, before, "HeapDestroy returned every page to the kernel");
 }
