@@ -433,7 +433,6 @@ static bool hd_run_regrow(struct hd_sheap *s, struct hd_run *run)
  */
 static bool hd_run_retire(struct hd_ctx *ctx, struct hd_run *run)
 {
-	atomic_store_explicit(&run->notified, 0, memory_order_relaxed);
 	hd_run_state(run, HD_RUN_FULL);
 	/* sequentially consistent, like the remote side's push and load */
 	atomic_exchange_explicit(&run->state, HD_RUN_FULL,
@@ -718,7 +717,9 @@ int hd_small_resize(struct hd_run *run, uintptr_t p, size_t old, size_t n)
 /*
  * Take the full runs that remote frees made non-full back as partial
  * ones (their owner).  Entries for runs that are not @ctx's full runs any
- * more (the notice raced with the run's state) are dropped.
+ * more (the notice raced with the run's state) are dropped.  A run is on
+ * at most one delayed list: @notified is set by the free that pushes it
+ * and cleared only here, when it comes off.
  */
 void hd_ctx_delayed(struct hd_ctx *ctx)
 {
@@ -728,6 +729,8 @@ void hd_ctx_delayed(struct hd_ctx *ctx)
 
 	for (; run; run = next) {
 		next = run->dnext;
+		/* off the list: the next remote free may tell again */
+		atomic_store_explicit(&run->notified, 0, memory_order_release);
 		if (atomic_load_explicit(&run->ctx, memory_order_relaxed) !=
 		    ctx || atomic_load_explicit(&run->state,
 						memory_order_relaxed) !=
@@ -785,7 +788,6 @@ void hd_ctx_abandon(struct hd_ctx *ctx)
 		hd_unlock(&s->lock);
 		return;
 	}
-	atomic_store_explicit(&ctx->delayed, NULL, memory_order_relaxed);
 	for (c = 0; c < HD_NCLASS; c++) {
 		if (ctx->cur[c] != HD_EMPTY_RUN)
 			hd_run_abandon(s, ctx->cur[c]);
@@ -801,6 +803,13 @@ void hd_ctx_abandon(struct hd_ctx *ctx)
 		hd_run_abandon(s, run);
 	}
 	ctx->full = NULL;
+	/* Its runs are disowned: no free tells this context any more. */
+	for (run = atomic_exchange_explicit(&ctx->delayed, NULL,
+					    memory_order_acquire); run;
+	     run = next) {
+		next = run->dnext;
+		atomic_store_explicit(&run->notified, 0, memory_order_release);
+	}
 	for (pp = &s->ctxs; *pp; pp = &(*pp)->hnext) {
 		if (*pp == ctx) {
 			*pp = ctx->hnext;
