@@ -33,7 +33,8 @@ static bool hd_debug_on(void)
  * write(2): no stdio buffer and no allocation, since the library may be
  * the process's malloc and these lines come from allocation paths.
  */
-static void hd_vline(const char *fmt, va_list ap)
+static void __attribute__((format(printf, 1, 0))) hd_vline(const char *fmt,
+							    va_list ap)
 {
 	char line[512];
 	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);

@@ -52,19 +52,22 @@ size_t hd_medium_slack(const struct hd_mheap *h)
 }
 
 /*
- * The heap keeps more free committed memory than its slack.  A large
- * excess (free bytes more than four times the slack, i.e. an excess of
- * more than three slacks, and more than HD_DECOMMIT_NOW: a heap that
- * shrank) is decommitted at once; a small one only once it has lasted
- * HD_DECOMMIT_DELAY, so that a heap whose free memory swings around the
- * slack does not commit and decommit the same pages over and over.
+ * The heap keeps more free committed memory than its slack.  An excess of
+ * more than a slack above what the last trim could not give back (free
+ * blocks too small to hold whole pages: @trim_floor) is decommitted at
+ * once; a smaller one only once it has lasted HD_DECOMMIT_DELAY, so that
+ * a heap whose free memory swings around the slack does not commit and
+ * decommit the same pages over and over, and a heap whose free memory is
+ * in small pieces does not scan for pages on every free.
  */
 static void hd_maybe_trim(struct hd_mheap *h)
 {
+	size_t slack = hd_medium_slack(h), over = h->trim_floor + slack;
 	uint64_t now;
 
-	if (h->free_bytes <= 4 * hd_medium_slack(h) ||
-	    h->free_bytes <= HD_DECOMMIT_NOW) {
+	if (h->free_bytes <= over)
+		return;
+	if (h->free_bytes <= over + slack) {
 		now = hd_now();
 		if (!h->trim_since) {
 			h->trim_since = now;
@@ -75,6 +78,8 @@ static void hd_maybe_trim(struct hd_mheap *h)
 	}
 	h->trim_since = 0;
 	hd_medium_trim(h, false);
+	h->trim_floor = h->free_bytes > slack / 2 ? h->free_bytes - slack / 2 :
+			0;
 }
 
 /* Whether @x can be a free block of @h (before following a link to it). */
@@ -445,6 +450,8 @@ uintptr_t hd_medium_alloc_block(struct hd_mheap *h, size_t bsize, size_t align,
 	s->nbusy++;
 	if (h->trim_since && h->free_bytes <= hd_medium_slack(h))
 		h->trim_since = 0;
+	if (h->trim_floor > h->free_bytes)
+		h->trim_floor = h->free_bytes;
 	*segp = s;
 	return b;
 }

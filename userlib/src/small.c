@@ -15,7 +15,7 @@
  * once, except for classes below 1 KiB, which keep one cached empty run
  * (more while the heap's cached empty runs hold at most
  * HD_EMPTY_CACHE_BYTES), so that blocks that come and go in batches do
- * not create and release runs for every batch.
+ * not create and release runs for every batch (see hd_empty_cacheable()).
  */
 #include <errno.h>
 
@@ -23,8 +23,6 @@
 
 #define HD_RUN_W1(cls)	(hd_w1(0) | 0x7E000ULL | (cls))
 
-/* Empty runs of classes of this stride and more are never cached. */
-#define HD_EMPTY_CACHE_MAX	1024
 /*
  * The current run of classes of this stride and more is released when it
  * empties: their first runs hold few big slots, and a class used now and
@@ -123,13 +121,13 @@ static bool hd_has(const struct hd_run *run, uintptr_t p)
 	return p - run->start < run->span;
 }
 
-static uintptr_t hd_run_end(const struct hd_run *run)
+uintptr_t hd_run_end(const struct hd_run *run)
 {
 	return run->start + run->span;
 }
 
 /* Set a run's state, and which local free will need the slow path. */
-static void hd_run_state(struct hd_run *run, uint8_t state)
+void hd_run_state(struct hd_run *run, uint8_t state)
 {
 	atomic_store_explicit(&run->state, state, memory_order_relaxed);
 	if (state == HD_RUN_PARTIAL ||
@@ -141,7 +139,7 @@ static void hd_run_state(struct hd_run *run, uint8_t state)
 		run->care = UINT32_MAX;
 }
 
-static void hd_list_add(struct hd_run **head, struct hd_run *run)
+void hd_list_add(struct hd_run **head, struct hd_run *run)
 {
 	run->prev = NULL;
 	run->next = *head;
@@ -150,7 +148,7 @@ static void hd_list_add(struct hd_run **head, struct hd_run *run)
 	*head = run;
 }
 
-static void hd_list_del(struct hd_run **head, struct hd_run *run)
+void hd_list_del(struct hd_run **head, struct hd_run *run)
 {
 	if (run->prev)
 		run->prev->next = run->next;
@@ -171,7 +169,7 @@ static void hd_run_own(struct hd_ctx *ctx, struct hd_run *run)
 			      HD_OWNER_NONE, memory_order_release);
 }
 
-static void hd_run_disown(struct hd_run *run)
+void hd_run_disown(struct hd_run *run)
 {
 	atomic_store_explicit(&run->ctx, NULL, memory_order_relaxed);
 	atomic_store_explicit(&run->omask, ~0ULL, memory_order_relaxed);
@@ -289,7 +287,7 @@ static struct hd_run *hd_run_new(struct hd_sheap *s, unsigned int c)
  * its descriptor goes to limbo.  A run whose block header an underflow of
  * its first slot damaged stays where it is, out of service, on no list.
  */
-static void hd_run_release(struct hd_sheap *s, struct hd_run *run)
+void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 {
 	struct hd_class *cls = &s->cls[run->cls];
 	uint64_t w = hd_rd(s->c, run->block);
@@ -323,20 +321,38 @@ static void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 }
 
 /*
+ * Whether empty run @run may wait on its class's empty list (LFH lock):
+ * classes below 1 KiB keep empty runs while the heap's cached ones hold
+ * at most 1/32 of its committed bytes (at least 16 KiB, at most
+ * HD_EMPTY_CACHE_BYTES), so that blocks that come and go in batches do
+ * not create and release runs for every batch, while a small heap does
+ * not keep a page per class it used once.
+ */
+bool hd_empty_cacheable(const struct hd_sheap *s, const struct hd_run *run)
+{
+	size_t cap = s->c->bh.committed / 32;
+
+	if (cap < (16UL << 10))
+		cap = 16UL << 10;
+	if (cap > HD_EMPTY_CACHE_BYTES)
+		cap = HD_EMPTY_CACHE_BYTES;
+	return run->stride < HD_EMPTY_CACHE_MAX &&
+	       s->empty_bytes + run->bytes <= cap;
+}
+
+/*
  * An empty run that is on no list, not current and owned by no one any
  * more: cache it for its class, or release it (takes the locks, as
  * @flags allows).
  */
-static void hd_run_empty(struct hd_sheap *s, struct hd_run *run,
+void hd_run_empty(struct hd_sheap *s, struct hd_run *run,
 			 uint32_t flags)
 {
 	struct hd_class *cls = &s->cls[run->cls];
 
 	hd_run_disown(run);
 	hd_lock_if(&s->lock, flags);
-	if (cls->stride < HD_EMPTY_CACHE_MAX &&
-	    (!cls->empty ||
-	     s->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
+	if (hd_empty_cacheable(s, run)) {
 		hd_run_state(run, HD_RUN_CACHED);
 		hd_list_add(&cls->empty, run);
 		s->empty_bytes += run->bytes;
@@ -484,6 +500,25 @@ static struct hd_run *hd_class_take(struct hd_ctx *ctx, unsigned int c,
 }
 
 /*
+ * The partial run to allocate from next: the fullest of the first
+ * HD_PARTIAL_SCAN, so that the emptier ones drain and can be released (a
+ * random working set otherwise keeps every run of a class about as full
+ * as the others).
+ */
+#define HD_PARTIAL_SCAN	8
+
+static struct hd_run *hd_partial_pick(struct hd_run *run)
+{
+	struct hd_run *best = run;
+	unsigned int i;
+
+	for (i = 0; run && i < HD_PARTIAL_SCAN; i++, run = run->next)
+		if (run->used > best->used)
+			best = run;
+	return best;
+}
+
+/*
  * Make @ctx's current run of class @c one with a free slot at hand.
  * Return: false when there is no memory.
  */
@@ -505,7 +540,7 @@ static bool hd_refill(struct hd_ctx *ctx, unsigned int c, uint32_t flags)
 		}
 		if (atomic_load_explicit(&ctx->delayed, memory_order_relaxed))
 			hd_ctx_delayed(ctx);
-		run = ctx->partial[c];
+		run = hd_partial_pick(ctx->partial[c]);
 		if (run) {
 			hd_list_del(&ctx->partial[c], run);
 			hd_run_state(run, HD_RUN_CURRENT);
@@ -710,324 +745,4 @@ int hd_small_resize(struct hd_run *run, uintptr_t p, size_t old, size_t n)
 					  (int64_t)n - (int64_t)old,
 					  memory_order_relaxed);
 	return 0;
-}
-
-/* ---- contexts: delayed runs, abandonment ---- */
-
-/*
- * Take the full runs that remote frees made non-full back as partial
- * ones (their owner).  Entries for runs that are not @ctx's full runs any
- * more (the notice raced with the run's state) are dropped.  A run is on
- * at most one delayed list: @notified is set by the free that pushes it
- * and cleared only here, when it comes off.
- */
-void hd_ctx_delayed(struct hd_ctx *ctx)
-{
-	struct hd_run *run = atomic_exchange_explicit(&ctx->delayed, NULL,
-						      memory_order_acquire);
-	struct hd_run *next;
-
-	for (; run; run = next) {
-		next = run->dnext;
-		/* off the list: the next remote free may tell again */
-		atomic_store_explicit(&run->notified, 0, memory_order_release);
-		if (atomic_load_explicit(&run->ctx, memory_order_relaxed) !=
-		    ctx || atomic_load_explicit(&run->state,
-						memory_order_relaxed) !=
-		    HD_RUN_FULL)
-			continue;
-		hd_list_del(&ctx->full, run);
-		hd_small_collect(ctx->s, run);
-		if (!run->used) {
-			hd_run_empty(ctx->s, run, 0);
-			continue;
-		}
-		hd_run_state(run, HD_RUN_PARTIAL);
-		hd_list_add(&ctx->partial[run->cls], run);
-	}
-}
-
-/* Hand @run of an exiting thread's context to its class (LFH lock). */
-static void hd_run_abandon(struct hd_sheap *s, struct hd_run *run)
-{
-	struct hd_class *cls = &s->cls[run->cls];
-
-	hd_run_disown(run);
-	if (!run->used && !atomic_load_explicit(&run->xfree,
-						memory_order_relaxed) &&
-	    cls->stride < HD_EMPTY_CACHE_MAX &&
-	    (!cls->empty ||
-	     s->empty_bytes + run->bytes <= HD_EMPTY_CACHE_BYTES)) {
-		hd_run_state(run, HD_RUN_CACHED);
-		hd_list_add(&cls->empty, run);
-		s->empty_bytes += run->bytes;
-		return;
-	}
-	hd_run_state(run, HD_RUN_ABANDONED);
-	hd_list_add(&cls->abandoned, run);
-}
-
-/**
- * hd_ctx_abandon() - give up a context whose thread exits
- * @ctx: a private context of the calling thread
- *
- * Its runs go to their classes (cached when empty, else abandoned: the
- * next context that needs a run of the class adopts them), and the
- * context leaves its heap.  Nothing happens to a context whose heap was
- * destroyed.  The caller is in a call on the heap (heap.h).
- */
-void hd_ctx_abandon(struct hd_ctx *ctx)
-{
-	struct hd_sheap *s = ctx->s;
-	struct hd_run *run, *next;
-	struct hd_ctx **pp;
-	unsigned int c;
-
-	hd_lock(&s->lock);
-	if (atomic_load_explicit(&ctx->dead, memory_order_acquire)) {
-		hd_unlock(&s->lock);
-		return;
-	}
-	for (c = 0; c < HD_NCLASS; c++) {
-		if (ctx->cur[c] != HD_EMPTY_RUN)
-			hd_run_abandon(s, ctx->cur[c]);
-		ctx->cur[c] = HD_EMPTY_RUN;
-		for (run = ctx->partial[c]; run; run = next) {
-			next = run->next;
-			hd_run_abandon(s, run);
-		}
-		ctx->partial[c] = NULL;
-	}
-	for (run = ctx->full; run; run = next) {
-		next = run->next;
-		hd_run_abandon(s, run);
-	}
-	ctx->full = NULL;
-	/* Its runs are disowned: no free tells this context any more. */
-	for (run = atomic_exchange_explicit(&ctx->delayed, NULL,
-					    memory_order_acquire); run;
-	     run = next) {
-		next = run->dnext;
-		atomic_store_explicit(&run->notified, 0, memory_order_release);
-	}
-	for (pp = &s->ctxs; *pp; pp = &(*pp)->hnext) {
-		if (*pp == ctx) {
-			*pp = ctx->hnext;
-			break;
-		}
-	}
-	if (ctx->tix < HD_NTCTX)
-		atomic_store_explicit(&s->tctx[ctx->tix], NULL,
-				      memory_order_relaxed);
-	atomic_store_explicit(&ctx->live, 0, memory_order_release);
-	atomic_store_explicit(&ctx->dead, true, memory_order_release);
-	hd_unlock(&s->lock);
-}
-
-/* ---- whole-heap operations, with exclusive access (a pause) ---- */
-
-typedef void (*hd_run_fn)(struct hd_sheap *s, struct hd_run *run, void *arg);
-
-/* Call @fn on every run in service (not in limbo or the pool). */
-static void hd_each_run(struct hd_sheap *s, hd_run_fn fn, void *arg)
-{
-	struct hd_run *run, *next;
-	struct hd_ctx *ctx;
-	unsigned int c;
-
-	for (ctx = s->ctxs; ctx; ctx = ctx->hnext) {
-		for (c = 0; c < HD_NCLASS; c++) {
-			if (ctx->cur[c] != HD_EMPTY_RUN)
-				fn(s, ctx->cur[c], arg);
-			for (run = ctx->partial[c]; run; run = next) {
-				next = run->next;
-				fn(s, run, arg);
-			}
-		}
-		for (run = ctx->full; run; run = next) {
-			next = run->next;
-			fn(s, run, arg);
-		}
-	}
-	for (c = 0; c < HD_NCLASS; c++) {
-		for (run = s->cls[c].empty; run; run = next) {
-			next = run->next;
-			fn(s, run, arg);
-		}
-		for (run = s->cls[c].abandoned; run; run = next) {
-			next = run->next;
-			fn(s, run, arg);
-		}
-	}
-}
-
-static void hd_usage_fn(struct hd_sheap *s, struct hd_run *run, void *arg)
-{
-	size_t *acc = arg;
-
-	hd_small_collect(s, run);
-	acc[0] += run->nbytes + (size_t)atomic_load_explicit(
-		&run->xbytes, memory_order_relaxed);
-	acc[1] += run->used;
-}
-
-/*
- * Bytes and number of the blocks in use in runs (exclusive access: remote
- * frees are collected first, so the counts are exact).
- */
-void hd_small_usage(struct hd_sheap *s, size_t *bytes, size_t *blocks)
-{
-	size_t acc[2] = { 0, 0 };
-
-	hd_each_run(s, hd_usage_fn, acc);
-	*bytes = acc[0];
-	*blocks = acc[1];
-}
-
-/* Release @run if it is empty (exclusive access, both locks held). */
-static void hd_trim_fn(struct hd_sheap *s, struct hd_run *run, void *arg)
-{
-	struct hd_ctx *ctx = atomic_load_explicit(&run->ctx,
-						  memory_order_relaxed);
-	unsigned int c = run->cls;
-
-	(void)arg;
-	hd_small_collect(s, run);
-	if (run->used)
-		return;
-	switch (atomic_load_explicit(&run->state, memory_order_relaxed)) {
-	case HD_RUN_CURRENT:
-		ctx->cur[c] = HD_EMPTY_RUN;
-		break;
-	case HD_RUN_PARTIAL:
-		hd_list_del(&ctx->partial[c], run);
-		break;
-	case HD_RUN_FULL:
-		hd_list_del(&ctx->full, run);
-		break;
-	case HD_RUN_CACHED:
-		hd_list_del(&s->cls[c].empty, run);
-		s->empty_bytes -= run->bytes;
-		break;
-	case HD_RUN_ABANDONED:
-		hd_list_del(&s->cls[c].abandoned, run);
-		break;
-	default:
-		return;
-	}
-	hd_run_release(s, run);
-}
-
-/*
- * Release every run without a block in use (HeapCompact; exclusive
- * access, the allocator lock held).
- */
-void hd_small_trim(struct hd_sheap *s)
-{
-	hd_each_run(s, hd_trim_fn, NULL);
-}
-
-/*
- * Check one run (exclusive access): every slot below @bump is busy (size
- * entry set, canary whole) or on exactly one of the free, deferred and
- * remote lists; the counts agree.  Return: 0 or -EINVAL.
- */
-int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
-{
-	uint64_t seen[HD_PAGE / 8];	/* a bit per slot: 32768 slots */
-	uint32_t i, busy = 0, nfree = 0, nremote = 0;
-	uintptr_t lists[3] = { run->free, run->dfree,
-			       atomic_load_explicit(&run->xfree,
-						    memory_order_relaxed) };
-	unsigned int k;
-
-	(void)s;
-	if (run->nslots > sizeof(seen) * 8 || run->bump > run->nslots ||
-	    run->span != run->nslots * run->stride)
-		return -EINVAL;
-	memset(seen, 0, (run->nslots + 7) / 8);
-	for (i = 0; i < run->bump; i++) {
-		uintptr_t p = run->start + (uintptr_t)i * run->stride;
-		unsigned int v = atomic_load_explicit(&run->sizes[i],
-						      memory_order_relaxed);
-		uintptr_t q = hd_canary_at(run, p);
-
-		if (!v)
-			continue;
-		if (v - 1 + 8 > run->stride ||
-		    *(const uint64_t *)q != (run->ckey ^ q))
-			return -EINVAL;
-		busy++;
-		seen[i / 64] |= 1ULL << (i % 64);
-	}
-	for (i = run->bump; i < run->nslots; i++)
-		if (atomic_load_explicit(&run->sizes[i], memory_order_relaxed))
-			return -EINVAL;
-	for (k = 0; k < 3; k++) {
-		uintptr_t p = lists[k], end = k == 2 ? 0 : hd_run_end(run);
-
-		while (p != end) {
-			long j = hd_run_index(run, p);
-
-			if (j < 0 || (uint32_t)j >= run->bump ||
-			    (seen[j / 64] >> (j % 64)) & 1)
-				return -EINVAL;
-			seen[j / 64] |= 1ULL << (j % 64);
-			if (k == 2)
-				nremote++;
-			else
-				nfree++;
-			p = *(uintptr_t *)p ^ run->lkey ^ p;
-		}
-	}
-	return busy + nfree + nremote == run->bump &&
-	       run->used == busy + nremote ? 0 : -EINVAL;
-}
-
-/* ---- limbo: released descriptors wait for a grace period ---- */
-
-bool hd_small_limbo_full(const struct hd_sheap *s)
-{
-	return atomic_load_explicit(&s->nlimbo, memory_order_relaxed) >=
-	       HD_LIMBO_BATCH;
-}
-
-/* Take the descriptors in limbo (allocator lock held). */
-struct hd_run *hd_small_limbo_take(struct hd_sheap *s)
-{
-	struct hd_run *list = s->limbo;
-
-	s->limbo = NULL;
-	atomic_store_explicit(&s->nlimbo, 0, memory_order_relaxed);
-	return list;
-}
-
-/*
- * Put descriptors taken from limbo before a grace period back into the
- * pool (allocator lock held): no call can still be reading them.
- */
-void hd_small_limbo_free(struct hd_sheap *s, struct hd_run *list)
-{
-	struct hd_run *next;
-
-	for (; list; list = next) {
-		next = list->next;
-		list->next = s->pool;
-		s->pool = list;
-	}
-}
-
-/* Free every run descriptor (HeapDestroy, or a fork child). */
-void hd_small_free_all(struct hd_sheap *s)
-{
-	struct hd_run *run, *next;
-
-	for (run = s->runs; run; run = next) {
-		next = run->anext;
-		hd_meta_free((void *)run->sizes,
-			     run->scap * sizeof(*run->sizes));
-		hd_meta_free(run, sizeof(*run));
-	}
-	s->runs = s->pool = s->limbo = NULL;
-	atomic_store_explicit(&s->nlimbo, 0, memory_order_relaxed);
 }

@@ -348,6 +348,9 @@ static inline bool hd_run_local(const struct hd_run *run)
 						    memory_order_relaxed));
 }
 
+/* Empty runs of classes of this stride and more are never cached. */
+#define HD_EMPTY_CACHE_MAX	1024
+
 /* ---- small.c ---- */
 
 HD_HIDDEN void hd_small_init(struct hd_sheap *s, struct hd_core *c,
@@ -369,6 +372,17 @@ HD_HIDDEN void hd_small_usage(struct hd_sheap *s, size_t *bytes,
 HD_HIDDEN int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run);
 HD_HIDDEN void hd_small_free_all(struct hd_sheap *s);
 HD_HIDDEN bool hd_small_limbo_full(const struct hd_sheap *s);
+/* Between small.c and ctx.c only. */
+HD_HIDDEN void hd_run_state(struct hd_run *run, uint8_t state);
+HD_HIDDEN void hd_list_add(struct hd_run **head, struct hd_run *run);
+HD_HIDDEN void hd_list_del(struct hd_run **head, struct hd_run *run);
+HD_HIDDEN void hd_run_disown(struct hd_run *run);
+HD_HIDDEN void hd_run_empty(struct hd_sheap *s, struct hd_run *run,
+			    uint32_t flags);
+HD_HIDDEN void hd_run_release(struct hd_sheap *s, struct hd_run *run);
+HD_HIDDEN uintptr_t hd_run_end(const struct hd_run *run);
+HD_HIDDEN bool hd_empty_cacheable(const struct hd_sheap *s,
+				  const struct hd_run *run);
 HD_HIDDEN struct hd_run *hd_small_limbo_take(struct hd_sheap *s);
 HD_HIDDEN void hd_small_limbo_free(struct hd_sheap *s, struct hd_run *list);
 
