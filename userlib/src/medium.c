@@ -53,13 +53,18 @@ size_t hd_medium_slack(const struct hd_mheap *h)
 
 /*
  * The heap keeps more free committed memory than its slack.  An excess of
- * more than a slack above what the last trim could not give back (free
- * blocks too small to hold whole pages: @trim_floor) is decommitted at
- * once; a smaller one only once it has lasted HD_DECOMMIT_DELAY, so that
+ * more than HD_TRIM_NOW slacks above what the last trim could not give
+ * back (free blocks too small to hold whole pages: @trim_floor) is
+ * decommitted at once when the heap's free memory is above HD_DECOMMIT_NOW
+ * (a heap that shrank), at most every HD_TRIM_GAP; a smaller one (more
+ * than a slack) only once it has lasted HD_DECOMMIT_DELAY, so that
  * a heap whose free memory swings around the slack does not commit and
  * decommit the same pages over and over, and a heap whose free memory is
  * in small pieces does not scan for pages on every free.
  */
+#define HD_TRIM_NOW	4	/* slacks of excess decommitted at once */
+#define HD_TRIM_GAP	10000000ULL	/* ns between two trims at once */
+
 static void hd_maybe_trim(struct hd_mheap *h)
 {
 	size_t slack = hd_medium_slack(h), over = h->trim_floor + slack;
@@ -67,8 +72,10 @@ static void hd_maybe_trim(struct hd_mheap *h)
 
 	if (h->free_bytes <= over)
 		return;
-	if (h->free_bytes <= over + slack) {
-		now = hd_now();
+	now = hd_now();
+	if (h->free_bytes <= over + HD_TRIM_NOW * slack ||
+	    h->free_bytes <= HD_DECOMMIT_NOW ||
+	    now - h->trim_last < HD_TRIM_GAP) {
 		if (!h->trim_since) {
 			h->trim_since = now;
 			return;
@@ -77,6 +84,7 @@ static void hd_maybe_trim(struct hd_mheap *h)
 			return;
 	}
 	h->trim_since = 0;
+	h->trim_last = now;
 	hd_medium_trim(h, false);
 	h->trim_floor = h->free_bytes > slack / 2 ? h->free_bytes - slack / 2 :
 			0;

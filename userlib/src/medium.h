@@ -35,9 +35,10 @@
 #define HD_SEG_MAX	(64UL << 20)	/* growth step cap */
 
 /* Decommit policy (see DESIGN.md). */
-#define HD_DECOMMIT_BLOCK	(16UL << 10)	/* whole free pages in a block */
+#define HD_DECOMMIT_BLOCK	(64UL << 10)	/* whole free pages in a block */
 #define HD_DECOMMIT_SLACK	(64UL << 10)	/* free committed bytes kept */
 #define HD_DECOMMIT_DELAY	100000000ULL	/* ns above the slack */
+#define HD_DECOMMIT_NOW		(4UL << 20)	/* no delay below this */
 
 /* Block kinds, in the low nibble of a header word. */
 enum {
@@ -139,6 +140,7 @@ struct hd_seg {
  * @bins: heads of the free lists
  * @free_bytes: bytes of the free blocks
  * @trim_since: when the free bytes went above the slack, or 0
+ * @trim_last: when the last trim happened
  * @trim_floor: free bytes the last trim could not decommit (they are in
  *	blocks without enough whole pages), lowered as they are allocated
  * @bytes: bytes requested by busy medium blocks
@@ -155,6 +157,7 @@ struct hd_mheap {
 	uintptr_t bins[HD_FL][HD_SL];
 	size_t free_bytes;
 	uint64_t trim_since;
+	uint64_t trim_last;
 	size_t trim_floor;
 	size_t bytes;
 	size_t blocks;

@@ -1107,6 +1107,22 @@ static void exec_heap(void)
 	     "without it, executing heap memory faults");
 }
 
+/* A private page at the first free page of [from, to), or MAP_FAILED. */
+static char *map_free_page(char *from, char *to)
+{
+	void *p;
+
+	for (; from < to; from += 4096) {
+		p = mmap(from, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+			 MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == from)
+			return p;
+		if (p != MAP_FAILED)
+			munmap(p, 4096);	/* an old kernel's hint */
+	}
+	return MAP_FAILED;
+}
+
 /*
  * A span shorter than 4 MiB shares its 4 MiB granule with whatever the
  * process maps next to it: unmapping the heap must leave that alone.
@@ -1122,14 +1138,11 @@ static void neighbour_mappings(void)
 	HeapFree(GetProcessHeap(), 0, big);
 	big = HeapAlloc(GetProcessHeap(), 0, 1536 << 10);	/* large span */
 	lg = (uintptr_t)big & ~(uintptr_t)((4 << 20) - 1);
+	/* the library's own metadata may already sit in those granules */
 	if (h)
-		n1 = mmap((char *)h + (1 << 20), 4096, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-			  -1, 0);
+		n1 = map_free_page((char *)h + (1 << 20), (char *)h + (4 << 20));
 	if (big)
-		n2 = mmap((char *)lg + (3 << 20), 4096, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-			  -1, 0);
+		n2 = map_free_page((char *)lg + (2 << 20), (char *)lg + (4 << 20));
 	if (n1 == MAP_FAILED || n2 == MAP_FAILED) {
 		T_OK(0, "could map pages next to a small heap and a large "
 		     "block");

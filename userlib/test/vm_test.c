@@ -413,6 +413,7 @@ static void memcg_pressure(void)
 	T_EQ(cg_event("oom_kill"), 0, "memcg: no OOM kill in the cgroup");
 	T_OK(cg_event("max") > 0, "memcg: the cgroup did hit memory.max");
 	T_EQ(rmdir(CG_TEST), 0, "memcg: the cgroup is empty afterwards");
+	T_OK(wait_released(), "memcg: the background release finishes");
 	T_EQ(read_pages(), pages, "memcg: every page back to the kernel");
 }
 
@@ -440,6 +441,7 @@ static void limit_pressure(const char *name, long mb, uid_t uid)
 	snprintf(val, sizeof(val), "%ld", old);
 	write_str(path, val);
 	check_pressure(what, &r, status, (unsigned long long)mb * MIB);
+	T_OK(wait_released(), "%s: the background release finishes", what);
 	T_EQ(read_pages(), pages, "%s: every page back to the kernel", what);
 }
 
