@@ -391,8 +391,9 @@ void hd_small_trim(struct hd_sheap *s)
 
 /*
  * Check one run (exclusive access): every slot below @bump is busy (size
- * entry set, canary whole) or on exactly one of the free, deferred and
- * remote lists; the counts agree.  Return: 0 or -EINVAL.
+ * entry set, canary whole) or on exactly one of the free and deferred
+ * lists (size entry 0) and the remote list (size entry set, remote mark);
+ * the counts agree.  Return: 0 or -EINVAL.
  */
 int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
 {
@@ -414,8 +415,8 @@ int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
 						      memory_order_relaxed);
 		uintptr_t q = hd_canary_at(run, p);
 
-		if (!v)
-			continue;
+		if (!v || *(const uint64_t *)(p + 8) == hd_xmark(run, p))
+			continue;	/* free, or on the remote list */
 		if (v - 1 + 8 > run->stride ||
 		    *(const uint64_t *)q != (run->ckey ^ q))
 			return -EINVAL;
@@ -432,7 +433,11 @@ int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run)
 			long j = hd_run_index(run, p);
 
 			if (j < 0 || (uint32_t)j >= run->bump ||
-			    (seen[j / 64] >> (j % 64)) & 1)
+			    (seen[j / 64] >> (j % 64)) & 1 ||
+			    !atomic_load_explicit(&run->sizes[j],
+						  memory_order_relaxed) !=
+			    (k < 2) || (k == 2 && *(const uint64_t *)(p + 8) !=
+					hd_xmark(run, p)))
 				return -EINVAL;
 			seen[j / 64] |= 1ULL << (j % 64);
 			if (k == 2)

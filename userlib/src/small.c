@@ -380,20 +380,26 @@ void hd_small_collect(struct hd_sheap *s, struct hd_run *run)
 	size_t bytes = 0;
 
 	while (x) {
+		long i = hd_run_index(run, x);
+		unsigned int v;
 		uintptr_t next;
-		uint64_t n;
 
-		if (hd_run_index(run, x) < 0 || count >= run->nslots) {
-			hd_corrupt(s->c->handle, (void *)x,
-				   "corrupted remote free list");
+		v = i < 0 || count >= run->nslots ? 0 :
+		    atomic_load_explicit(&run->sizes[i], memory_order_relaxed);
+		if (!v || *(uint64_t *)(x + 8) != hd_xmark(run, x)) {
+			hd_corrupt(s->c->handle, (void *)x, i < 0 ?
+				   "corrupted remote free list" :
+				   "block freed twice, once by another thread "
+				   "(the rest of the run's remote list is lost)");
 			break;
 		}
 		next = *(uintptr_t *)x ^ run->lkey ^ x;
-		n = *(uint64_t *)(x + 8) ^ run->lkey ^ (x + 8);
+		atomic_store_explicit(&run->sizes[i], 0, memory_order_relaxed);
+		*(uint64_t *)(x + 8) = 0;
 		*(uintptr_t *)x = run->free ^ run->lkey ^ x;
 		run->free = x;
 		count++;
-		bytes += n < run->stride ? n : 0;
+		bytes += v - 1;
 		x = next;
 	}
 	run->used -= count < run->used ? count : run->used;
@@ -587,6 +593,7 @@ void *hd_small_alloc(struct hd_ctx *ctx, size_t n, unsigned int cls,
 	run->free = *(uintptr_t *)p ^ run->lkey ^ p;
 	atomic_store_explicit(&run->sizes[i], (uint16_t)(n + 1),
 			      memory_order_relaxed);
+	*(uint64_t *)(p + 8) = 0;	/* no remote mark */
 	*(uint64_t *)hd_canary_at(run, p) = run->ckey ^ hd_canary_at(run, p);
 	run->used++;
 	run->nbytes += n;
@@ -646,33 +653,30 @@ void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
  * @run: the run the page map gave for @p
  * @p: the block
  *
- * No lock: the slot is taken out by an exchange of its size entry (of two
- * frees of one block only one sees it busy) and pushed onto the run's
- * remote list.  @run may be a descriptor that was released and reused
- * since the page map was read (then @p fails the checks: released runs
- * are empty, and descriptors are reused only after a grace period).
+ * No lock and one atomic instruction: the slot's second word gets the
+ * run's *remote mark* (its key and address, so that user data cannot
+ * make it by chance), which refuses a second remote free of the block,
+ * and the slot is pushed onto the run's remote list with one
+ * compare-and-swap.  Its size entry is cleared by the owner when it
+ * collects the list (hd_small_collect()), which also finds what no call
+ * could refuse (two threads freeing one block at the same moment) and
+ * reports it.  @run may be a descriptor that was released and reused since the
+ * page map was read: then @p fails the checks (released runs are empty,
+ * and descriptors are reused only after a grace period).
  * Return: 0, -EINVAL (not a live block: nothing changed) or -EAGAIN (@p
  * is in no run).
  */
 int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run, uintptr_t p)
 {
 	long i = hd_run_index(run, p);
-	unsigned int v, old;
 	uintptr_t head;
 
 	(void)s;
 	if (run == HD_EMPTY_RUN)
 		return -EAGAIN;
-	if (i < 0)
+	if (i < 0 || !hd_run_busy(run, i, p))
 		return -EINVAL;
-	v = hd_run_busy(run, i, p);
-	if (!v)
-		return -EINVAL;
-	old = atomic_exchange_explicit(&run->sizes[i], 0,
-				       memory_order_relaxed);
-	if (!old)
-		return -EINVAL;		/* freed by another thread meanwhile */
-	*(uint64_t *)(p + 8) = (old - 1) ^ run->lkey ^ (p + 8);
+	*(uint64_t *)(p + 8) = hd_xmark(run, p);
 	head = atomic_load_explicit(&run->xfree, memory_order_relaxed);
 	do {
 		*(uintptr_t *)p = head ^ run->lkey ^ p;
@@ -709,8 +713,9 @@ int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run, uintptr_t p)
  * @p: user address
  * @n: out: the requested size
  *
- * Reads the run's entries and the slot's canary, which is whole unless an
- * overflow of the block (or an underflow of the next one) reached it.
+ * Reads the run's entries, the slot's canary, which is whole unless an
+ * overflow of the block (or an underflow of the next one) reached it, and
+ * its second word (a remote free that the owner has not collected yet).
  * Return: 0 or -EINVAL.
  */
 int hd_small_check(const struct hd_run *run, uintptr_t p, size_t *n)

@@ -21,11 +21,11 @@
  * lock: a local free list to allocate from, and a deferred list that frees
  * go to, taken over when the first runs dry (so a freed slot is not handed
  * out again at once, which makes a double free after the next allocation
- * detectable).  A free by another thread takes the slot out atomically
- * (an exchange of its size entry, so two frees of one block cannot both
- * succeed) and pushes it onto the run's remote list with one
- * compare-and-swap; the owner collects that list in bulk when it needs
- * slots.  A run that fills up leaves the current position; the first
+ * detectable).  A free by another thread marks the slot's second word
+ * (a second free finds the mark) and pushes it onto the run's remote list
+ * with one compare-and-swap; the owner collects that list in bulk when it
+ * needs slots, clearing the size entries.  A run that fills up leaves the
+ * current position; the first
  * remote free into it tells the owner through the context's delayed list.
  * A HEAP_NO_SERIALIZE heap has one context that every thread uses.
  *
@@ -281,11 +281,22 @@ static inline uintptr_t hd_canary_at(const struct hd_run *run, uintptr_t p)
 	atomic_store_explicit(&(run)->sizes[(((p) - (run)->start) *	\
 					     (run)->recip) >> 40],	\
 			      (uint16_t)((n) + 1), memory_order_relaxed); \
+	*(uint64_t *)((p) + 8) = 0;	/* no remote mark */		\
 	*(uint64_t *)hd_canary_at((run), (p)) =				\
 		(run)->ckey ^ hd_canary_at((run), (p));			\
 	(run)->used++;							\
 	(run)->nbytes += (n);						\
 } while (0)
+
+/*
+ * What the second word of a slot on @run's remote list holds (set by the
+ * freeing thread, cleared when the owner collects the slot, and on every
+ * allocation).
+ */
+static inline uint64_t hd_xmark(const struct hd_run *run, uintptr_t p)
+{
+	return run->ckey ^ ~(p + 8);
+}
 
 /*
  * The slot index of @p in @run if @p is the start of a slot, else -1
@@ -303,7 +314,8 @@ static inline long hd_run_index(const struct hd_run *run, uintptr_t p)
 
 /*
  * Whether busy slot @i (at @p) of @run is intact: its size entry says
- * busy and its canary is whole.  Return: the requested size + 1, or 0.
+ * busy, its canary is whole and it has no remote mark (freed by another
+ * thread, not collected yet).  Return: the requested size + 1, or 0.
  */
 static inline unsigned int hd_run_busy(const struct hd_run *run, long i,
 				       uintptr_t p)
@@ -312,7 +324,8 @@ static inline unsigned int hd_run_busy(const struct hd_run *run, long i,
 					      memory_order_relaxed);
 	uintptr_t q = hd_canary_at(run, p);
 
-	if (unlikely(!v || *(const uint64_t *)q != (run->ckey ^ q)))
+	if (unlikely(!v || *(const uint64_t *)q != (run->ckey ^ q) ||
+		     *(const uint64_t *)(p + 8) == hd_xmark(run, p)))
 		return 0;
 	return v;
 }

@@ -454,6 +454,14 @@ static void remote_frees(void)
 	before = info.committed;
 	pthread_create(&t, NULL, free_all, &x);
 	pthread_join(t, NULL);
+	SetLastError(0);
+	T_OK(!HeapFree(h, 0, b[3]) && GetLastError() ==
+	     ERROR_INVALID_PARAMETER && HeapSize(h, 0, b[3]) == (SIZE_T)-1 &&
+	     !HeapValidate(h, 0, b[3]), "remote frees: the owner's free, size "
+	     "and validate of a block another thread freed are refused before "
+	     "the owner collects it");
+	T_OK(HeapValidate(h, 0, NULL), "remote frees: the heap with frees "
+	     "not collected yet is valid");
 	for (i = 0; i < NB; i++)
 		c[i] = HeapAlloc(h, 0, 64);
 	heapdev_get_info((struct heapdev_heap *)h, &info);
