@@ -964,6 +964,11 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
+	/* The threads of wset, larson and xmalloc share one heap. */
+	if (!opt.serialized && (opt.threads > 1 ||
+				!strcmp(opt.workload, "xmalloc")))
+		die("-m ns: a HEAP_NO_SERIALIZE heap is for one thread at a "
+		    "time; use -m ser for workloads with threads");
 	if (a_init())
 		die("init failed");
 	if (!opt.ops)

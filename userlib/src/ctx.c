@@ -39,6 +39,8 @@ static void hd_ctx_reset(struct hd_ctx *ctx, struct hd_sheap *s,
 	ctx->hnext = ctx->tnext = NULL;
 	ctx->tix = tix;
 	atomic_store_explicit(&ctx->dead, false, memory_order_relaxed);
+	ctx->xrun = NULL;
+	ctx->xn = 0;
 }
 
 /*
@@ -171,6 +173,18 @@ void hd_ctx_kill_all(struct hd_sheap *s)
 	}
 }
 
+/*
+ * Push every context's chain of remote frees (a pause: the threads are
+ * out of their calls on the heap, or the caller has it to itself).
+ */
+void hd_ctx_xflush_all(struct hd_sheap *s)
+{
+	struct hd_ctx *ctx;
+
+	for (ctx = s->ctxs; ctx; ctx = ctx->hnext)
+		hd_ctx_xflush(ctx);
+}
+
 void hd_ctx_atfork_child(void)
 {
 	pthread_mutex_init(&hd_ctx_mutex, NULL);
@@ -250,6 +264,7 @@ void hd_ctx_abandon(struct hd_ctx *ctx)
 		hd_unlock(&s->lock);
 		return;
 	}
+	hd_ctx_xflush(ctx);
 	for (c = 0; c < HD_NCLASS; c++) {
 		if (ctx->cur[c] != HD_EMPTY_RUN)
 			hd_run_abandon(s, ctx->cur[c]);

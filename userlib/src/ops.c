@@ -579,15 +579,27 @@ int hd_free_remote_path(const void *hh, struct hd_gran *g, struct hd_run *run,
 			uintptr_t p, uint32_t call_flags, int api)
 {
 	struct hd_heap *h = hd_gran_heap(g, (uintptr_t)hh);
+	struct hd_ctx *ctx = hd_tcache(hh)->ctx;
+	bool mine;
 	int err;
 
 	if (!h)
 		return hd_free_path(hh, call_flags, (void *)p, api);
-	err = hd_small_free_remote(&h->s, run, p);
+	/*
+	 * The context is used only after it was seen live, inside this
+	 * call: a pause or a destroy waits for the call to end.
+	 */
+	mine = hd_tcache(hh)->handle == (uintptr_t)hh &&
+	       atomic_load_explicit(&ctx->live, memory_order_acquire) ==
+	       (uintptr_t)hh && ctx->owner == hd_self();
+	err = mine ? hd_small_free_batch(ctx, run, p) :
+	      hd_small_free_remote(&h->s, run, p);
 	if (err == -EAGAIN)
 		err = hd_free(h, (void *)p, h->core.flags | call_flags);
 	else if (err)
 		err = hd_bad_ptr(h, (void *)p);
+	else if (!mine && hd_tls.tix < HD_NTCTX)
+		hd_heap_get_slow(hh);	/* make the context for the next */
 	return hd_free_result(err, api);
 }
 

@@ -95,13 +95,13 @@ struct hd_ctx;
  *	or UINT32_MAX
  * @bump: slots [bump, nslots) have never been handed out
  * @nbytes: bytes requested by the busy slots, as the owner counts them
- * @state: HD_RUN_*
- * @notified: set by the remote free that told the owner of a full run
  *
- * Remote line:
+ * Remote line (what frees by other threads read and write):
  * @xfree: remote free list (links encoded like the local ones, each
- *	freed slot's second word the freed size, encoded), 0 when empty
+ *	freed slot's second word its remote mark), 0 when empty
  * @xbytes: size changes of in-place reallocs by other threads
+ * @state: HD_RUN_* (set by the owner, read by remote frees)
+ * @notified: set by the remote free that told the owner of a full run
  *
  * Cold:
  * @nslots: slots in the run
@@ -132,12 +132,12 @@ struct hd_run {
 	uint32_t used;
 	uint32_t care;
 	uint32_t bump;
-	_Atomic uint8_t state;
-	_Atomic uint8_t notified;
 	size_t nbytes;
 
 	_Atomic uintptr_t xfree __attribute__((aligned(64)));
 	_Atomic int64_t xbytes;
+	_Atomic uint8_t state;
+	_Atomic uint8_t notified;
 
 	uint32_t nslots __attribute__((aligned(64)));
 	uint16_t cls;
@@ -168,6 +168,11 @@ struct hd_run {
  * @tnext: the thread's list of contexts
  * @tix: the thread's index in the heap's table, or HD_NTCTX
  * @dead: the heap was destroyed; the owning thread recycles the struct
+ * @xrun: the run of the chain of this thread's frees into other threads'
+ *	runs that is not pushed yet (hd_small_free_batch()), or NULL
+ * @xhead: the chain's last free (its first slot)
+ * @xtail: the chain's first free (its last slot)
+ * @xn: slots in the chain
  */
 struct hd_ctx {
 	_Atomic uintptr_t live;
@@ -182,6 +187,10 @@ struct hd_ctx {
 	struct hd_ctx *tnext;
 	uint32_t tix;
 	_Atomic bool dead;
+	struct hd_run *xrun;
+	uintptr_t xhead;
+	uintptr_t xtail;
+	uint32_t xn;
 };
 
 /**
@@ -361,6 +370,9 @@ static inline bool hd_run_local(const struct hd_run *run)
 						    memory_order_relaxed));
 }
 
+/* Frees into other threads' runs that a context chains before a push. */
+#define HD_XBATCH		32
+
 /* Empty runs of classes of this stride and more are never cached. */
 #define HD_EMPTY_CACHE_MAX	1024
 
@@ -374,6 +386,10 @@ HD_HIDDEN void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
 				  uint32_t flags);
 HD_HIDDEN int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run,
 				   uintptr_t p);
+HD_HIDDEN int hd_small_free_batch(struct hd_ctx *ctx, struct hd_run *run,
+				  uintptr_t p);
+HD_HIDDEN void hd_ctx_xflush(struct hd_ctx *ctx);
+HD_HIDDEN void hd_ctx_xflush_all(struct hd_sheap *s);
 HD_HIDDEN int hd_small_check(const struct hd_run *run, uintptr_t p,
 			     size_t *n);
 HD_HIDDEN int hd_small_resize(struct hd_run *run, uintptr_t p, size_t old,

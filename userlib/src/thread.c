@@ -304,12 +304,14 @@ void hd_quiesce(const struct hd_heap *h)
  */
 void hd_pause(struct hd_heap *h, uint32_t flags)
 {
-	if (flags & HEAPDEV_NO_SERIALIZE)
-		return;
-	atomic_store_explicit(&h->paused, 1, memory_order_relaxed);
-	hd_ctx_set_live(&h->s, 0);
-	hd_segs_set_handle(&h->m, 0);
-	hd_wait_all(h, HD_W_PAUSE);
+	if (!(flags & HEAPDEV_NO_SERIALIZE)) {
+		atomic_store_explicit(&h->paused, 1, memory_order_relaxed);
+		hd_ctx_set_live(&h->s, 0);
+		hd_segs_set_handle(&h->m, 0);
+		hd_wait_all(h, HD_W_PAUSE);
+	}
+	/* What every thread freed is on the runs' lists from now on. */
+	hd_ctx_xflush_all(&h->s);
 }
 
 void hd_unpause(struct hd_heap *h, uint32_t flags)

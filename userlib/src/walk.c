@@ -96,6 +96,17 @@ static int hd_emit_after_seg(struct hd_heap *h, uint64_t seq,
 	return -ENOENT;
 }
 
+/*
+ * Whether busy slot @p of @run was freed by another thread (not collected
+ * yet).  The word is the block's own while it is busy, and its owner may
+ * be writing it: a walk reads it without synchronising, on purpose.
+ */
+__attribute__((no_sanitize("thread")))
+static bool hd_slot_xfreed(const struct hd_run *run, uintptr_t p)
+{
+	return *(const volatile uint64_t *)(p + 8) == hd_xmark(run, p);
+}
+
 /* Slot @i of @run. */
 static int hd_emit_slot(struct hd_seg *s, struct hd_run *run, uint32_t i,
 			struct hd_walk *w)
@@ -105,7 +116,7 @@ static int hd_emit_slot(struct hd_seg *s, struct hd_run *run, uint32_t i,
 					      memory_order_relaxed);
 
 	w->addr = p;
-	if (v && v - 1 + 8 <= run->stride) {
+	if (v && v - 1 + 8 <= run->stride && !hd_slot_xfreed(run, p)) {
 		w->size = v - 1;
 		w->overhead = run->stride - (uint32_t)w->size;
 		w->kind = HEAPDEV_WALK_BUSY;

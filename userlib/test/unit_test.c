@@ -475,6 +475,89 @@ static void remote_frees(void)
 	HeapDestroy(h);
 }
 
+struct parg {
+	struct xarg x;
+	pthread_barrier_t freed, done;
+};
+
+static void *free_all_wait(void *arg)
+{
+	struct parg *a = arg;
+
+	free_all(&a->x);
+	pthread_barrier_wait(&a->freed);
+	pthread_barrier_wait(&a->done);
+	return NULL;
+}
+
+/* Busy entries of a heap's walk with cbData == @n. */
+static int walk_busy(HANDLE h, size_t n)
+{
+	PROCESS_HEAP_ENTRY e;
+	int k = 0;
+
+	memset(&e, 0, sizeof(e));
+	while (HeapWalk(h, &e))
+		k += (e.wFlags & PROCESS_HEAP_ENTRY_BUSY) && e.cbData == n;
+	return k;
+}
+
+/*
+ * A thread's frees into another thread's runs are chained in its context
+ * and pushed to the run a batch at a time: while a thread that freed is
+ * still alive and idle, its frees are already frees for every call (size,
+ * walk, counters, validation) and the owner gets the slots back.
+ */
+static void pending_remote_frees(void)
+{
+	static void *a[NB], *b[NB];
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct parg pa = { .x = { h, 48, a } };
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	uint64_t before;
+	pthread_t t;
+	bool ok = true;
+	int i;
+
+	pthread_barrier_init(&pa.freed, NULL, 2);
+	pthread_barrier_init(&pa.done, NULL, 2);
+	for (i = 0; i < NB; i++)
+		a[i] = HeapAlloc(h, 0, 48);
+	pthread_create(&t, NULL, free_all_wait, &pa);
+	pthread_barrier_wait(&pa.freed);
+	for (i = 0; i < NB; i++)
+		ok &= HeapSize(h, 0, a[i]) == (SIZE_T)-1;
+	T_OK(ok, "pending remote frees: HeapSize refuses every block another "
+	     "(live) thread freed");
+	i = walk_busy(h, 48);
+	T_OK(i == 0, "pending remote frees: HeapWalk shows them free (%d "
+	     "busy)", i);
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	T_OK(info.blocks == 0 && info.allocated == 0, "pending remote frees: "
+	     "the counters see them freed (%llu blocks, %llu bytes)",
+	     (unsigned long long)info.blocks,
+	     (unsigned long long)info.allocated);
+	T_OK(HeapValidate(h, 0, NULL), "pending remote frees: the heap is "
+	     "valid");
+	before = info.committed;
+	for (i = 0; i < NB; i++)
+		b[i] = HeapAlloc(h, 0, 48);
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	T_OK(info.committed <= before, "pending remote frees: the owner "
+	     "gets the memory back while the freeing thread lives (%d of %d "
+	     "addresses reused, committed %llu then %llu)", overlap(a, b), NB,
+	     (unsigned long long)before, (unsigned long long)info.committed);
+	pthread_barrier_wait(&pa.done);
+	pthread_join(t, NULL);
+	for (i = 0; i < NB; i++)
+		HeapFree(h, 0, b[i]);
+	T_OK(HeapValidate(h, 0, NULL), "pending remote frees: valid at the "
+	     "end");
+	pthread_barrier_destroy(&pa.freed);
+	pthread_barrier_destroy(&pa.done);
+	HeapDestroy(h);
+}
+
 struct pinger {
 	HANDLE h;
 	_Atomic int stop;
@@ -536,6 +619,7 @@ int main(int argc, char **argv)
 	region_index();
 	decommit_threshold();
 	remote_frees();
+	pending_remote_frees();
 	grace_period();
 	return t_done();
 }
