@@ -61,25 +61,24 @@ int hd_ctx_init0(struct hd_sheap *s, struct hd_heap *h)
 	return 0;
 }
 
+/*
+ * A context struct for the calling thread: one of its own whose heap was
+ * destroyed, else one from the pool.  The thread gives none of its own
+ * away before it exits: its per-thread cache may still name them, and a
+ * struct that another thread made live under a heap whose handle an old
+ * entry names would be handed out by that entry.
+ */
 static struct hd_ctx *hd_ctx_new(struct hd_ctx **tlist)
 {
-	struct hd_ctx **pp, *ctx = NULL, *dead;
+	struct hd_ctx **pp, *ctx;
 
-	/* A context of this thread whose heap was destroyed. */
-	for (pp = tlist; *pp;) {
-		dead = *pp;
-		if (!atomic_load_explicit(&dead->dead, memory_order_acquire)) {
-			pp = &dead->tnext;
-			continue;
+	for (pp = tlist; *pp; pp = &(*pp)->tnext) {
+		ctx = *pp;
+		if (atomic_load_explicit(&ctx->dead, memory_order_acquire)) {
+			*pp = ctx->tnext;
+			return ctx;
 		}
-		*pp = dead->tnext;
-		if (!ctx)
-			ctx = dead;
-		else
-			hd_ctx_release(dead);
 	}
-	if (ctx)
-		return ctx;
 	pthread_mutex_lock(&hd_ctx_mutex);
 	ctx = hd_ctx_pool;
 	if (ctx)
@@ -119,7 +118,10 @@ struct hd_ctx *hd_ctx_get(struct hd_sheap *s, struct hd_heap *h,
 	hd_lock(&s->lock);
 	if (s->dying) {
 		hd_unlock(&s->lock);
-		hd_ctx_release(ctx);
+		/* back to the thread's list, for its next heap */
+		atomic_store_explicit(&ctx->dead, true, memory_order_relaxed);
+		ctx->tnext = *tlist;
+		*tlist = ctx;
 		return NULL;
 	}
 	atomic_store_explicit(&ctx->live, s->c->handle, memory_order_release);
