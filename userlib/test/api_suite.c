@@ -1138,11 +1138,17 @@ static void neighbour_mappings(void)
 	HeapFree(GetProcessHeap(), 0, big);
 	big = HeapAlloc(GetProcessHeap(), 0, 1536 << 10);	/* large span */
 	lg = (uintptr_t)big & ~(uintptr_t)((4 << 20) - 1);
-	/* the library's own metadata may already sit in those granules */
-	if (h)
-		n1 = map_free_page((char *)h + (1 << 20), (char *)h + (4 << 20));
+	/*
+	 * Any free page of each granule will do: the library's own metadata
+	 * and the block itself may sit anywhere in it.
+	 */
+	if (h) {
+		char *g = (char *)((uintptr_t)h & ~(uintptr_t)((4 << 20) - 1));
+
+		n1 = map_free_page(g, g + (4 << 20));
+	}
 	if (big)
-		n2 = map_free_page((char *)lg + (2 << 20), (char *)lg + (4 << 20));
+		n2 = map_free_page((char *)lg, (char *)lg + (4 << 20));
 	if (n1 == MAP_FAILED || n2 == MAP_FAILED) {
 		T_OK(0, "could map pages next to a small heap and a large "
 		     "block");
