@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * heapdev: contexts, a thread's view of a heap's small blocks (small.h):
- * their life, the runs they give up (delayed lists, abandonment), and the
+ * their life, the runs they give up (delayed lists, abandonment), frees
+ * into runs that other contexts own (remote marks and chains), and the
  * operations on every run of a heap, which need it held still (a pause).
  *
  * A context struct lives as long as the process: a thread keeps the
@@ -301,6 +302,136 @@ void hd_ctx_abandon(struct hd_ctx *ctx)
 	atomic_store_explicit(&ctx->live, 0, memory_order_release);
 	atomic_store_explicit(&ctx->dead, true, memory_order_release);
 	hd_unlock(&s->lock);
+}
+
+/* ---- frees from other threads ---- */
+
+/*
+ * Push the chain @head .. @tail of marked slots (linked like a free list,
+ * @tail's link set here) onto @run's remote list with one compare-and-
+ * swap, and tell the owner of a full run (once: the first push after the
+ * owner took the run back clears nothing, the owner clears @notified).
+ */
+static void hd_run_xpush(struct hd_run *run, uintptr_t head, uintptr_t tail)
+{
+	uintptr_t old = atomic_load_explicit(&run->xfree, memory_order_relaxed);
+	struct hd_ctx *ctx;
+	struct hd_run *d;
+	uint8_t z = 0;
+
+	do {
+		*(uintptr_t *)tail = old ^ run->lkey ^ tail;
+	} while (!atomic_compare_exchange_weak_explicit(&run->xfree, &old, head,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	/* The owner stores the state, then looks at @xfree (small.c). */
+	if (atomic_load_explicit(&run->state, memory_order_seq_cst) !=
+	    HD_RUN_FULL)
+		return;
+	/* a plain load first: no write, so no bounce of the line */
+	if (atomic_load_explicit(&run->notified, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(&run->notified, &z, 1))
+		return;
+	ctx = atomic_load_explicit(&run->ctx, memory_order_relaxed);
+	if (!ctx)
+		return;
+	d = atomic_load_explicit(&ctx->delayed, memory_order_relaxed);
+	do {
+		run->dnext = d;
+	} while (!atomic_compare_exchange_weak_explicit(&ctx->delayed, &d, run,
+							memory_order_release,
+							memory_order_relaxed));
+}
+
+/*
+ * Whether @p is a live slot of @run that a thread other than its owner
+ * may free; if so, mark it.  Return: 0, -EINVAL or -EAGAIN as for
+ * hd_small_free_remote().
+ */
+static int hd_run_xmark(struct hd_run *run, uintptr_t p)
+{
+	long i = hd_run_index(run, p);
+
+	if (run == HD_EMPTY_RUN)
+		return -EAGAIN;
+	if (i < 0 || !hd_run_busy(run, i, p))
+		return -EINVAL;
+	*(uint64_t *)(p + 8) = hd_xmark(run, p);
+	return 0;
+}
+
+/**
+ * hd_small_free_remote() - free @p of @run from a thread that does not
+ * own the run
+ * @s: the heap's small blocks
+ * @run: the run the page map gave for @p
+ * @p: the block
+ *
+ * No lock and one atomic instruction: the slot's second word gets the
+ * run's *remote mark* (its key and address, so that user data cannot
+ * make it by chance), which refuses a second free of the block, and the
+ * slot is pushed onto the run's remote list with one compare-and-swap.
+ * Its size entry is cleared by the owner when it collects the list
+ * (hd_small_collect()), which also finds what no call could refuse (two
+ * threads freeing one block at the same moment) and reports it.  @run
+ * may be a descriptor that was released and reused since the page map
+ * was read: then @p fails the checks (released runs are empty, and
+ * descriptors are reused only after a grace period).
+ * Return: 0, -EINVAL (not a live block: nothing changed) or -EAGAIN (@p
+ * is in no run).
+ */
+int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run, uintptr_t p)
+{
+	int err = hd_run_xmark(run, p);
+
+	(void)s;
+	if (!err)
+		hd_run_xpush(run, p, p);
+	return err;
+}
+
+/**
+ * hd_small_free_batch() - free @p of @run, owned by another thread,
+ * through the caller's context
+ * @ctx: the calling thread's private context on the heap
+ * @run: the run the page map gave for @p
+ * @p: the block
+ *
+ * As hd_small_free_remote(), but consecutive frees into one run are
+ * chained in @ctx (marked at once, so every later call refuses them) and
+ * pushed together: every HD_XBATCH frees, at a free into another run,
+ * and before anything needs the heap's exact state (hd_ctx_xflush()).
+ * The chain holds its slots busy as far as the owner knows, so the run
+ * stays in service until it is pushed.
+ * Return: as hd_small_free_remote().
+ */
+int hd_small_free_batch(struct hd_ctx *ctx, struct hd_run *run, uintptr_t p)
+{
+	int err = hd_run_xmark(run, p);
+
+	if (err)
+		return err;
+	if (ctx->xrun != run) {
+		hd_ctx_xflush(ctx);
+		ctx->xrun = run;
+		ctx->xtail = p;
+		ctx->xn = 0;
+	} else {
+		*(uintptr_t *)p = ctx->xhead ^ run->lkey ^ p;
+	}
+	ctx->xhead = p;
+	if (++ctx->xn >= HD_XBATCH)
+		hd_ctx_xflush(ctx);
+	return 0;
+}
+
+/* Push @ctx's chain of remote frees, if any (its thread, or a pause). */
+void hd_ctx_xflush(struct hd_ctx *ctx)
+{
+	if (!ctx->xrun)
+		return;
+	hd_run_xpush(ctx->xrun, ctx->xhead, ctx->xtail);
+	ctx->xrun = NULL;
 }
 
 /* ---- whole-heap operations, with exclusive access (a pause) ---- */

@@ -49,9 +49,15 @@ static struct hd_gran *hd_gran_get_locked(void)
 
 	if (g) {
 		hd_gran_pool = g->pnext;
+		if (g->dirty)
+			hd_gran_fill(g, HD_EMPTY_RUN);
+		g->dirty = false;
 		return g;
 	}
-	return hd_os_alloc(HD_GRAN_BYTES);
+	g = hd_os_alloc(HD_GRAN_BYTES);
+	if (g)
+		hd_gran_fill(g, HD_EMPTY_RUN);
+	return g;
 }
 
 /* Unregister the granules [first, end) of @sp (mutex held). */
@@ -97,7 +103,6 @@ int hd_span_register(struct hd_span *sp)
 			err = -ENOMEM;
 			break;
 		}
-		hd_gran_fill(g, HD_EMPTY_RUN);
 		atomic_store_explicit(&g->span, sp, memory_order_relaxed);
 		atomic_store_explicit(&g->handle, sp->handle,
 				      memory_order_relaxed);
@@ -150,6 +155,8 @@ void hd_pages_set_run(uintptr_t addr, size_t len, struct hd_run *run)
 	for (a = addr; a < addr + len; a += HD_PAGE) {
 		struct hd_gran *g = hd_gran_of(a);
 
+		if (run != HD_EMPTY_RUN)
+			g->dirty = true;
 		atomic_store_explicit(&g->ptab[(a >> HD_PAGE_SHIFT) &
 					       (HD_GRAN_PAGES - 1)],
 				      run, memory_order_release);

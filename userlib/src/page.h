@@ -69,6 +69,10 @@ struct hd_span {
  *	the heap (heap.h)
  * @span: the span
  * @pnext: next descriptor of the pool
+ * @dirty: some entry of @ptab may name a run (the page map mutex, or the
+ *	span's owner while it is registered): a descriptor taken from the
+ *	pool is refilled only then, so that large blocks, which never have
+ *	runs, do not rewrite 8 KiB of entries each time they are mapped
  * @ptab: for each 4 KiB page, the run covering it, or HD_EMPTY_RUN
  *
  * Never given back either: frees read them without a lock.
@@ -77,6 +81,7 @@ struct hd_gran {
 	_Atomic uintptr_t handle;
 	_Atomic(struct hd_span *) span;
 	struct hd_gran *pnext;
+	bool dirty;
 	_Atomic(struct hd_run *) ptab[HD_GRAN_PAGES];
 };
 

@@ -384,23 +384,11 @@ HD_HIDDEN void *hd_small_alloc(struct hd_ctx *ctx, size_t n, unsigned int cls,
 			       uint32_t flags);
 HD_HIDDEN void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
 				  uint32_t flags);
-HD_HIDDEN int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run,
-				   uintptr_t p);
-HD_HIDDEN int hd_small_free_batch(struct hd_ctx *ctx, struct hd_run *run,
-				  uintptr_t p);
-HD_HIDDEN void hd_ctx_xflush(struct hd_ctx *ctx);
-HD_HIDDEN void hd_ctx_xflush_all(struct hd_sheap *s);
 HD_HIDDEN int hd_small_check(const struct hd_run *run, uintptr_t p,
 			     size_t *n);
 HD_HIDDEN int hd_small_resize(struct hd_run *run, uintptr_t p, size_t old,
 			      size_t n);
 HD_HIDDEN void hd_small_collect(struct hd_sheap *s, struct hd_run *run);
-HD_HIDDEN void hd_small_trim(struct hd_sheap *s);
-HD_HIDDEN void hd_small_usage(struct hd_sheap *s, size_t *bytes,
-			      size_t *blocks);
-HD_HIDDEN int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run);
-HD_HIDDEN void hd_small_free_all(struct hd_sheap *s);
-HD_HIDDEN bool hd_small_limbo_full(const struct hd_sheap *s);
 /* Between small.c and ctx.c only. */
 HD_HIDDEN void hd_run_state(struct hd_run *run, uint8_t state);
 HD_HIDDEN void hd_list_add(struct hd_run **head, struct hd_run *run);
@@ -412,8 +400,6 @@ HD_HIDDEN void hd_run_release(struct hd_sheap *s, struct hd_run *run);
 HD_HIDDEN uintptr_t hd_run_end(const struct hd_run *run);
 HD_HIDDEN bool hd_empty_cacheable(const struct hd_sheap *s,
 				  const struct hd_run *run);
-HD_HIDDEN struct hd_run *hd_small_limbo_take(struct hd_sheap *s);
-HD_HIDDEN void hd_small_limbo_free(struct hd_sheap *s, struct hd_run *list);
 
 /* ---- ctx.c ---- */
 
@@ -426,5 +412,19 @@ HD_HIDDEN void hd_ctx_set_live(struct hd_sheap *s, uintptr_t live);
 HD_HIDDEN void hd_ctx_kill_all(struct hd_sheap *s);
 HD_HIDDEN void hd_ctx_delayed(struct hd_ctx *ctx);
 HD_HIDDEN void hd_ctx_atfork_child(void);
+HD_HIDDEN int hd_small_free_remote(struct hd_sheap *s, struct hd_run *run,
+				   uintptr_t p);
+HD_HIDDEN int hd_small_free_batch(struct hd_ctx *ctx, struct hd_run *run,
+				  uintptr_t p);
+HD_HIDDEN void hd_ctx_xflush(struct hd_ctx *ctx);
+HD_HIDDEN void hd_ctx_xflush_all(struct hd_sheap *s);
+HD_HIDDEN void hd_small_trim(struct hd_sheap *s);
+HD_HIDDEN void hd_small_usage(struct hd_sheap *s, size_t *bytes,
+			      size_t *blocks);
+HD_HIDDEN int hd_small_validate_run(struct hd_sheap *s, struct hd_run *run);
+HD_HIDDEN void hd_small_free_all(struct hd_sheap *s);
+HD_HIDDEN bool hd_small_limbo_full(const struct hd_sheap *s);
+HD_HIDDEN struct hd_run *hd_small_limbo_take(struct hd_sheap *s);
+HD_HIDDEN void hd_small_limbo_free(struct hd_sheap *s, struct hd_run *list);
 
 #endif /* HEAPDEV_SMALL_H */
