@@ -52,6 +52,9 @@
  *                releasing them: -H destroy (destroy the heap) or -H free
  *                (free each block, in allocation order); -c cycles of
  *                this (default 10^6 / N, 2 to 30) after one warm-up cycle
+ *   shortlived   time whole heap lives: create a heap, allocate -N (1000)
+ *                blocks of 16..256 B, destroy it; -c cycles (default
+ *                1000) after 10 warm-up lives; an op is one block
  *
  * Every timed phase runs on a heap that has been through a warm-up pass of
  * the same workload, so that page faults of fresh memory are out of the
@@ -907,6 +910,39 @@ static void w_destroy(void)
 	res.ops = n * cycles;
 }
 
+/* ---- short-lived heaps ---- */
+
+static void w_shortlived(void)
+{
+	long n = opt.nlive ? opt.nlive : 1000, i;
+	long cycles = opt.cycles ? opt.cycles : 1000, cyc;
+	uint32_t *sizes = uniform_table(opt.seed, 16, 256);
+
+	if (!A_HAS_DESTROY)
+		die("this allocator has no heap to destroy");
+	if (cycles < 1 || n < 1)
+		die("shortlived needs -N and -c of at least 1");
+	for (cyc = -10; cyc < cycles; cyc++) {
+		struct bheap *b;
+		struct bctx c;
+
+		if (!cyc)
+			timed_begin();
+		b = create();
+		a_attach(b, &c);
+		for (i = 0; i < n; i++) {
+			char *p = xalloc(&c, sizes[i & (SIZE_TAB - 1)]);
+
+			p[0] = 1;
+		}
+		a_detach(b, &c);
+		if (a_destroy(b))
+			die("destroy failed");
+	}
+	timed_end();
+	res.ops = n * cycles;
+}
+
 /* ---- main ---- */
 
 static void usage(void)
@@ -917,7 +953,7 @@ static void usage(void)
 		"       [-b BATCH] [-N LIVE] [-g GEN] [-c CYCLES] [-h 1|2]\n"
 		"       [-H destroy|free] [-S SEED] [--mem]\n"
 		"WORKLOAD: lifo fifo wset larson xmalloc large realloc tree "
-		"destroy\n", ALLOC_NAME);
+		"destroy\n          shortlived\n", ALLOC_NAME);
 	exit(2);
 }
 
@@ -991,6 +1027,8 @@ int main(int argc, char **argv)
 		w_tree();
 	else if (!strcmp(opt.workload, "destroy"))
 		w_destroy();
+	else if (!strcmp(opt.workload, "shortlived"))
+		w_shortlived();
 	else
 		usage();
 

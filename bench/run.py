@@ -79,6 +79,9 @@ for n, e in ((1000, "1e3"), (10000, "1e4"), (100000, "1e5"), (1000000, "1e6")):
     WORKLOADS.append(("free" + e, "free each, %s live blocks" % e,
                       "destroy -N %d -H free" % n, 0, True, "free"))
 
+WORKLOADS.append(("shortlived", "short-lived heap: create, 10^3 blocks, destroy",
+                  "shortlived -N 1000 -c 1000", 0, True, "life"))
+
 CG_OPS = {"lifo16": 300000, "fifo16": 300000, "lifo16h2": 300000, "lifo256": 200000,
           "fifo256": 200000, "wset1": 300000, "wset2": 300000,
           "larson": 300000, "xmalloc": 200000, "large": 6, "realloc": 200000}
@@ -88,7 +91,7 @@ CG_CYCLES = {"1e3": 10, "1e4": 3, "1e5": 1, "1e6": 1}
 def allocs_for(w):
     """Allocator keys that run workload w."""
     wid, _, _, _, single, dkind = w
-    if dkind == "destroy":
+    if dkind in ("destroy", "life"):
         return ["hd", "hd-ns", "je", "mi", "tbb", "wine", "wine-ns"]
     if dkind == "free":
         return ["hd", "hd-ns", "glibc", "je", "mi", "tbb", "wine"]
@@ -237,7 +240,9 @@ def callgrind_suite(r, jobs=2):
         for key in allocs_for(w):
             if key.startswith("wine"):
                 continue
-            if dkind:
+            if dkind == "life":
+                a = args.replace("-c 1000", "-c 100")
+            elif dkind:
                 a = "%s -c %d" % (args, CG_CYCLES[wid[-3:]])
             else:
                 a = "%s -n %d" % (args, CG_OPS[wid])
@@ -463,6 +468,12 @@ def rows():
             comp = {c: (wid, c) for c in COMPETITORS}
             comp["wine"] = (wid, "wine-ns")
             out.append(("%s, NO_SERIALIZE" % title, (wid, "hd-ns"), comp))
+    for key, label in (("hd", ""), ("hd-ns", ", NO_SERIALIZE")):
+        comp = {c: ("shortlived", c) for c in COMPETITORS}
+        if key == "hd-ns":
+            comp["wine"] = ("shortlived", "wine-ns")
+        out.append(("short-lived heap: create, 10^3 blocks, destroy" + label,
+                    ("shortlived", key), comp))
     for e in ("1e3", "1e4", "1e5", "1e6"):
         comp = {c: ("destroy" + e, c) for c in COMPETITORS}
         comp["glibc"] = ("free" + e, "glibc")
@@ -564,34 +575,43 @@ def chart(path_svg, tm, ic, build):
 # Why a target is missed (the evidence is in the profile section of the
 # report and in NOTES-for-userlib.md, whose sections these name).
 WHY = {
-    "st-ns": "instructions: HeapAlloc + HeapFree still execute about twice "
-             "those of mimalloc's mi_heap_malloc + mi_free (pointer, handle "
-             "and header checks that detect bad frees; keyed 8-byte slot "
-             "headers; profile section); NOTES §1",
-    "st-ser": "as above, plus the lock on every call of a serialized heap; "
-              "NOTES §1, §2",
-    "wset1": "the same fast-path length (NOTES §1); mimalloc also wins on "
-             "sizes above 16 KiB, which heapdev serves from TLSF medium blocks "
-             "under the heap lock (NOTES §3)",
-    "wset2": "each thread allocates from its own affinity slot (a spin "
-             "lock and a current run per class), but a free into the other "
-             "thread's run takes that slot's lock, and a free into a "
-             "retired run the heap's LFH lock: atomic RMWs on shared cache "
-             "lines that jemalloc's per-thread tcache avoids (a lock-free "
-             "remote-free list is the next step); NOTES §2",
+    "st-ns": "the fast paths still execute about twice mimalloc's instructions "
+             "(next row): HeapFree checks the handle, the page map entry, the "
+             "slot's size entry and canary and the remote mark before it links "
+             "the slot, which is what lets it refuse bad and double frees; "
+             "NOTES §1",
+    "st-ic": "HeapAlloc about 50 and HeapFree about 80 instructions per op "
+             "against mimalloc's 25 + 20: the Win32 entry (flags, handle "
+             "lookup, per-thread context cache), the exact-size entry and the "
+             "canary written per block, and the checks above; NOTES §1",
+    "st-ser": "the serialized heap runs the same code as NO_SERIALIZE after a "
+              "per-thread context lookup (no lock on the small-block path), so "
+              "it misses by the same fast-path length; NOTES §1, §2",
+    "wset1": "the fast-path length above, plus sizes above 16 KiB served from "
+             "TLSF medium blocks under the allocator lock; NOTES §3",
+    "wset2": "remote frees are lock-free (one CAS per chain of 32), but each "
+             "thread's own frees and allocations still pay the fast-path "
+             "length above; NOTES §4",
+    "larson": "as wset2; NOTES §4",
+    "xmalloc": "as wset2; the consumer's frees are all remote; NOTES §4",
+    "realloc": "growth below 16 KiB moves the block between size classes "
+               "(a copy per class step, as mimalloc does); medium blocks grow "
+               "in place only when the neighbour is free; NOTES §5",
+    "mem": "free slots of partly used runs and free medium blocks stay "
+           "committed until the decommit delay passes; a small working set "
+           "touches many classes, each with its own run; NOTES §6",
+    "wine": "see the per-workload table: the worst rows are the ones above "
+            "(fast-path length); NOTES §9",
     "destroy-glibc": "no user-space work is left (about 0 instructions per "
                      "block); the time is the kernel freeing the heap's pages "
-                     "(memfd: fallocate punch hole; device: page release), "
-                     "which glibc's free-each also pays when it trims; NOTES §4",
+                     "(memfd: fallocate punch hole), which glibc's free-each "
+                     "also pays when it trims; NOTES §7",
     "destroy-mi": "mi_heap_destroy keeps the pages for reuse and returns none "
                   "to the kernel; HeapDestroy returns all of them at once; "
-                  "NOTES §4",
-    "mem": "8-byte slot headers with 16-byte rounding, and partly used LFH "
-           "runs (demand-sized from 2-4 slots, one per active class) on a "
-           "small working set; NOTES §5",
-    "wine": "destroying small heaps: the kernel's page release (memfd hole "
-            "punch) and per-heap setup, paid synchronously because "
-            "HeapDestroy returns every page (NOTES §4)",
+                  "NOTES §7",
+    "life": "each life commits and frees its pages in the kernel (memfd: "
+            "shmem page-cache insert and removal, 80% of the time is system "
+            "time) where Wine's heap reuses anonymous memory; NOTES §7",
     "vm": "QEMU software emulation: the per-size ratios move by 0.2-0.4 "
           "between runs; see the table",
     "vm-destroy": "what is left is unmapping the pages (zapping ~37000 page-table "
@@ -601,88 +621,104 @@ WHY = {
                   "it; docs/DESIGN.md, Releasing pages in the background",
     "vm-lib": "fixed costs of a large block's own span (an aligned mapping "
               "made of three mmap calls, the commit ioctl, page-map "
-              "registration) weigh on the smallest size; NOTES §6",
+              "registration) weigh on the smallest size; NOTES §8",
 }
 
 
-def targets(tm, dtm, mem, vm):
-    """[(target, measured, pass, why-key)]."""
+def targets(tm, dtm, mem, vm, ic):
+    """[(target, measured, pass, why-key)] for issues 11 and 12."""
     out = []
 
-    def r(wid, a, b):
-        x, y = tm.get((wid, a)), tm.get((wid, b))
+    def r(wid, a, b, vals=None):
+        vals = tm if vals is None else vals
+        x, y = vals.get((wid, a)), vals.get((wid, b))
         return x / y if x and y else None
 
+    def worst(vals):
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else None
+
+    def le(x, lim):
+        return x is not None and x <= lim
+
     st = ["lifo16", "fifo16", "lifo256", "fifo256"]
-    worst = max((r(w, "hd-ns", "mi") or 0) for w in st)
-    out.append(("Single-thread small blocks, HEAP_NO_SERIALIZE, vs mimalloc heap: ≤ 1.0 "
-                "(worst of LIFO/FIFO 16 B and 256 B)", worst, worst <= 1.0, "st-ns"))
-    worst = max((r(w, "hd", "mi") or 0) for w in st)
-    out.append(("Single-thread small blocks, serialized, vs mimalloc heap: ≤ 1.3",
-                worst, worst <= 1.3, "st-ser"))
+    x = worst(r(w, "hd-ns", "mi") for w in st)
+    out.append(("11: small blocks, HEAP_NO_SERIALIZE, ÷ mimalloc heap, time ≤ 1.0 (worst of "
+                "LIFO/FIFO 16 B and 256 B)", x, le(x, 1.0), "st-ns"))
+    x = worst(r(w, "hd-ns", "mi", ic) for w in st)
+    out.append(("11: the same, instructions (callgrind) ≤ 1.1", x, le(x, 1.1), "st-ic"))
+    x = worst(r(w, "hd", "mi") for w in st)
+    out.append(("11: the same, serialized heap used by one thread, time ≤ 1.2", x,
+                le(x, 1.2), "st-ser"))
     x = r("wset1", "hd-ns", "mi")
-    y = r("wset1", "hd", "mi")
-    out.append(("Random working set, one thread, vs mimalloc: ≤ 1.0 (NO_SERIALIZE; "
-                "serialized %s)" % fmt_ratio(y), x, x is not None and x <= 1.0, "wset1"))
-    x = r("wset2", "hd", "je")
-    out.append(("Random working set, two threads on one shared heap, vs jemalloc: ≤ 1.0",
-                x, x is not None and x <= 1.0, "wset2"))
+    out.append(("11: random working set, one thread, NO_SERIALIZE ÷ mimalloc ≤ 1.0", x,
+                le(x, 1.0), "wset1"))
+    x = r("wset1", "hd", "mi")
+    out.append(("11: random working set, one thread, serialized ÷ mimalloc ≤ 1.2", x,
+                le(x, 1.2), "wset1"))
+    for wid, title, why in (("wset2", "random working set, 2 threads on one heap", "wset2"),
+                            ("larson", "larson (cross-thread frees)", "larson"),
+                            ("xmalloc", "producer/consumer (xmalloc)", "xmalloc")):
+        x = r(wid, "hd", "je")
+        out.append(("11: %s ÷ jemalloc arena ≤ 1.0" % title, x, le(x, 1.0), why))
+    x = r("realloc", "hd", "glibc")
+    out.append(("11: realloc growth to 64 KiB ÷ glibc ≤ 0.7 (NO_SERIALIZE: %s)"
+                % fmt_ratio(r("realloc", "hd-ns", "glibc")), x, le(x, 0.7), "realloc"))
+    for nslots, _ in MEM_SETS:
+        v = mem.get((nslots, "hd"))
+        x = v[1] / v[0] if v and v[0] else None
+        out.append(("11: peak committed ÷ peak live ≤ 1.3, random working set, %d slots"
+                    % nslots, x, le(x, 1.3), "mem"))
+    wl, x = None, None
+    for w in WORKLOADS:
+        if w[5]:
+            continue
+        for hk, wk in (("hd", "wine"), ("hd-ns", "wine-ns")):
+            y = r(w[0], hk, wk)
+            if y is not None and (x is None or y > x):
+                x, wl = y, "%s (%s)" % (w[0], hk)
+    out.append(("11: every block workload ÷ Wine's HeapAlloc ≤ 0.3 (worst: %s)" % wl, x,
+                le(x, 0.3), "wine"))
     hd = dtm.get(("destroy1e6", "hd"))
     gl = dtm.get(("free1e6", "glibc"))
     mi = dtm.get(("destroy1e6", "mi"))
     x = gl / hd if hd and gl else None
-    out.append(("Destroy with 10^6 live blocks: ≥ 50× faster than freeing each with "
-                "glibc (value: glibc free-each time / heapdev destroy time)", x,
-                x is not None and x >= 50, "destroy-glibc"))
+    out.append(("12: destroy with 10^6 live blocks, memfd: glibc free-each ÷ HeapDestroy "
+                "≥ 50", x, x is not None and x >= 50, "destroy-glibc"))
     x = hd / mi if hd and mi else None
-    out.append(("Destroy with 10^6 live blocks: no slower than mi_heap_destroy "
-                "(heapdev / mimalloc ≤ 1.0)", x, x is not None and x <= 1.0, "destroy-mi"))
-    for nslots, _ in MEM_SETS:
-        v = mem.get((nslots, "hd"))
-        x = v[1] / v[0] if v and v[0] else None
-        out.append(("Memory: peak committed / peak live ≤ 1.2, random working set, "
-                    "%d slots" % nslots, x, x is not None and x <= 1.2, "mem"))
-    worst, wl = 0, None
-    for w in WORKLOADS:
-        wid = w[0]
-        for hk, wk in (("hd", "wine"), ("hd-ns", "wine-ns")):
-            vals = dtm if w[5] else tm
-            a, b = vals.get((wid, hk)), vals.get((wid, wk))
-            if a and b and a / b > worst:
-                worst, wl = a / b, "%s (%s)" % (wid, hk)
-    out.append(("Wine's HeapAlloc: heapdev ≥ 2× faster on every workload "
-                "(heapdev / Wine ≤ 0.5; worst: %s)" % wl, worst or None,
-                bool(worst) and worst <= 0.5, "wine"))
+    out.append(("12: HeapDestroy ÷ mi_heap_destroy ≤ 2 (10^6 live blocks)", x, le(x, 2.0),
+                "destroy-mi"))
+    x = worst([r("shortlived", "hd", "wine"), r("shortlived", "hd-ns", "wine-ns")])
+    out.append(("12: short-lived heap (create, 10^3 blocks, destroy) ÷ Wine ≤ 0.5 (worst of "
+                "serialized and NO_SERIALIZE; memfd)", x, le(x, 0.5), "life"))
     if vm:
         _, kb, vb, ds, _ = vm
 
-        def worst(vals):
-            vals = [(v, m) for v, m in vals]
+        def worst_m(vals):
+            vals = list(vals)
             return max(vals) if vals else (None, None)
-        x, xm = worst([(kb[m]["commit_vs_populate_thp"], m) for m in kb])
-        y, ym = worst([(kb[m]["commit_vs_populate_4k"], m) for m in kb])
-        out.append(("VM: commit+first touch vs mmap(MAP_POPULATE) ≤ 1.0 (kbench, raw ioctls; "
-                    "worst size %s MiB, each size the median of its runs; against 4 KiB "
-                    "pages populated with MADV_POPULATE_WRITE, worst: %s at %s MiB)"
-                    % (xm, fmt_ratio(y), ym), x, x is not None and x <= 1.0, "vm"))
-        x, xm = worst([(vb[m]["alloc_touch_ms"] / vb[m]["anon_thp_ms"], m) for m in vb])
-        y, ym = worst([(vb[m]["alloc_touch_ms"] / vb[m]["anon_4k_ms"], m) for m in vb])
-        out.append(("VM, through the library: HeapAlloc of a large block + first touch vs "
-                    "mmap(MAP_POPULATE) ≤ 1.0 (vmbench; worst size %s MiB; against 4 KiB "
-                    "pages, worst: %s at %s MiB)" % (xm, fmt_ratio(y), ym), x,
-                    x is not None and x <= 1.0, "vm-lib"))
+        x, xm = worst_m((kb[m]["commit_vs_populate_thp"], m) for m in kb)
+        y, ym = worst_m((kb[m]["commit_vs_populate_4k"], m) for m in kb)
+        out.append(("12: VM, commit+first touch ÷ mmap(MAP_POPULATE) ≤ 1.0 (kbench, raw "
+                    "ioctls; worst size %s MiB, each size the median of its runs; against "
+                    "4 KiB pages populated with MADV_POPULATE_WRITE, worst: %s at %s MiB)"
+                    % (xm, fmt_ratio(y), ym), x, le(x, 1.0), "vm"))
+        x, xm = worst_m((vb[m]["alloc_touch_ms"] / vb[m]["anon_thp_ms"], m) for m in vb)
+        y, ym = worst_m((vb[m]["alloc_touch_ms"] / vb[m]["anon_4k_ms"], m) for m in vb)
+        out.append(("12: VM, through the library: HeapAlloc of a large block + first touch "
+                    "÷ mmap(MAP_POPULATE) ≤ 1.0 (vmbench; worst size %s MiB; against 4 KiB "
+                    "pages, worst: %s at %s MiB)" % (xm, fmt_ratio(y), ym), x, le(x, 1.0),
+                    "vm-lib"))
         d, g = ds.get("heapdev destroy 1000000"), ds.get("glibc free 1000000")
         a = ds.get("async heapdev destroy 1000000")
         if a and g:
-            out.append(("Destroy with 10^6 live blocks, device backend in the VM, pages "
-                        "released in the background: ≥ 50× faster than glibc free-each "
-                        "(glibc / heapdev; releasing synchronously: %s)"
-                        % (fmt_ratio(g / d) if d else "n/a"), g / a, g / a >= 50,
-                        "vm-destroy"))
+            out.append(("12: destroy with 10^6 live blocks, device backend in the VM, pages "
+                        "released in the background: glibc free-each ÷ HeapDestroy ≥ 50 "
+                        "(releasing synchronously: %s)" % (fmt_ratio(g / d) if d else "n/a"),
+                        g / a, g / a >= 50, "vm-destroy"))
         elif d and g:
-            out.append(("Destroy with 10^6 live blocks, device backend in the VM: ≥ 50× "
-                        "faster than glibc free-each (glibc / heapdev)", g / d, g / d >= 50,
-                        "destroy-glibc"))
+            out.append(("12: destroy with 10^6 live blocks, device backend in the VM: glibc "
+                        "free-each ÷ HeapDestroy ≥ 50", g / d, g / d >= 50, "vm-destroy"))
     return out
 
 
@@ -708,10 +744,10 @@ def report(args, r, m, tm, ic, dtm, dic, mem, vm, cgtasks, reps, elapsed):
     add("In time, heapdev is faster than " + ", ".join(wins) + " of the rows of the "
         "time table below (each single-threaded workload counts twice: serialized and "
         "HEAP_NO_SERIALIZE).\n")
-    add("## Targets (issue 4)\n")
+    add("## Targets (issues 11 and 12)\n")
     add("| target | measured | result | what holds it back |")
     add("|---|---|---|---|")
-    for name, x, ok, why in targets(tm, dtm, mem, vm):
+    for name, x, ok, why in targets(tm, dtm, mem, vm, ic):
         add("| %s | %s | %s | %s |" % (name, fmt_ratio(x), "PASS" if ok else "**MISS**",
                                        "" if ok else WHY.get(why, "")))
     add("")
