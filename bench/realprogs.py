@@ -68,10 +68,12 @@ WHY = {
                "32 MB difference); glibc rounds to 16 bytes. jemalloc (1.27x glibc) and "
                "mimalloc (1.20x) round too.",
     "redis": "The server's lazy-free thread frees what the main thread allocated, so the "
-             "process heap is used by two threads: its locks lose their bias and small blocks "
-             "go through the affinity slots, a lock per call (NOTES-for-userlib.md §2). The "
-             "ratios move between runs: 1.01 to 1.19 against glibc and 1.10 to 1.23 against "
-             "mimalloc in this session's three runs.",
+             "process heap is used by two threads: each has its own context, and the bio "
+             "thread's frees into the main thread's runs are remote frees (marked, chained "
+             "and pushed with one compare-and-swap per 32, no lock), but both threads still "
+             "pay the small-block fast-path length of NOTES-for-userlib.md §1. The ratios "
+             "move between runs (1.01 to 1.19 against glibc, 1.10 to 1.33 against mimalloc "
+             "in the runs of the last two sessions).",
     "python3": "Within noise of glibc (0.93 to 1.11 across this session's runs); the core's "
                "small-block paths as for perl.",
 }

@@ -581,7 +581,7 @@ WHY = {
              "the slot, which is what lets it refuse bad and double frees; "
              "NOTES §1",
     "st-ic": "HeapAlloc about 50 and HeapFree about 80 instructions per op "
-             "against mimalloc's 25 + 20: the Win32 entry (flags, handle "
+             "against mimalloc's 13 + 27: the Win32 entry (flags, handle "
              "lookup, per-thread context cache), the exact-size entry and the "
              "canary written per block, and the checks above; NOTES §1",
     "st-ser": "the serialized heap runs the same code as NO_SERIALIZE after a "
@@ -600,8 +600,10 @@ WHY = {
     "mem": "free slots of partly used runs and free medium blocks stay "
            "committed until the decommit delay passes; a small working set "
            "touches many classes, each with its own run; NOTES §6",
-    "wine": "see the per-workload table: the worst rows are the ones above "
-            "(fast-path length); NOTES §9",
+    "wine": "the worst rows are large blocks (5-25 MiB): their time is the kernel "
+            "populating and zeroing fresh pages, as for glibc's mmap (heapdev ÷ glibc "
+            "1.0-1.3 on that row), and Wine is only about 3x slower there; every small-block "
+            "row is below 0.4; NOTES §9",
     "destroy-glibc": "no user-space work is left (about 0 instructions per "
                      "block); the time is the kernel freeing the heap's pages "
                      "(memfd: fallocate punch hole), which glibc's free-each "
