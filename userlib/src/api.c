@@ -307,7 +307,8 @@ static void hd_trim_one(struct hd_heap *h, uintptr_t handle)
 #define HD_TRIM_BATCH	64
 
 /*
- * Compact every serialized heap of the process.  The registry lock is
+ * Release the warm heaps (heap.c) and compact every serialized heap of
+ * the process.  The registry lock is
  * held only while the heaps are copied, never while a heap lock is
  * awaited: a thread holding HeapLock may create, destroy or list heaps
  * meanwhile.  Heaps created after the copy are not visited.
@@ -317,6 +318,7 @@ static int hd_trim_all(void)
 	struct hd_heap_ref batch[HD_TRIM_BATCH], *hv = batch;
 	size_t n, cap = HD_TRIM_BATCH, i;
 
+	hd_warm_release(true);
 	for (;;) {
 		n = hd_heap_refs(hv, cap);
 		if (n <= cap)

@@ -406,6 +406,15 @@ static int hd_memfd_decommit(struct hd_bheap *bh, uintptr_t addr,
 	return 0;
 }
 
+static int hd_memfd_park(struct hd_bheap *bh, uintptr_t addr, size_t len,
+			 bool on)
+{
+	int prot = on ? PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0) :
+		   PROT_NONE;
+
+	return mprotect((void *)addr, len, prot) ? -errno : 0;
+}
+
 static const struct hd_backend hd_memfd_backend = {
 	.name = "memfd",
 	.kind = HEAPDEV_BACKEND_MEMFD,
@@ -415,6 +424,7 @@ static const struct hd_backend hd_memfd_backend = {
 	.unmap = hd_unmap,
 	.commit = hd_memfd_commit,
 	.decommit = hd_memfd_decommit,
+	.park = hd_memfd_park,
 };
 
 /* HEAPDEV_BACKEND, read once: a HEAPDEV_BACKEND_* or -EINVAL. */

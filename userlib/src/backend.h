@@ -37,6 +37,12 @@ struct hd_backend {
 		      size_t len);
 	int (*decommit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 			size_t len);
+	/*
+	 * Make committed pages inaccessible (@on false) or accessible again,
+	 * keeping them committed: a heap kept warm for the next HeapCreate
+	 * (heap.c).  NULL: the backend never keeps heaps warm.
+	 */
+	int (*park)(struct hd_bheap *bh, uintptr_t addr, size_t len, bool on);
 };
 
 /**

@@ -23,6 +23,23 @@ static struct hd_heap *hd_dying_head;
 static uint64_t hd_seed;
 static _Atomic uint64_t hd_seed_ctr;
 
+/* Warm heaps (below). */
+#define HD_WARM_MAX	2
+#define HD_WARM_BYTES	(512UL << 10)
+#define HD_WARM_AGE_NS	(100ULL * 1000 * 1000)
+
+struct hd_warm {
+	struct hd_bheap bh;
+	uintptr_t base;
+	size_t size;
+	size_t committed;
+	uint64_t since;
+};
+
+static pthread_mutex_t hd_warm_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct hd_warm hd_warm[HD_WARM_MAX];	/* oldest first */
+static unsigned int hd_nwarm;
+
 /* ---- process-wide state ---- */
 
 static void hd_atfork_prepare(void)
@@ -75,6 +92,9 @@ static void hd_atfork_child(void)
 	hd_reg_head = hd_reg_tail = NULL;
 	hd_reg_count = 0;
 	atomic_store(&hd_proc, NULL);
+	/* Warm heaps' mappings are not inherited (MADV_DONTFORK). */
+	pthread_mutex_init(&hd_warm_mutex, NULL);
+	hd_nwarm = 0;
 	hd_backend_atfork_child();
 }
 
@@ -241,6 +261,137 @@ static void hd_heap_free_meta(struct hd_heap *h)
 	hd_core_free(&h->core);
 }
 
+/* ---- warm heaps ---- */
+
+/*
+ * On a backend that can park pages (memfd), HeapDestroy of a small
+ * growable heap keeps it *warm*: its window, the mapping of its only
+ * segment and that segment's committed pages (a prefix of at most
+ * HD_WARM_BYTES) stay as they are, made inaccessible (PROT_NONE) and out
+ * of the page map, so that its handle, its pointers and any access to its
+ * memory are refused or fault as after a real destroy.  The next
+ * HeapCreate of a growable heap of the same backend, executability and
+ * first-segment size takes it: no window to create, nothing to map and,
+ * up to what the old heap had, nothing to commit; its segment is
+ * initialised afresh (the pages keep the old heap's bytes, as reused
+ * blocks do; HEAP_ZERO_MEMORY still zeroes).  At most HD_WARM_MAX heaps
+ * are warm; one that has been for HD_WARM_AGE_NS is released (its pages
+ * given back) by the next create or destroy, and heapdev_trim(NULL)
+ * releases them all.  The device backend never keeps a heap warm: its
+ * admin view and page counters show a destroyed heap gone when
+ * HeapDestroy returns.
+ */
+static void hd_warm_free(struct hd_warm *w)
+{
+	w->bh.be->destroy(&w->bh);
+	w->bh.be->unmap(&w->bh, w->base, w->size);
+}
+
+/*
+ * Take the warm heaps that are too old (all of them if @all) out of the
+ * cache into @out (mutex held).  Return: how many.
+ */
+static unsigned int hd_warm_expire_locked(struct hd_warm *out, bool all)
+{
+	uint64_t now = hd_now();
+	unsigned int n = 0;
+
+	while (hd_nwarm && (all || now - hd_warm[0].since >= HD_WARM_AGE_NS)) {
+		out[n++] = hd_warm[0];
+		memmove(&hd_warm[0], &hd_warm[1],
+			--hd_nwarm * sizeof(hd_warm[0]));
+	}
+	return n;
+}
+
+/* Release the warm heaps that are too old (all of them if @all). */
+void hd_warm_release(bool all)
+{
+	struct hd_warm old[HD_WARM_MAX];
+	unsigned int n, i;
+
+	pthread_mutex_lock(&hd_warm_mutex);
+	n = hd_warm_expire_locked(old, all);
+	pthread_mutex_unlock(&hd_warm_mutex);
+	for (i = 0; i < n; i++)
+		hd_warm_free(&old[i]);
+}
+
+/*
+ * Take a warm heap for a new heap @c whose first segment has @size bytes,
+ * accessible again.  Return: whether there was one (in @w).
+ */
+static bool hd_warm_take(struct hd_core *c, size_t size, struct hd_warm *w)
+{
+	struct hd_warm old[HD_WARM_MAX];
+	unsigned int n, i;
+	bool found = false;
+
+	if (!c->bh.be->park)
+		return false;
+	pthread_mutex_lock(&hd_warm_mutex);
+	n = hd_warm_expire_locked(old, false);
+	for (i = hd_nwarm; i-- > 0;) {
+		if (hd_warm[i].bh.be == c->bh.be &&
+		    hd_warm[i].bh.exec == c->bh.exec &&
+		    hd_warm[i].size == size) {
+			*w = hd_warm[i];
+			memmove(&hd_warm[i], &hd_warm[i + 1],
+				(--hd_nwarm - i) * sizeof(hd_warm[0]));
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&hd_warm_mutex);
+	for (i = 0; i < n; i++)
+		hd_warm_free(&old[i]);
+	if (found && w->bh.be->park(&w->bh, w->base, w->committed, true)) {
+		hd_warm_free(w);
+		found = false;
+	}
+	return found;
+}
+
+/*
+ * Keep heap @h (claimed, quiesced) warm instead of releasing it, if it is
+ * small enough: one segment whose committed pages are a prefix, holding
+ * every page the window has committed, and no large span.  Its segment is
+ * taken out of the page map here; the caller frees the metadata.
+ * Return: whether it is warm now.
+ */
+static bool hd_warm_park(struct hd_heap *h)
+{
+	struct hd_core *c = &h->core;
+	struct hd_seg *s = (struct hd_seg *)h->m.segs;
+	struct hd_warm w, old[HD_WARM_MAX + 1];
+	unsigned int n, i;
+
+	if (c->fixed || !c->bh.be->park || !s || s->sp.next || s->sp.woff ||
+	    h->l.larges || h->l.lcache || s->committed > HD_WARM_BYTES ||
+	    c->bh.committed != s->committed || !hd_seg_prefix_committed(s))
+		return false;
+	if (c->bh.be->park(&c->bh, s->sp.base, s->committed, false))
+		return false;
+	hd_span_unregister(&s->sp);
+	w.bh = c->bh;
+	w.base = s->sp.base;
+	w.size = s->sp.size;
+	w.committed = s->committed;
+	w.since = hd_now();
+	pthread_mutex_lock(&hd_warm_mutex);
+	n = hd_warm_expire_locked(old, false);
+	if (hd_nwarm == HD_WARM_MAX) {
+		old[n++] = hd_warm[0];
+		memmove(&hd_warm[0], &hd_warm[1],
+			--hd_nwarm * sizeof(hd_warm[0]));
+	}
+	hd_warm[hd_nwarm++] = w;
+	pthread_mutex_unlock(&hd_warm_mutex);
+	for (i = 0; i < n; i++)
+		hd_warm_free(&old[i]);
+	return true;
+}
+
 /**
  * hd_heap_create() - create a heap
  * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC and the Win32
@@ -256,6 +407,7 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 		   int backend, struct hd_heap **out)
 {
 	const struct hd_backend *be;
+	struct hd_warm warm;
 	struct hd_heap *h;
 	struct hd_core *c;
 	size_t size, commit;
@@ -303,11 +455,19 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 	if (commit > size)
 		commit = size;
 
-	err = be->create(&c->bh, c->bh.exec, c->fixed ? size : 0);
-	if (err)
-		goto err_free;
-	if (!hd_seg_new(&h->m, size, commit, &err))
-		goto err_destroy;
+	if (!c->fixed && hd_warm_take(c, size, &warm)) {
+		struct hd_seg_warm sw = { warm.base, warm.committed };
+
+		c->bh = warm.bh;
+		if (!hd_seg_new(&h->m, size, commit, &sw, &err))
+			goto err_destroy;
+	} else {
+		err = be->create(&c->bh, c->bh.exec, c->fixed ? size : 0);
+		if (err)
+			goto err_free;
+		if (!hd_seg_new(&h->m, size, commit, NULL, &err))
+			goto err_destroy;
+	}
 	hd_ctx_init0(&h->s, h);
 	hd_registry_add(h, false);
 	atomic_store_explicit(&h->live, c->handle, memory_order_release);
@@ -399,13 +559,15 @@ int hd_heap_destroy(struct hd_heap *h, uintptr_t hh)
 	if (!(flags & HEAPDEV_NO_SERIALIZE))
 		hd_lock_drop(&h->core.lock);
 	hd_quiesce(h);
-	/*
-	 * The backend releases every page first (one call), so that the
-	 * unmaps below find no page left to zap.
-	 */
-	h->core.bh.be->destroy(&h->core.bh);
-	hd_segs_unmap(&h->m);
-	hd_larges_free_all(&h->l, true);
+	if (!hd_warm_park(h)) {
+		/*
+		 * The backend releases every page first (one call), so that
+		 * the unmaps below find no page left to zap.
+		 */
+		h->core.bh.be->destroy(&h->core.bh);
+		hd_segs_unmap(&h->m);
+		hd_larges_free_all(&h->l, true);
+	}
 	hd_heap_free_meta(h);
 	hd_dying_release(h);
 	return 0;

@@ -192,6 +192,7 @@ HD_HIDDEN int hd_heap_create(uint32_t flags, uint64_t initial,
 HD_HIDDEN int hd_heap_destroy(struct hd_heap *h, uintptr_t handle);
 HD_HIDDEN struct hd_heap *hd_heap_dying(const void *hh);
 HD_HIDDEN struct hd_heap *hd_process_heap(int *err);
+HD_HIDDEN void hd_warm_release(bool all);
 HD_HIDDEN void hd_registry_unlock(void);
 HD_HIDDEN size_t hd_heap_handles(void **out, size_t cap);
 

@@ -168,8 +168,16 @@ struct hd_mheap {
 
 /* ---- segments (segment.c) ---- */
 
+/* A warm heap's first segment, for hd_seg_new(). */
+struct hd_seg_warm {
+	uintptr_t base;
+	size_t committed;
+};
+
 HD_HIDDEN struct hd_seg *hd_seg_new(struct hd_mheap *h, size_t size,
-				    size_t commit, int *errp);
+				    size_t commit,
+				    const struct hd_seg_warm *warm, int *errp);
+HD_HIDDEN bool hd_seg_prefix_committed(const struct hd_seg *s);
 HD_HIDDEN bool hd_seg_committed(const struct hd_seg *s, uintptr_t addr);
 HD_HIDDEN bool hd_seg_sig_ok(const struct hd_mheap *h, const struct hd_seg *s);
 HD_HIDDEN struct hd_gap *hd_gap_find(struct hd_seg *s, uintptr_t start);

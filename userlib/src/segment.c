@@ -304,10 +304,13 @@ static void hd_seg_free_meta(struct hd_seg *s)
 
 /*
  * Create a segment of @size bytes with its first @commit bytes committed,
- * all of it one free block followed by a gap for the rest.
+ * all of it one free block followed by a gap for the rest.  @warm, if not
+ * NULL, is the mapping of a warm heap's first segment (heap.c), at window
+ * offset 0 and already accessible, with its first @warm->committed bytes
+ * committed: the segment takes it and commits only what @commit adds.
  */
 struct hd_seg *hd_seg_new(struct hd_mheap *h, size_t size, size_t commit,
-			  int *errp)
+			  const struct hd_seg_warm *warm, int *errp)
 {
 	struct hd_seg *s = hd_span_get(HD_SPAN_SEG, sizeof(*s));
 	uint64_t woff = 0;
@@ -318,10 +321,23 @@ struct hd_seg *hd_seg_new(struct hd_mheap *h, size_t size, size_t commit,
 		goto err;
 	if (!h->c->fixed && hd_window_alloc(h->c, size, &woff))
 		goto err_free;
-	err = h->c->bh.be->map(&h->c->bh, woff, size, &base);
-	if (err)
-		goto err_ext;
-	err = hd_commit(h->c, base, woff, commit);
+	if (warm) {
+		err = woff ? -EINVAL : 0;
+		if (err)
+			goto err_ext;
+		base = warm->base;
+		if (commit <= warm->committed)
+			commit = warm->committed;
+		else
+			err = hd_commit(h->c, base + warm->committed,
+					warm->committed,
+					commit - warm->committed);
+	} else {
+		err = h->c->bh.be->map(&h->c->bh, woff, size, &base);
+		if (err)
+			goto err_ext;
+		err = hd_commit(h->c, base, woff, commit);
+	}
 	if (err)
 		goto err_unmap;
 	s->sp.kind = h->c->fixed ? HD_SPAN_FSEG : HD_SPAN_SEG;
@@ -374,6 +390,19 @@ err_free:
 err:
 	*errp = err;
 	return NULL;
+}
+
+/*
+ * Whether the committed pages of @s are exactly its first @s->committed
+ * bytes (one gap, at the end, or none).
+ */
+bool hd_seg_prefix_committed(const struct hd_seg *s)
+{
+	if (!s->ngaps)
+		return s->committed == s->sp.size;
+	return s->ngaps == 1 &&
+	       s->gaps[0].start == s->sp.base + s->committed - HD_HDR &&
+	       s->gaps[0].end == s->end;
 }
 
 /* Whether the segment's signature is intact. */
@@ -545,7 +574,7 @@ int hd_grow(struct hd_mheap *h, size_t need)
 		commit = hd_grow_step(h);
 	if (commit > size)
 		commit = size;
-	if (!hd_seg_new(h, size, commit, &err))
+	if (!hd_seg_new(h, size, commit, NULL, &err))
 		return err;
 	if (h->next_seg < HD_SEG_MAX)
 		h->next_seg *= 2;

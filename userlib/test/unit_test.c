@@ -4,12 +4,16 @@
  * division of slot indices, the page map, the biased lock, commit
  * refusals reported through a fake backend, walk region indices of
  * segments past the 64th, the immediate decommit threshold, the deferred
- * list and remote frees of runs, and the grace period of released runs.
+ * list and remote frees of runs, the grace period of released runs, and
+ * warm heaps.
  * Linked with the library's objects.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../include/heapdev/win32.h"
 #include "../src/heap.h"
@@ -607,6 +611,87 @@ static void grace_period(void)
 	HeapDestroy(h);
 }
 
+/* Bytes the library's memfd holds (every heap's committed pages). */
+static long long memfd_bytes(void)
+{
+	char path[64], link[64];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	for (fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (!strncmp(link, "/memfd:heapdev", 14) && !fstat(fd, &st))
+			return (long long)st.st_blocks * 512;
+	}
+	return -1;
+}
+
+/*
+ * A small heap destroyed on the memfd backend stays warm (its pages
+ * committed, out of reach) for the next HeapCreate, which reuses them
+ * without a commit: the new heap is a new heap (zeroed blocks when
+ * asked, nothing of the old one in walks); heapdev_trim(NULL) and age
+ * release warm heaps.
+ */
+static void warm_heaps(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0), h2;
+	PROCESS_HEAP_ENTRY e = { 0 };
+	long long base, kept, reused, now;
+	unsigned char *z;
+	int i, busy = 0;
+	bool zero = true;
+
+	heapdev_trim(NULL);
+	base = memfd_bytes();
+	for (i = 0; i < 100; i++)
+		memset(HeapAlloc(h, 0, 1000), 0xAB, 1000);
+	HeapDestroy(h);
+	kept = memfd_bytes();
+	T_OK(base >= 0 && kept >= base + 100 * 1000, "warm heap: HeapDestroy "
+	     "of a small heap keeps its pages (%lld -> %lld bytes)", base,
+	     kept);
+	h2 = HeapCreate(0, 0, 0);
+	reused = memfd_bytes();
+	T_EQ(reused, kept, "warm heap: the next HeapCreate commits nothing");
+	z = HeapAlloc(h2, HEAP_ZERO_MEMORY, 1000);
+	for (i = 0; z && i < 1000; i++)
+		zero &= !z[i];
+	T_OK(z && zero, "warm heap: HEAP_ZERO_MEMORY block is zero over the "
+	     "old heap's bytes");
+	while (HeapWalk(h2, &e))
+		busy += !!(e.wFlags & PROCESS_HEAP_ENTRY_BUSY);
+	T_EQ(busy, 1, "warm heap: the walk shows the new heap's one block");
+	T_OK(HeapValidate(h2, 0, NULL), "warm heap: the new heap is valid");
+	HeapDestroy(h2);
+	heapdev_trim(NULL);
+	now = memfd_bytes();
+	T_OK(now <= base, "warm heap: heapdev_trim(NULL) gives its pages back "
+	     "(%lld bytes, %lld before)", now, base);
+
+	h = HeapCreate(0, 0, 0);
+	for (i = 0; i < 100; i++)
+		HeapAlloc(h, 0, 1000);
+	HeapDestroy(h);
+	usleep(150 * 1000);
+	h = HeapCreate(HEAP_NO_SERIALIZE, 0, 0);
+	now = memfd_bytes();
+	T_OK(now < base + 100 * 1000, "warm heap: released by the next "
+	     "create after 100 ms (%lld bytes over the start)", now - base);
+	HeapDestroy(h);
+	heapdev_trim(NULL);
+	h = HeapCreate(0, 64 << 10, 1 << 20);
+	HeapDestroy(h);
+	now = memfd_bytes();
+	T_OK(now <= base, "warm heap: a fixed heap is never kept (%lld bytes, "
+	     "%lld before)", now, base);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -621,5 +706,6 @@ int main(int argc, char **argv)
 	remote_frees();
 	pending_remote_frees();
 	grace_period();
+	warm_heaps();
 	return t_done();
 }
