@@ -74,6 +74,10 @@ WHY = {
              "pay the small-block fast-path length of NOTES-for-userlib.md §1. The ratios "
              "move between runs (1.01 to 1.19 against glibc, 1.10 to 1.33 against mimalloc "
              "in the runs of the last two sessions).",
+    "g++": "Within noise: 1.00 of glibc and 1.00 of mimalloc in the run of 6922d21, "
+           "1.09 and 1.07 in the run of d105d6c, the same library's small-block paths; "
+           "g++ spends most of its time outside malloc, so the ratios follow the "
+           "machine's load (peak RSS 1.02-1.03 of glibc in both).",
     "python3": "Within noise of glibc (0.93 to 1.11 across this session's runs); the core's "
                "small-block paths as for perl.",
 }

@@ -592,7 +592,9 @@ WHY = {
     "wset2": "remote frees are lock-free (one CAS per chain of 32), but each "
              "thread's own frees and allocations still pay the fast-path "
              "length above; NOTES §4",
-    "larson": "as wset2; NOTES §4",
+    "larson": "the same per-thread fast-path length as wset2 (its remote frees take "
+              "no lock); larson moves between 0.9 and 1.1 of jemalloc from run to run "
+              "on this machine (0.94 in the run of 6922d21); NOTES §4",
     "xmalloc": "as wset2; the consumer's frees are all remote; NOTES §4",
     "realloc": "growth below 16 KiB moves the block between size classes "
                "(a copy per class step, as mimalloc does); medium blocks grow "
@@ -600,10 +602,10 @@ WHY = {
     "mem": "free slots of partly used runs and free medium blocks stay "
            "committed until the decommit delay passes; a small working set "
            "touches many classes, each with its own run; NOTES §6",
-    "wine": "the worst rows are large blocks (5-25 MiB): their time is the kernel "
-            "populating and zeroing fresh pages, as for glibc's mmap (heapdev ÷ glibc "
-            "1.0-1.3 on that row), and Wine is only about 3x slower there; every small-block "
-            "row is below 0.4; NOTES §9",
+    "wine": "the worst rows are the one-thread random working set (the fast-path "
+            "length of NOTES §1 and the medium blocks of §3) and large blocks of "
+            "5-25 MiB, whose time is the kernel populating and zeroing fresh pages "
+            "(Wine is only about 3x slower than glibc there); NOTES §9",
     "destroy-glibc": "no user-space work is left (about 0 instructions per "
                      "block); the time is the kernel freeing the heap's pages "
                      "(memfd: fallocate punch hole), which glibc's free-each "
