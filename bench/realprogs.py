@@ -72,7 +72,7 @@ WHY = {
              "thread's frees into the main thread's runs are remote frees (marked, chained "
              "and pushed with one compare-and-swap per 32, no lock), but both threads still "
              "pay the small-block fast-path length of NOTES-for-userlib.md §1. The ratios "
-             "move between runs (1.01 to 1.19 against glibc, 1.10 to 1.33 against mimalloc "
+             "move between runs (1.01 to 1.20 against glibc, 0.85 to 1.33 against mimalloc "
              "in the runs of the last two sessions).",
     "g++": "Within noise: 1.00 of glibc and 1.00 of mimalloc in the run of 6922d21, "
            "1.09 and 1.07 in the run of d105d6c, the same library's small-block paths; "
