@@ -281,10 +281,22 @@ static void hd_heap_free_meta(struct hd_heap *h)
  * admin view and page counters show a destroyed heap gone when
  * HeapDestroy returns.
  */
-static void hd_warm_free(struct hd_warm *w)
+/* Release @n warm heaps taken out of the cache (no lock held). */
+static void hd_warm_free(struct hd_warm *w, unsigned int n)
 {
-	w->bh.be->destroy(&w->bh);
-	w->bh.be->unmap(&w->bh, w->base, w->size);
+	for (; n; n--, w++) {
+		w->bh.be->destroy(&w->bh);
+		w->bh.be->unmap(&w->bh, w->base, w->size);
+	}
+}
+
+/* Take entry @i out of the cache (mutex held). */
+static struct hd_warm hd_warm_del_locked(unsigned int i)
+{
+	struct hd_warm w = hd_warm[i];
+
+	memmove(&hd_warm[i], &hd_warm[i + 1], (--hd_nwarm - i) * sizeof(w));
+	return w;
 }
 
 /*
@@ -296,11 +308,8 @@ static unsigned int hd_warm_expire_locked(struct hd_warm *out, bool all)
 	uint64_t now = hd_now();
 	unsigned int n = 0;
 
-	while (hd_nwarm && (all || now - hd_warm[0].since >= HD_WARM_AGE_NS)) {
-		out[n++] = hd_warm[0];
-		memmove(&hd_warm[0], &hd_warm[1],
-			--hd_nwarm * sizeof(hd_warm[0]));
-	}
+	while (hd_nwarm && (all || now - hd_warm[0].since >= HD_WARM_AGE_NS))
+		out[n++] = hd_warm_del_locked(0);
 	return n;
 }
 
@@ -308,13 +317,12 @@ static unsigned int hd_warm_expire_locked(struct hd_warm *out, bool all)
 void hd_warm_release(bool all)
 {
 	struct hd_warm old[HD_WARM_MAX];
-	unsigned int n, i;
+	unsigned int n;
 
 	pthread_mutex_lock(&hd_warm_mutex);
 	n = hd_warm_expire_locked(old, all);
 	pthread_mutex_unlock(&hd_warm_mutex);
-	for (i = 0; i < n; i++)
-		hd_warm_free(&old[i]);
+	hd_warm_free(old, n);
 }
 
 /*
@@ -335,18 +343,15 @@ static bool hd_warm_take(struct hd_core *c, size_t size, struct hd_warm *w)
 		if (hd_warm[i].bh.be == c->bh.be &&
 		    hd_warm[i].bh.exec == c->bh.exec &&
 		    hd_warm[i].size == size) {
-			*w = hd_warm[i];
-			memmove(&hd_warm[i], &hd_warm[i + 1],
-				(--hd_nwarm - i) * sizeof(hd_warm[0]));
+			*w = hd_warm_del_locked(i);
 			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&hd_warm_mutex);
-	for (i = 0; i < n; i++)
-		hd_warm_free(&old[i]);
+	hd_warm_free(old, n);
 	if (found && w->bh.be->park(&w->bh, w->base, w->committed, true)) {
-		hd_warm_free(w);
+		hd_warm_free(w, 1);
 		found = false;
 	}
 	return found;
@@ -364,7 +369,7 @@ static bool hd_warm_park(struct hd_heap *h)
 	struct hd_core *c = &h->core;
 	struct hd_seg *s = (struct hd_seg *)h->m.segs;
 	struct hd_warm w, old[HD_WARM_MAX + 1];
-	unsigned int n, i;
+	unsigned int n;
 
 	if (c->fixed || !c->bh.be->park || !s || s->sp.next || s->sp.woff ||
 	    h->l.larges || h->l.lcache || s->committed > HD_WARM_BYTES ||
@@ -380,15 +385,11 @@ static bool hd_warm_park(struct hd_heap *h)
 	w.since = hd_now();
 	pthread_mutex_lock(&hd_warm_mutex);
 	n = hd_warm_expire_locked(old, false);
-	if (hd_nwarm == HD_WARM_MAX) {
-		old[n++] = hd_warm[0];
-		memmove(&hd_warm[0], &hd_warm[1],
-			--hd_nwarm * sizeof(hd_warm[0]));
-	}
+	if (hd_nwarm == HD_WARM_MAX)
+		old[n++] = hd_warm_del_locked(0);
 	hd_warm[hd_nwarm++] = w;
 	pthread_mutex_unlock(&hd_warm_mutex);
-	for (i = 0; i < n; i++)
-		hd_warm_free(&old[i]);
+	hd_warm_free(old, n);
 	return true;
 }
 
