@@ -5,7 +5,10 @@
  * Pages belong to the heap: they are allocated zeroed and charged to the
  * caller's memory cgroup at commit, kept in an xarray indexed by their page
  * offset in the heap, and mapped into the owner's VMAs by the fault handler
- * (or eagerly by a populating commit).  Decommit and destroy unmap the range
+ * (or eagerly by a populating commit).  A lazy commit (HEAPDEV_COMMIT_LAZY)
+ * charges the limits at once but stores the value entry HEAPDEV_LAZY; the
+ * first fault on it allocates the page and swaps it in, as shmem allocates
+ * a page on the first fault of a hole.  Decommit and destroy unmap the range
  * from every VMA of the file's private address_space before the pages are
  * released (release_pages() in batches), so that a concurrent pin keeps
  * its page alive.  With HEAPDEV_*_ASYNC the release itself happens later,
@@ -39,6 +42,17 @@
 				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
 #define HEAPDEV_META_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | \
 				 __GFP_NOWARN)
+
+/*
+ * A lazily committed page allocated by its first touch: a fault has no
+ * caller to return ENOMEM to, so it may reclaim and take the (memory
+ * cgroup's) OOM path like any first touch of anonymous memory.
+ */
+#define HEAPDEV_FAULT_GFP	(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT | \
+				 __GFP_NOWARN)
+
+/* A committed page that does not exist yet (lazy commit, not touched). */
+#define HEAPDEV_LAZY		xa_mk_value(0)
 
 /* Marks pages inserted by a commit still in progress, for its rollback. */
 #define HEAPDEV_MARK_NEW	XA_MARK_1
@@ -83,6 +97,7 @@ struct heapdev_heap *heapdev_heap_alloc(struct heapdev_file *hf, u32 flags,
 	init_rwsem(&heap->fault_lock);
 	xa_init(&heap->pages);
 	atomic_set(&heap->mappings, 0);
+	atomic_long_set(&heap->resident, 0);
 	heapdev_file_get(hf);
 	heap->file = hf;
 	heap->flags = flags;
@@ -125,6 +140,44 @@ static void heapdev_unmap(struct heapdev_heap *heap, pgoff_t first,
 
 /* Pages taken out of the xarray per lock hold when released at once. */
 #define HEAPDEV_EVICT_BATCH	64
+/* Lazy entries (nothing to free) taken out per lock hold. */
+#define HEAPDEV_EVICT_LAZY	512
+
+/*
+ * Take the entries from @xas on (up to @last) out of the heap, under the
+ * xarray lock: pages into @slots (at most @cap), lazy entries only counted
+ * in *@lazy.  Returns the number of pages; *@more tells whether entries up
+ * to @last may remain, and *@next where to go on.
+ */
+static unsigned int heapdev_heap_take(struct xa_state *xas, pgoff_t last,
+				      struct page **slots, unsigned int cap,
+				      unsigned int *lazy, bool *more,
+				      pgoff_t *next)
+{
+	unsigned int n = 0;
+	void *entry;
+
+	*lazy = 0;
+	*more = false;
+	xas_lock(xas);
+	xas_for_each(xas, entry, last) {
+		xas_store(xas, NULL);
+		if (xa_is_value(entry))
+			(*lazy)++;
+		else
+			slots[n++] = entry;
+		if (n == cap || *lazy == HEAPDEV_EVICT_LAZY) {
+			*more = true;
+			break;
+		}
+	}
+	/* Restart after the last entry; never xas_pause() after a store. */
+	*next = xas->xa_index + 1;
+	xas_unlock(xas);
+	if (!*next)
+		*more = false;
+	return n;
+}
 
 /*
  * Unmap the committed pages in [first, last] of the heap and take them out
@@ -139,10 +192,10 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 					bool async)
 {
 	struct page *local[HEAPDEV_EVICT_BATCH];
+	unsigned int n, cap, lazy;
 	unsigned long count = 0;
-	unsigned int n, cap;
 	pgoff_t index = first;
-	struct page *page;
+	bool more;
 
 	lockdep_assert_held(&heap->lock);
 	lockdep_assert_held_write(&heap->fault_lock);
@@ -162,18 +215,9 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 		if (async)
 			batch = heapdev_batch_alloc(heap->file, &slots, &cap);
 
-		n = 0;
-		xas_lock(&xas);
-		xas_for_each(&xas, page, last) {
-			xas_store(&xas, NULL);
-			slots[n++] = page;
-			if (n == cap)
-				break;
-		}
-		/* Restart after the last entry; never xas_pause() after a store. */
-		index = xas.xa_index + 1;
-		xas_unlock(&xas);
-
+		n = heapdev_heap_take(&xas, last, slots, cap, &lazy, &more,
+				      &index);
+		atomic_long_sub(n, &heap->resident);
 		if (batch) {
 			heapdev_batch_queue(batch, n);
 		} else {
@@ -181,9 +225,11 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 			release_pages(local, n);
 			heapdev_uncharge(heap->file, n);
 		}
-		count += n;
+		/* A lazy entry holds nothing but its charge. */
+		heapdev_uncharge(heap->file, lazy);
+		count += n + lazy;
 		cond_resched();
-	} while (n == cap && index && index <= last);
+	} while (more && index <= last);
 	return count;
 }
 
@@ -199,46 +245,45 @@ static unsigned long heapdev_heap_evict(struct heapdev_heap *heap,
 void heapdev_heap_drain(struct heapdev_heap *heap, bool queued)
 {
 	struct page *batch[HEAPDEV_EVICT_BATCH];
-	unsigned long index = 0;
-	struct page *page;
-	unsigned int n;
+	unsigned int n, lazy;
+	pgoff_t index = 0;
+	bool more;
 
 	do {
 		XA_STATE(xas, &heap->pages, index);
 
-		n = 0;
-		xas_lock(&xas);
-		xas_for_each(&xas, page, ULONG_MAX) {
-			xas_store(&xas, NULL);
-			batch[n++] = page;
-			if (n == ARRAY_SIZE(batch))
-				break;
-		}
-		index = xas.xa_index + 1;
-		xas_unlock(&xas);
-
+		n = heapdev_heap_take(&xas, ULONG_MAX, batch, ARRAY_SIZE(batch),
+				      &lazy, &more, &index);
 		release_pages(batch, n);
-		WRITE_ONCE(heap->nr_pages, heap->nr_pages - n);
-		heapdev_uncharge(heap->file, n);
+		atomic_long_sub(n, &heap->resident);
+		WRITE_ONCE(heap->nr_pages, heap->nr_pages - n - lazy);
+		heapdev_uncharge(heap->file, n + lazy);
 		if (queued)
-			atomic_long_sub(n, &heapdev_pages_releasing);
+			atomic_long_sub(n + lazy, &heapdev_pages_releasing);
 		cond_resched();
-	} while (n == ARRAY_SIZE(batch) && index);
+	} while (more);
 }
 
-/* Release the pages a failed commit inserted. */
+/*
+ * Release the pages a failed commit inserted.  No fault maps them (faults
+ * refuse entries marked new), and fault_lock keeps out a fault that read
+ * one before the mark was checked.
+ */
 static void heapdev_heap_rollback(struct heapdev_heap *heap, pgoff_t first,
 				  pgoff_t last)
 {
 	XA_STATE(xas, &heap->pages, first);
-	struct page *page;
+	void *entry;
 
+	down_write(&heap->fault_lock);
 	xas_lock(&xas);
-	xas_for_each_marked(&xas, page, last, HEAPDEV_MARK_NEW) {
+	xas_for_each_marked(&xas, entry, last, HEAPDEV_MARK_NEW) {
 		xas_store(&xas, NULL);
-		put_page(page);
+		if (!xa_is_value(entry))
+			put_page(entry);
 	}
 	xas_unlock(&xas);
+	up_write(&heap->fault_lock);
 }
 
 static void heapdev_heap_clear_new(struct heapdev_heap *heap, pgoff_t first,
@@ -275,6 +320,7 @@ static unsigned long heapdev_heap_count(struct heapdev_heap *heap,
  * @heap: the heap
  * @first: first page offset in the heap
  * @count: number of pages, not 0, within the heap's window
+ * @lazy: only charge the pages; each is allocated by its first fault
  * @changed: out: pages newly committed
  *
  * All or nothing: on error the heap is left as it was.
@@ -282,12 +328,13 @@ static unsigned long heapdev_heap_count(struct heapdev_heap *heap,
  * Return: 0, -ENOENT (destroyed), -EDQUOT, -ENOMEM or -EINTR.
  */
 int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
-			unsigned long count, unsigned long *changed)
+			unsigned long count, bool lazy,
+			unsigned long *changed)
 {
 	pgoff_t last = first + count - 1, index;
 	unsigned long need, done = 0;
 	bool waited = false;
-	struct page *page;
+	struct page *page = NULL;
 	int ret = 0;
 
 	*changed = 0;
@@ -314,19 +361,23 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 			ret = -EINTR;
 			break;
 		}
-		page = alloc_page(HEAPDEV_PAGE_GFP);
-		if (!page && !waited) {
-			waited = true;
-			if (heapdev_release_wait())
-				page = alloc_page(HEAPDEV_PAGE_GFP);
+		if (!lazy) {
+			page = alloc_page(HEAPDEV_PAGE_GFP);
+			if (!page && !waited) {
+				waited = true;
+				if (heapdev_release_wait())
+					page = alloc_page(HEAPDEV_PAGE_GFP);
+			}
+			if (!page) {
+				ret = -ENOMEM;
+				break;
+			}
 		}
-		if (!page) {
-			ret = -ENOMEM;
-			break;
-		}
-		ret = xa_insert(&heap->pages, index, page, HEAPDEV_META_GFP);
+		ret = xa_insert(&heap->pages, index, lazy ? HEAPDEV_LAZY : page,
+				HEAPDEV_META_GFP);
 		if (ret) {
-			__free_page(page);
+			if (page)
+				__free_page(page);
 			break;
 		}
 		xa_set_mark(&heap->pages, index, HEAPDEV_MARK_NEW);
@@ -341,6 +392,8 @@ int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
 	}
 	heapdev_heap_clear_new(heap, first, last);
 	WRITE_ONCE(heap->nr_pages, heap->nr_pages + need);
+	if (!lazy)
+		atomic_long_add(need, &heap->resident);
 	*changed = need;
 out_unlock:
 	mutex_unlock(&heap->lock);
@@ -473,6 +526,9 @@ static void heapdev_map_range(struct heapdev_heap *heap,
 
 		if (xas_retry(&xas, page))
 			continue;
+		/* Not touched yet, or not committed yet: no page to map. */
+		if (xa_is_value(page) || xas_get_mark(&xas, HEAPDEV_MARK_NEW))
+			continue;
 		if (nr && (index != expect || nr == ARRAY_SIZE(batch))) {
 			xas_pause(&xas);
 			rcu_read_unlock();
@@ -551,12 +607,53 @@ out_unlock:
 	mmap_read_unlock(mm);
 }
 
+/*
+ * The committed page at @index for a fault, allocated now if it was
+ * committed lazily.  Called with heap->fault_lock held for read, so no
+ * decommit or destroy takes the entry away meanwhile; two faults on the
+ * same lazy entry race through the cmpxchg and the loser frees its page.
+ * Pages of a commit still in progress are not committed yet.
+ *
+ * Return: the page, or NULL with *@ret set.
+ */
+static struct page *heapdev_fault_page(struct heapdev_heap *heap,
+				       pgoff_t index, vm_fault_t *ret)
+{
+	struct page *page;
+	void *old;
+
+	*ret = VM_FAULT_SIGBUS;
+	if (heap->dead)
+		return NULL;
+	page = xa_load(&heap->pages, index);
+	if (!page || xa_get_mark(&heap->pages, index, HEAPDEV_MARK_NEW))
+		return NULL;
+	if (!xa_is_value(page))
+		return page;
+
+	page = alloc_page(HEAPDEV_FAULT_GFP);
+	if (!page) {
+		*ret = VM_FAULT_OOM;
+		return NULL;
+	}
+	/* Replacing an entry allocates nothing. */
+	old = xa_cmpxchg(&heap->pages, index, HEAPDEV_LAZY, page, GFP_NOWAIT);
+	if (old == HEAPDEV_LAZY) {
+		atomic_long_inc(&heap->resident);
+		return page;
+	}
+	__free_page(page);
+	if (!old || xa_is_value(old) || xa_is_err(old))
+		return NULL;
+	return old;	/* another fault allocated it first */
+}
+
 static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct heapdev_heap *heap = vma->vm_private_data;
 	pgoff_t index = vmf->pgoff - heap->base;
-	vm_fault_t ret = VM_FAULT_SIGBUS;
+	vm_fault_t ret;
 	struct page *page;
 
 	/* A mapping inherited through MADV_DOFORK belongs to the owner only. */
@@ -564,7 +661,7 @@ static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 
 	down_read(&heap->fault_lock);
-	page = heap->dead ? NULL : xa_load(&heap->pages, index);
+	page = heapdev_fault_page(heap, index, &ret);
 	if (page) {
 		pgoff_t vfirst = vma->vm_pgoff - heap->base;
 		pgoff_t vlast = vfirst + vma_pages(vma) - 1;

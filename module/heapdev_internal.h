@@ -8,7 +8,9 @@
  *                         the private address_space every mapping of the
  *                         file lives in, and the per-file accounting.
  *   struct heapdev_heap   one per heap; owns its committed pages (xarray
- *                         index = page offset in the heap's window).
+ *                         index = page offset in the heap's window; a
+ *                         lazily committed page not touched yet is the
+ *                         value entry HEAPDEV_LAZY).
  *
  * A heap is referenced by its id in the file (until destroyed), by each
  * VMA mapping it and, while its pages are released in the background, by
@@ -89,7 +91,9 @@ struct heapdev_file {
  * @fault_lock: read by faults and populate, written by decommit and destroy,
  *	so that no page is mapped after it left @pages
  * @pages: committed pages by page offset in the heap
- * @nr_pages: committed pages (written under @lock)
+ * @nr_pages: committed pages (written under @lock), lazy ones included
+ * @resident: committed pages that exist: @nr_pages less the lazily
+ *	committed pages not touched yet (raised by faults under @fault_lock)
  * @base: first page offset of the heap's window in the file
  * @window_pages: size of the reservation in pages
  * @max_pages: fixed size in pages, 0 for growable heaps
@@ -110,6 +114,7 @@ struct heapdev_heap {
 	struct rw_semaphore fault_lock;
 	struct xarray pages;
 	unsigned long nr_pages;
+	atomic_long_t resident;
 	pgoff_t base;
 	unsigned long window_pages;
 	unsigned long max_pages;
@@ -149,7 +154,8 @@ struct heapdev_heap *heapdev_heap_alloc(struct heapdev_file *hf, u32 flags,
 					unsigned long max_pages);
 void heapdev_heap_put(struct heapdev_heap *heap);
 int heapdev_heap_commit(struct heapdev_heap *heap, pgoff_t first,
-			unsigned long count, unsigned long *changed);
+			unsigned long count, bool lazy,
+			unsigned long *changed);
 int heapdev_heap_decommit(struct heapdev_heap *heap, pgoff_t first,
 			  unsigned long count, bool async,
 			  unsigned long *changed);

@@ -40,7 +40,8 @@
 #define HEAPDEV_FS_MAGIC	0x48504456	/* "HPDV" */
 
 #define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
-				 HEAPDEV_FEAT_LIST | HEAPDEV_FEAT_ASYNC_RELEASE)
+				 HEAPDEV_FEAT_LIST | HEAPDEV_FEAT_ASYNC_RELEASE | \
+				 HEAPDEV_FEAT_LAZY_COMMIT)
 
 atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
@@ -143,7 +144,8 @@ static int heapdev_ioc_create(struct heapdev_file *hf, void *arg)
 
 	/* Commit before the heap becomes visible, so failure leaves no trace. */
 	if (initial_pages) {
-		ret = heapdev_heap_commit(heap, 0, initial_pages, &changed);
+		ret = heapdev_heap_commit(heap, 0, initial_pages, false,
+					  &changed);
 		if (ret)
 			goto err_kill;
 	}
@@ -213,7 +215,12 @@ static int heapdev_ioc_commit(struct heapdev_file *hf, void *arg)
 	pgoff_t first;
 	int ret;
 
-	if ((c->flags & ~HEAPDEV_COMMIT_POPULATE) || c->__pad)
+	if ((c->flags & ~(HEAPDEV_COMMIT_POPULATE | HEAPDEV_COMMIT_LAZY)) ||
+	    c->__pad)
+		return -EINVAL;
+	/* Nothing to map before the first touch: the flags contradict. */
+	if ((c->flags & HEAPDEV_COMMIT_POPULATE) &&
+	    (c->flags & HEAPDEV_COMMIT_LAZY))
 		return -EINVAL;
 	heap = heapdev_get_heap(hf, c->heap_id);
 	if (!heap)
@@ -221,7 +228,9 @@ static int heapdev_ioc_commit(struct heapdev_file *hf, void *arg)
 
 	ret = heapdev_check_range(heap, c->offset, c->length, &first, &count);
 	if (!ret)
-		ret = heapdev_heap_commit(heap, first, count, &changed);
+		ret = heapdev_heap_commit(heap, first, count,
+					  c->flags & HEAPDEV_COMMIT_LAZY,
+					  &changed);
 	if (!ret) {
 		if (c->flags & HEAPDEV_COMMIT_POPULATE)
 			heapdev_heap_populate(heap, first, count);
@@ -277,6 +286,7 @@ static int heapdev_ioc_query(struct heapdev_file *hf, void *arg)
 	q->maximum = heapdev_pages_to_bytes(heap->max_pages);
 	q->mmap_offset = (u64)heap->id << HEAPDEV_WINDOW_SHIFT;
 	q->mappings = atomic_read(&heap->mappings);
+	q->resident = heapdev_pages_to_bytes(atomic_long_read(&heap->resident));
 	heapdev_heap_put(heap);
 	return 0;
 }

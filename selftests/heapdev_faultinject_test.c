@@ -267,4 +267,67 @@ TEST_F(fi, list)
 	EXPECT_LT(0, injected);
 }
 
+/*
+ * A lazy commit allocates only xarray nodes; a failure among them must
+ * leave the range uncommitted.  A first touch whose page allocation fails
+ * takes the fault's out-of-memory path, which retries the fault: the touch
+ * still lands, on one page, and nothing leaks.
+ */
+TEST_F(fi, lazy_commit_and_first_touch)
+{
+	struct heapdev_create c;
+	struct heapdev_query q;
+	long pages;
+	char *p;
+	int n, ret, injected = 0;
+
+	HD_SKIPPED_IN_SETUP();
+
+	self->fd = hd_open();
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, hd_create(self->fd, 0, 0, 0, &c));
+	p = hd_map(self->fd, &c, 0, 1024 * self->pg, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	for (n = 1; n < MAX_NTH; n++) {
+		pages = hd_sys_pages();
+		arm(self->nth, n);
+		/* 1024 pages need more than one xarray node. */
+		ret = hd_commit(self->fd, c.heap_id, 0, 1024 * self->pg,
+				HEAPDEV_COMMIT_LAZY, NULL);
+		if (!disarm(self->nth)) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		injected++;
+		ASSERT_EQ(0, hd_query(self->fd, c.heap_id, &q));
+		if (ret == 0) {
+			EXPECT_EQ(1024 * self->pg, (long)q.committed);
+		} else {
+			EXPECT_EQ(-ENOMEM, ret) TH_LOG("nth %d", n);
+			EXPECT_EQ(0, (long)q.committed) TH_LOG("nth %d", n);
+			EXPECT_EQ(pages, hd_sys_pages()) TH_LOG("nth %d", n);
+		}
+		ASSERT_EQ(0, hd_decommit(self->fd, c.heap_id, 0,
+					 1024 * self->pg, NULL));
+	}
+	TH_LOG("lazy commit: %d allocation points failed in turn", injected);
+	EXPECT_LT(0, injected);
+
+	ASSERT_EQ(0, hd_commit(self->fd, c.heap_id, 0, 1024 * self->pg,
+			       HEAPDEV_COMMIT_LAZY, NULL));
+	for (n = 0; n < 8; n++) {
+		arm(self->nth, 1);
+		p[n * self->pg] = (char)(n + 1);
+		disarm(self->nth);
+	}
+	for (n = 0; n < 8; n++)
+		EXPECT_EQ(n + 1, p[n * self->pg]);
+	ASSERT_EQ(0, hd_query(self->fd, c.heap_id, &q));
+	EXPECT_EQ(8 * self->pg, (long)q.resident);
+	munmap(p, 1024 * self->pg);
+	pages = hd_sys_pages();
+	ASSERT_EQ(0, hd_destroy(self->fd, c.heap_id));
+	EXPECT_EQ(pages - 1024, hd_sys_pages());
+}
+
 TEST_HARNESS_MAIN

@@ -7,9 +7,10 @@
  * the mmap_offset the kernel returns.  The process maps (parts of) that
  * window with mmap(MAP_SHARED) and commits pages into it with
  * HEAPDEV_IOC_COMMIT.  Committed pages are allocated, zeroed and charged to
- * the caller's memory cgroup when the commit succeeds, are never swapped,
- * and stay resident until they are decommitted or the heap is destroyed.
- * Touching a mapped but uncommitted page raises SIGBUS.
+ * the caller's memory cgroup when the commit succeeds (or, with
+ * HEAPDEV_COMMIT_LAZY, on first touch), are never swapped, and stay
+ * resident until they are decommitted or the heap is destroyed.  Touching
+ * a mapped but uncommitted page raises SIGBUS.
  *
  * Heaps belong to the process that opened the device: mappings are not
  * inherited across fork (VM_DONTCOPY), and ioctls and mmap from any other
@@ -68,12 +69,16 @@ enum heapdev_heap_flags {
  * @HEAPDEV_FEAT_ASYNC_RELEASE: HEAPDEV_DESTROY_ASYNC and
  *	HEAPDEV_DECOMMIT_ASYNC are supported (modules without this feature
  *	refuse the flags with EINVAL).
+ * @HEAPDEV_FEAT_LAZY_COMMIT: HEAPDEV_COMMIT_LAZY is supported, and
+ *	HEAPDEV_IOC_QUERY reports @resident (modules without this feature
+ *	refuse the flag with EINVAL).
  */
 enum heapdev_features {
 	HEAPDEV_FEAT_POPULATE		= 1ULL << 0,
 	HEAPDEV_FEAT_EXEC		= 1ULL << 1,
 	HEAPDEV_FEAT_LIST		= 1ULL << 2,
 	HEAPDEV_FEAT_ASYNC_RELEASE	= 1ULL << 3,
+	HEAPDEV_FEAT_LAZY_COMMIT	= 1ULL << 4,
 };
 
 /**
@@ -187,9 +192,24 @@ struct heapdev_destroy {
  * enum heapdev_commit_flags - flags of HEAPDEV_IOC_COMMIT
  * @HEAPDEV_COMMIT_POPULATE: also map the committed pages into the caller's
  *	existing mappings of the range, so that first touches do not fault.
+ * @HEAPDEV_COMMIT_LAZY: commit as a charge, as Windows does: the range
+ *	counts as committed at once (against heap_limit, file_limit and
+ *	user_limit, in @committed and in the admin view), but each page is
+ *	allocated, zeroed and charged to the memory cgroup of the process
+ *	only when it is first touched.  What the commit then guarantees:
+ *	the module's limits can no longer refuse the pages, and touching them
+ *	never raises SIGBUS.  What it does not: the allocation at first touch
+ *	can still fail for lack of memory, or because the memory cgroup is at
+ *	its limit; the fault then takes the kernel's out-of-memory path (the
+ *	cgroup's OOM handling, which may kill the process), as a first touch
+ *	of anonymous memory does.  Without the flag the pages are allocated
+ *	by the commit itself, which fails with ENOMEM instead.  Pages already
+ *	committed in the range stay as they are.  Not with
+ *	HEAPDEV_COMMIT_POPULATE (EINVAL).
  */
 enum heapdev_commit_flags {
 	HEAPDEV_COMMIT_POPULATE	= 1U << 0,
+	HEAPDEV_COMMIT_LAZY	= 1U << 1,
 };
 
 /**
@@ -261,6 +281,9 @@ struct heapdev_decommit {
  * @mmap_offset: out: the mmap offset of the heap's first byte
  * @mappings: out: number of mappings (VMAs) of the heap
  * @__pad: must be 0
+ * @resident: out: committed bytes whose pages exist; less than @committed
+ *	when lazily committed pages were not touched yet
+ *	(HEAPDEV_FEAT_LAZY_COMMIT; older modules leave it as it was)
  */
 struct heapdev_query {
 	__u32 size;
@@ -273,6 +296,7 @@ struct heapdev_query {
 	__u64 mmap_offset;
 	__u32 mappings;
 	__u32 __pad;
+	__u64 resident;
 };
 
 /**
