@@ -62,6 +62,7 @@ struct heapdev_heap;
 /* Creation flags (struct heapdev_options.flags). */
 #define HEAPDEV_NO_SERIALIZE	0x00000001u	/* no locking: one thread only */
 #define HEAPDEV_EXEC		0x00040000u	/* memory is executable */
+#define HEAPDEV_LAZY_COMMIT	0x01000000u	/* large blocks: pages on touch */
 
 /* Backends (struct heapdev_options.backend). */
 #define HEAPDEV_BACKEND_DEFAULT	0	/* $HEAPDEV_BACKEND, else the device */
@@ -77,7 +78,8 @@ struct heapdev_heap;
  * struct heapdev_options - how to create a heap
  * @size: sizeof(struct heapdev_options); a newer, larger struct is
  *	accepted when its extra bytes are zero (see heapdev_create())
- * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC or 0
+ * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC, HEAPDEV_LAZY_COMMIT (see
+ *	heapdev_set_lazy_commit()) or 0
  * @backend: HEAPDEV_BACKEND_*
  * @initial: bytes committed at creation (rounded up to pages)
  * @maximum: 0 for a growable heap, otherwise the fixed size of the heap
@@ -99,7 +101,8 @@ struct heapdev_options {
  * @kernel_id: the heap id in /dev/heapdev (and in /proc/heapdev); for the
  *	memfd backend, the window number in the process's memfd
  * @allocated: bytes requested by the live blocks
- * @committed: bytes committed (resident) for the heap
+ * @committed: bytes committed for the heap (resident, except the pages of
+ *	large blocks of a lazy-commit heap not touched yet)
  * @reserved: bytes of address space mapped for the heap
  * @maximum: fixed size, or 0 for a growable heap
  * @blocks: number of live blocks
@@ -429,6 +432,32 @@ HEAPDEV_API int heapdev_trim(struct heapdev_heap *heap);
  * (HEAPDEV_NO_SERIALIZE or fixed-size heap).
  */
 HEAPDEV_API int heapdev_enable_lfh(struct heapdev_heap *heap);
+
+/**
+ * heapdev_set_lazy_commit() - commit large blocks as a charge, not pages
+ * @heap: the heap
+ * @on: 1: from now on, large blocks (about 1 MiB and more, each in its own
+ *	span) and their growth are committed lazily; 0: at once (the
+ *	default, unless the heap was created with HEAPDEV_LAZY_COMMIT)
+ *
+ * A lazy commit is what a commit is on Windows: the memory counts as
+ * committed at once (against the limits of /dev/heapdev, in
+ * heapdev_get_info() and in the admin view), but each page is allocated,
+ * zeroed and charged to the memory cgroup only when first touched, so a
+ * block that is mostly never touched costs only what is touched.  On Linux
+ * that guarantees less than a commit at once: the limits of /dev/heapdev
+ * can no longer refuse the pages, but the first touch of a page can still
+ * find no memory, or the memory cgroup at its limit, and then takes the
+ * kernel's out-of-memory path (which may kill the process) instead of the
+ * allocation failing with ENOMEM.  The memfd backend makes the pages
+ * accessible without allocating them (shmem allocates each on its first
+ * fault).  Small and medium blocks are always committed at once: their
+ * pages are shared by many blocks and touched by the allocator itself.
+ * The drop-in malloc turns this on for its heaps (heapdev-malloc(3)).
+ *
+ * Control call.  Return: 0, -EBADF, -EINVAL (@on not 0 or 1).
+ */
+HEAPDEV_API int heapdev_set_lazy_commit(struct heapdev_heap *heap, int on);
 
 /**
  * heapdev_terminate_on_corruption() - abort on detected corruption

@@ -53,6 +53,7 @@ enum { HDM_CFG_NONE, HDM_CFG_BUSY, HDM_CFG_OK, HDM_CFG_FAILED };
 static atomic_int hdm_cfg;		/* the environment has been read */
 static bool hdm_per_thread;		/* HEAPDEV_MALLOC_HEAPS=thread */
 static bool hdm_fallback;		/* HEAPDEV_MALLOC_FALLBACK=memfd */
+static bool hdm_commit_now;		/* HEAPDEV_MALLOC_COMMIT=now */
 static bool hdm_use_memfd;		/* the fallback was taken */
 static bool hdm_failed;			/* no heap: malloc() fails */
 static pthread_key_t hdm_key;
@@ -188,6 +189,16 @@ static void hdm_configure(void)
 			hdm_failed = true;
 		}
 	}
+	s = getenv("HEAPDEV_MALLOC_COMMIT");
+	if (s && *s && strcmp(s, "touch")) {
+		if (!strcmp(s, "now")) {
+			hdm_commit_now = true;
+		} else {
+			hdm_say("HEAPDEV_MALLOC_COMMIT=%s: not \"touch\" or \"now\"; malloc() fails from now on",
+				s);
+			hdm_failed = true;
+		}
+	}
 	if (pthread_atfork(hdm_atfork_prepare, hdm_atfork_parent,
 			   hdm_atfork_child)) {
 		hdm_say("pthread_atfork() failed; malloc() fails from now on");
@@ -233,6 +244,17 @@ static bool hdm_backend_is_device(void)
 	return !s || !*s || !strcmp(s, "device");
 }
 
+/*
+ * A heap the drop-in allocates from: large blocks get their pages on first
+ * touch, as glibc's mmap'ed chunks do (HEAPDEV_MALLOC_COMMIT=now: at once).
+ */
+static struct heapdev_heap *hdm_heap_ready(struct heapdev_heap *h)
+{
+	if (h && !hdm_commit_now)
+		heapdev_set_lazy_commit(h, 1);
+	return h;
+}
+
 static struct heapdev_heap *hdm_memfd_heap(void)
 {
 	struct heapdev_options o = {
@@ -246,7 +268,7 @@ static struct heapdev_heap *hdm_memfd_heap(void)
 			hdm_errstr(-err));
 		return NULL;
 	}
-	return h;
+	return hdm_heap_ready(h);
 }
 
 /*
@@ -281,7 +303,7 @@ static struct heapdev_heap *hdm_proc_create(void)
 			hdm_mark_process();
 			marked = true;
 		}
-		return h;
+		return hdm_heap_ready(h);
 	}
 	err = errno;
 	if (hdm_fallback && hdm_backend_is_device() && err != ENOMEM &&
@@ -403,6 +425,7 @@ static struct heapdev_heap *hdm_thread_heap_new(void)
 		return h;
 	o.backend = hdm_use_memfd ? HEAPDEV_BACKEND_MEMFD :
 		    HEAPDEV_BACKEND_DEFAULT;
+	o.flags = hdm_commit_now ? 0 : HEAPDEV_LAZY_COMMIT;
 	err = heapdev_create(&o, &h);
 	if (!err) {
 		hdm_spin_lock(&hdm_orphan_lock);

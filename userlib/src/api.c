@@ -63,7 +63,8 @@ int heapdev_create(const struct heapdev_options *opts,
 		if (err)
 			return err;
 		if (o.__reserved ||
-		    (o.flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC)) ||
+		    (o.flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC |
+				 HEAPDEV_LAZY_COMMIT)) ||
 		    o.backend > HEAPDEV_BACKEND_MEMFD)
 			return -EINVAL;
 	}
@@ -363,6 +364,19 @@ static int hd_api_enable_lfh(struct heapdev_heap *heap)
 	return 0;
 }
 
+static int hd_api_set_lazy_commit(struct heapdev_heap *heap, int on)
+{
+	struct hd_heap *h = hd_heap_get(heap);
+
+	if (!h)
+		return -EBADF;
+	if (on != 0 && on != 1)
+		return -EINVAL;
+	/* For the commits that follow; one in progress goes either way. */
+	__atomic_store_n(&h->core.lazy, on, __ATOMIC_RELAXED);
+	return 0;
+}
+
 const char *heapdev_version(void)
 {
 	return HEAPDEV_VERSION;
@@ -451,4 +465,9 @@ int heapdev_trim(struct heapdev_heap *heap)
 int heapdev_enable_lfh(struct heapdev_heap *heap)
 {
 	return HD_CALL(hd_api_enable_lfh(heap));
+}
+
+int heapdev_set_lazy_commit(struct heapdev_heap *heap, int on)
+{
+	return HD_CALL(hd_api_set_lazy_commit(heap, on));
 }

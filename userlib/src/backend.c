@@ -10,7 +10,8 @@
  *
  * memfd    one memfd per process, laid out like the device's offset space
  *          (heap window n at n << 40).  Uncommitted pages are PROT_NONE;
- *          commit = fallocate + mprotect(RW) + MADV_POPULATE_WRITE;
+ *          commit = fallocate + mprotect(RW) + MADV_POPULATE_WRITE (a lazy
+ *          commit only the mprotect);
  *          decommit = FALLOC_FL_PUNCH_HOLE + mprotect(PROT_NONE).  The
  *          mappings are MADV_DONTFORK, so that, as with the device, a forked
  *          child inherits no heap memory.
@@ -42,6 +43,7 @@
 static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int hd_dev_fd = -1;
 static bool hd_dev_async;	/* the module frees pages in the background */
+static bool hd_dev_lazy;	/* the module has HEAPDEV_COMMIT_LAZY */
 static int hd_memfd = -1;
 static uint32_t hd_memfd_next_id;
 
@@ -173,6 +175,7 @@ static int hd_dev_open_locked(void)
 		     info.page_size != HD_PAGE || info.window_size < HD_WINDOW))
 		err = -EPROTO;
 	hd_dev_async = !err && (info.features & HEAPDEV_FEAT_ASYNC_RELEASE);
+	hd_dev_lazy = !err && (info.features & HEAPDEV_FEAT_LAZY_COMMIT);
 	if (err) {
 		hd_dbg("heapdev: %s: unsupported module (error %d, ABI %u, "
 		       "page size %u)", HD_DEVICE_PATH, err, info.abi_version,
@@ -224,10 +227,13 @@ static int hd_dev_map(struct hd_bheap *bh, uint64_t off, size_t len,
 }
 
 static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			 size_t len)
+			 size_t len, bool lazy)
 {
+	/* An older module commits everything at once. */
 	struct heapdev_commit c = {
-		.size = sizeof(c), .flags = HEAPDEV_COMMIT_POPULATE,
+		.size = sizeof(c),
+		.flags = lazy && hd_dev_lazy ? HEAPDEV_COMMIT_LAZY :
+			 HEAPDEV_COMMIT_POPULATE,
 		.heap_id = bh->id, .offset = off, .length = len,
 	};
 	int err = hd_dev_ioctl(HEAPDEV_IOC_COMMIT, &c);
@@ -372,11 +378,18 @@ static int hd_memfd_map(struct hd_bheap *bh, uint64_t off, size_t len,
 }
 
 static int hd_memfd_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			   size_t len)
+			   size_t len, bool lazy)
 {
 	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
 	int err;
 
+	if (lazy) {
+		/* shmem allocates each page on its first fault. */
+		if (mprotect((void *)addr, len, prot))
+			return -errno;
+		bh->committed += len;
+		return 0;
+	}
 	do {
 		err = fallocate(hd_memfd, 0, (off_t)(bh->base_off + off),
 				(off_t)len) ? -errno : 0;

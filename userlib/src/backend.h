@@ -9,6 +9,11 @@
  *            uncommitted pages are PROT_NONE, commit = fallocate +
  *            mprotect + MADV_POPULATE_WRITE, decommit = hole punch.
  *
+ * A lazy commit (heaps created with HEAPDEV_LAZY_COMMIT, for their large
+ * blocks) makes the pages exist only when first touched: the device
+ * charges them at once (HEAPDEV_COMMIT_LAZY), memfd only makes them
+ * accessible (no fallocate), so shmem allocates each on its first fault.
+ *
  * Mappings are placed at 4 MiB-aligned addresses, the granule of the page
  * map (page.h).
  */
@@ -34,7 +39,7 @@ struct hd_backend {
 		   uintptr_t *addr);
 	int (*unmap)(struct hd_bheap *bh, uintptr_t addr, size_t len);
 	int (*commit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-		      size_t len);
+		      size_t len, bool lazy);
 	int (*decommit)(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 			size_t len);
 	/*

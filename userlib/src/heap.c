@@ -425,6 +425,9 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 		return -ENOMEM;
 	c = &h->core;
 	c->fixed = maximum != 0;
+	__atomic_store_n(&c->lazy, !!(flags & HEAPDEV_LAZY_COMMIT),
+			 __ATOMIC_RELAXED);
+	flags &= ~HEAPDEV_LAZY_COMMIT;
 	c->flags = flags | (c->fixed ? HD_HF_FIXED : 0);
 	c->secret = hd_random();
 	c->lsecret = hd_random() & ~0xFULL;

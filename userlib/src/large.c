@@ -227,7 +227,7 @@ static int hd_large_reuse(struct hd_lheap *h, struct hd_large *lg,
 
 	if (total > old) {
 		err = hd_commit(h->c, lg->sp.base + old, lg->sp.woff + old,
-				     total - old);
+				     total - old, hd_lazy(h->c));
 		if (!err)
 			lg->committed = total;
 	} else if (total < old &&
@@ -292,7 +292,7 @@ void *hd_large_alloc(struct hd_lheap *h, size_t n, size_t align,
 	total = hd_large_need(off, n);
 	hd_lock_if(&h->c->mlock, flags);
 	err = hd_commit(h->c, base + hd_large_coff(off),
-			     woff + hd_large_coff(off), total);
+			     woff + hd_large_coff(off), total, hd_lazy(h->c));
 	hd_unlock_if(&h->c->mlock, flags);
 	if (err)
 		goto err_unmap;
@@ -382,7 +382,7 @@ void *hd_large_realloc(struct hd_lheap *h, struct hd_large *lg, size_t n,
 		return NULL;
 	if (total > lg->committed) {
 		if (hd_commit(h->c, c + lg->committed, cw + lg->committed,
-			      total - lg->committed))
+			      total - lg->committed, hd_lazy(h->c)))
 			return NULL;
 		lg->committed = total;
 	} else if (total < lg->committed &&

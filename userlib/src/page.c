@@ -289,9 +289,10 @@ void hd_window_free(struct hd_core *c, uint64_t off, uint64_t size)
 	c->next_ext++;
 }
 
-int hd_commit(struct hd_core *c, uintptr_t addr, uint64_t woff, size_t len)
+int hd_commit(struct hd_core *c, uintptr_t addr, uint64_t woff, size_t len,
+	      bool lazy)
 {
-	int err = c->bh.be->commit(&c->bh, addr, woff, len);
+	int err = c->bh.be->commit(&c->bh, addr, woff, len, lazy);
 
 	if (err) {
 		hd_commit_err = err;	/* for hd_alloc_errno() */

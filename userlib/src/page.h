@@ -177,6 +177,7 @@ struct hd_core {
 	uintptr_t handle;
 	uint32_t flags;
 	bool fixed;
+	bool lazy;	/* large blocks: pages exist from first touch on */
 	uint64_t secret;
 	uint64_t lsecret;
 	struct hd_heap *heap;
@@ -197,9 +198,15 @@ HD_HIDDEN int hd_window_alloc(struct hd_core *c, uint64_t size,
 HD_HIDDEN void hd_window_free(struct hd_core *c, uint64_t off,
 			      uint64_t size);
 HD_HIDDEN int hd_commit(struct hd_core *c, uintptr_t addr, uint64_t woff,
-			size_t len);
+			size_t len, bool lazy);
 HD_HIDDEN int hd_decommit(struct hd_core *c, uintptr_t addr, uint64_t woff,
 			  size_t len);
+
+/* Whether large blocks commit lazily (heapdev_set_lazy_commit() may race). */
+static inline bool hd_lazy(const struct hd_core *c)
+{
+	return __atomic_load_n(&c->lazy, __ATOMIC_RELAXED);
+}
 
 /* Headers are XOR-encoded with the heap's secret and their own address. */
 static inline uint64_t hd_key(const struct hd_core *c, uintptr_t addr)

@@ -147,7 +147,7 @@ int hd_commit_gap(struct hd_mheap *h, struct hd_seg *s, struct hd_gap *g,
 
 	if (whole)
 		bytes = len;
-	err = hd_commit(h->c, pages, hd_woff(s, pages), bytes);
+	err = hd_commit(h->c, pages, hd_woff(s, pages), bytes, false);
 	if (err)
 		return err;
 	hd_cmap_set(s, pages, bytes, true);
@@ -331,12 +331,12 @@ struct hd_seg *hd_seg_new(struct hd_mheap *h, size_t size, size_t commit,
 		else
 			err = hd_commit(h->c, base + warm->committed,
 					warm->committed,
-					commit - warm->committed);
+					commit - warm->committed, false);
 	} else {
 		err = h->c->bh.be->map(&h->c->bh, woff, size, &base);
 		if (err)
 			goto err_ext;
-		err = hd_commit(h->c, base, woff, commit);
+		err = hd_commit(h->c, base, woff, commit, false);
 	}
 	if (err)
 		goto err_unmap;

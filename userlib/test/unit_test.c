@@ -187,7 +187,7 @@ static int refused_with;
 
 /* A backend commit that the kernel refuses (module limit or memory). */
 static int refuse_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			 size_t len)
+			 size_t len, bool lazy)
 {
 	return refused_with;
 }
@@ -692,6 +692,75 @@ static void warm_heaps(void)
 	     "%lld before)", now, base);
 }
 
+/*
+ * Lazy commit (memfd backend): a large block's pages exist from its first
+ * touch on, while the heap counts the whole block as committed; growth in
+ * place is lazy too; heaps without the flag commit at once.
+ */
+static void lazy_commit(void)
+{
+	struct heapdev_options o = { .size = sizeof(o),
+				     .flags = HEAPDEV_LAZY_COMMIT };
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	struct heapdev_heap *h, *eager;
+	long long base, now;
+	unsigned char *p, *q;
+	size_t i, sz = 0;
+	bool zero = true;
+	int err;
+
+	if (heapdev_create(&o, &h) || heapdev_create(NULL, &eager)) {
+		T_OK(0, "lazy commit: heaps created");
+		return;
+	}
+	T_EQ(heapdev_set_lazy_commit(h, 2), -EINVAL,
+	     "lazy commit: heapdev_set_lazy_commit(h, 2) is -EINVAL");
+	T_EQ(heapdev_set_lazy_commit((struct heapdev_heap *)&o, 1), -EBADF,
+	     "lazy commit: heapdev_set_lazy_commit on a non-heap is -EBADF");
+	base = memfd_bytes();
+	p = heapdev_alloc(h, 8 << 20, 0);
+	now = memfd_bytes();
+	T_OK(p && now - base < (64 << 10), "lazy commit: an 8 MiB block "
+	     "allocates almost nothing (%lld bytes)", now - base);
+	err = heapdev_get_info(h, &info);
+	T_OK(!err && info.committed >= (8 << 20), "lazy commit: the heap "
+	     "counts it committed (%llu bytes)",
+	     (unsigned long long)info.committed);
+	memset(p, 0x5A, 1 << 20);
+	now = memfd_bytes();
+	T_OK(p && now - base >= (1 << 20) && now - base < (1 << 20) + (64 << 10),
+	     "lazy commit: writing 1 MiB of it makes 1 MiB resident (%lld "
+	     "bytes)", now - base);
+	for (i = 1 << 20; p && i < (8 << 20); i += 4096)
+		zero &= !p[i];
+	T_OK(zero, "lazy commit: the untouched pages read as zero");
+	now = memfd_bytes();
+	q = heapdev_realloc(h, p, 12 << 20, 0);
+	T_OK(q == p && memfd_bytes() == now && !heapdev_size(h, q, 0, &sz) &&
+	     sz == (12 << 20) && q[(1 << 20) - 1] == 0x5A &&
+	     q[(12 << 20) - 1] == 0, "lazy commit: growing in place to "
+	     "12 MiB allocates nothing and keeps the contents");
+	err = heapdev_free(h, q, 0) || heapdev_trim(h);
+	now = memfd_bytes();
+	T_OK(!err && now <= base, "lazy commit: freed and trimmed, every "
+	     "page is back (%lld bytes over the start)", now - base);
+	T_EQ(heapdev_set_lazy_commit(h, 0), 0,
+	     "lazy commit: heapdev_set_lazy_commit(h, 0)");
+	p = heapdev_alloc(h, 4 << 20, 0);
+	T_OK(p && memfd_bytes() - base >= (4 << 20), "lazy commit: turned "
+	     "off, a 4 MiB block is committed at once (%lld bytes)",
+	     memfd_bytes() - base);
+	heapdev_free(h, p, 0);
+	heapdev_trim(h);
+	base = memfd_bytes();
+	p = heapdev_alloc(eager, 4 << 20, 0);
+	T_OK(p && memfd_bytes() - base >= (4 << 20), "lazy commit: a heap "
+	     "without the flag commits a 4 MiB block at once (%lld bytes)",
+	     memfd_bytes() - base);
+	heapdev_destroy(eager);
+	heapdev_destroy(h);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -707,5 +776,6 @@ int main(int argc, char **argv)
 	pending_remote_frees();
 	grace_period();
 	warm_heaps();
+	lazy_commit();
 	return t_done();
 }
