@@ -225,6 +225,18 @@ static int hd_large_reuse(struct hd_lheap *h, struct hd_large *lg,
 	size_t old = lg->committed;
 	int err = 0;
 
+	/*
+	 * A lazy heap gets zeroed pages by a decommit and a lazy commit: a
+	 * memset would make every page of the block resident.
+	 */
+	if ((flags & HEAPDEV_ZERO) && hd_lazy(h->c) &&
+	    !hd_decommit(h->c, lg->sp.base, lg->sp.woff, old)) {
+		lg->committed = 0;
+		err = hd_commit(h->c, lg->sp.base, lg->sp.woff, total, true);
+		if (!err)
+			lg->committed = total;
+		return err;
+	}
 	if (total > old) {
 		err = hd_commit(h->c, lg->sp.base + old, lg->sp.woff + old,
 				     total - old, hd_lazy(h->c));

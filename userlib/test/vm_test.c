@@ -31,8 +31,10 @@
 #include <grp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -456,6 +458,70 @@ static void pressure(void)
 	limit_pressure("user_limit_mb", 24, 65534);
 }
 
+/* Pages of [p, p + len) mapped in this process (mincore: PTE present). */
+static long mapped_pages(const void *p, size_t len)
+{
+	uintptr_t start = (uintptr_t)p & ~4095UL;
+	size_t n = ((uintptr_t)p + len - start + 4095) / 4096, i;
+	unsigned char *vec = calloc(n, 1);
+	long count = 0;
+
+	if (!vec || mincore((void *)start, n * 4096, vec)) {
+		free(vec);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		count += vec[i] & 1;
+	free(vec);
+	return count;
+}
+
+/*
+ * HEAPDEV_LAZY_COMMIT on the device: a large block is committed whole in
+ * the kernel's view (the "pages" counter, /proc/heapdev), but its pages
+ * are mapped only as they are touched.
+ */
+static void lazy_large_blocks(void)
+{
+	struct heapdev_options o = { .size = sizeof(o),
+				     .flags = HEAPDEV_LAZY_COMMIT };
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	long before = read_pages(), during;
+	struct proc_line pl = { 0 };
+	struct heapdev_heap *h;
+	unsigned char *p;
+	long mapped;
+	size_t i;
+	bool zero = true;
+
+	if (heapdev_create(&o, &h)) {
+		T_OK(0, "lazy commit: heap created");
+		return;
+	}
+	p = heapdev_alloc(h, 8 << 20, 0);
+	during = read_pages();
+	mapped = mapped_pages(p, 8 << 20);
+	T_OK(p && during >= before + 2048, "lazy commit: the module counts "
+	     "the 8 MiB block committed (%ld -> %ld pages)", before, during);
+	T_OK(mapped >= 0 && mapped <= 16, "lazy commit: almost none of its "
+	     "pages exist (%ld mapped)", mapped);
+	heapdev_get_info(h, &info);
+	T_OK(proc_find(info.kernel_id, &pl) && pl.committed == info.committed,
+	     "lazy commit: %s committed %llu == heapdev_get_info %llu", PROC,
+	     pl.committed, (unsigned long long)info.committed);
+	memset(p + (2 << 20), 0x33, 1 << 20);
+	mapped = mapped_pages(p, 8 << 20);
+	T_OK(mapped >= 256 && mapped <= 256 + 32, "lazy commit: writing 1 MiB "
+	     "maps 256 pages (%ld mapped)", mapped);
+	for (i = 0; p && i < (8 << 20); i += 4096)
+		zero &= p[i] == (i >= (2 << 20) && i < (3 << 20) ? 0x33 : 0);
+	T_OK(zero, "lazy commit: the other pages read as zero");
+	T_OK(!heapdev_free(h, p, 0) && !heapdev_destroy(h) && wait_released(),
+	     "lazy commit: free and destroy");
+	T_EQ(read_pages(), before, "lazy commit: every page back to the "
+	     "kernel, touched or not");
+}
+
 static void suite(const char *self)
 {
 	api_suite(self);
@@ -466,6 +532,7 @@ static void suite(const char *self)
 	admin_view();
 	destroy_returns_pages();
 	fixed_limit();
+	lazy_large_blocks();
 }
 
 /* Run the suite again as uid/gid 65534; merge its counts. */

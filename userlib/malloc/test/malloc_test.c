@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -280,6 +281,63 @@ static void test_trim(void)
 	T_OK(r == 0 || r == 1, "malloc_trim(0) = %d", r);
 }
 
+/*
+ * This process's resident bytes of shared mappings, or -1: heap pages are
+ * RssShmem (memfd) or RssFile (device), and anonymous memory (valgrind's
+ * shadow of the heaps, for one) is left out.
+ */
+static long long rss_bytes(void)
+{
+	char line[128];
+	long long kb = 0;
+	int found = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "RssShmem:", 9)) {
+			kb += atoll(line + 9);
+			found++;
+		} else if (!strncmp(line, "RssFile:", 8)) {
+			kb += atoll(line + 8);
+			found++;
+		}
+	}
+	fclose(f);
+	return found == 2 ? kb * 1024 : -1;
+}
+
+/*
+ * Large blocks are committed lazily (HEAPDEV_MALLOC_COMMIT=touch, the
+ * default): only what is touched becomes resident, as with glibc's
+ * mmap'ed chunks, for malloc and for calloc of a fresh or a reused span.
+ */
+static void test_lazy(void)
+{
+	const size_t big = 64 << 20;
+	long long base = rss_bytes(), now;
+	unsigned char *p;
+
+	p = malloc(big);
+	now = rss_bytes();
+	T_OK(p && base > 0 && now - base < (4 << 20), "malloc(64 MiB) makes "
+	     "almost nothing resident (%lld KiB)", (now - base) >> 10);
+	memset(p, 7, 1 << 20);
+	now = rss_bytes();
+	T_OK(now - base >= (1 << 20) && now - base < (5 << 20), "touching "
+	     "1 MiB of it makes 1 MiB resident (%lld KiB)", (now - base) >> 10);
+	free(p);
+	base = rss_bytes();
+	p = calloc(1, big);
+	now = rss_bytes();
+	T_OK(p && now - base < (4 << 20), "calloc(64 MiB) over a reused span "
+	     "makes almost nothing resident (%lld KiB)", (now - base) >> 10);
+	T_OK(p && all_bytes(p, 0, 1 << 20) && all_bytes(p + big - 4096, 0, 4096),
+	     "... and reads as zero where the last block had 7s");
+	free(p);
+}
+
 /* ---- bad pointers: each in a child, which must abort ---- */
 
 static int bad_double_free(void *arg)
@@ -443,6 +501,7 @@ int main(void)
 	test_aligned();
 	test_dlopen();
 	test_trim();
+	test_lazy();
 	test_bad();
 	return t_done();
 }
