@@ -41,7 +41,8 @@ TEST_F(ioc, get_info)
 	EXPECT_EQ(HEAPDEV_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(self->page, (long)info.page_size);
 	EXPECT_EQ(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | HEAPDEV_FEAT_LIST |
-		  HEAPDEV_FEAT_ASYNC_RELEASE, info.features);
+		  HEAPDEV_FEAT_ASYNC_RELEASE | HEAPDEV_FEAT_LAZY_COMMIT,
+		  info.features);
 	EXPECT_EQ(TIB, info.window_size);
 	EXPECT_LT(0, info.heap_limit);
 	EXPECT_LT(0, info.file_limit);

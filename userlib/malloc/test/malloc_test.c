@@ -325,7 +325,8 @@ static void test_lazy(void)
 	     "almost nothing resident (%lld KiB)", (now - base) >> 10);
 	memset(p, 7, 1 << 20);
 	now = rss_bytes();
-	T_OK(now - base >= (1 << 20) && now - base < (5 << 20), "touching "
+	/* Up to 5.x, each thread reports its RSS in steps of 64 faults. */
+	T_OK(now - base >= (1 << 19) && now - base < (5 << 20), "touching "
 	     "1 MiB of it makes 1 MiB resident (%lld KiB)", (now - base) >> 10);
 	free(p);
 	base = rss_bytes();
