@@ -1092,6 +1092,81 @@ def tree_suite(r, reps):
                     for k, v in runs.items()}}
 
 
+# ---- issue 15: the process heap as malloc, on the block workloads ----
+#
+# bench-glibc calls malloc and free: preloading the drop-in runs the same
+# workload on heapdev's process heap (HEAPDEV_MALLOC_HEAPS=process, the
+# default) or on a heap per thread (=thread), side by side with glibc.
+
+DROPIN_WORKLOADS = [
+    ("larson", "larson, 2 threads, cross-thread frees", "larson -t 2 -N 1000 -n 2000000"),
+    ("xmalloc", "producer/consumer (xmalloc), 64 B: every free is another thread's",
+     "xmalloc -s 64 -n 2000000"),
+    ("wset2", "random working set of mixed sizes, 2 threads", "wset -t 2 -N 1024 -n 2000000"),
+]
+DROPIN_KEYS = [("glibc", "glibc malloc", None),
+               ("proc", "drop-in, process heap", "process"),
+               ("thr", "drop-in, heap per thread", "thread")]
+
+
+def dropin_suite(r, reps):
+    """Each workload with glibc and with the drop-in preloaded (both
+    modes), interleaved in a fresh random order per repetition; medians
+    of ns/op."""
+    lib = os.path.join(r.build, "userlib", "libheapdev-malloc.so.1")
+    runs = {}
+    for _ in range(reps):
+        for wid, _, args in DROPIN_WORKLOADS:
+            if r.quick:
+                args = args.replace("-n 2000000", "-n 400000")
+            keys = list(DROPIN_KEYS)
+            random.shuffle(keys)
+            for key, _, mode in keys:
+                env = dict(r.env)
+                if mode:
+                    env.update(LD_PRELOAD=lib, HEAPDEV_MALLOC_HEAPS=mode)
+                argv = [os.path.join(r.build, "bench-glibc")] + args.split()
+                res = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                                     capture_output=True, text=True, timeout=600)
+                line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
+                if res.returncode or not line:
+                    r.failures.append("drop-in %s %s: exit %d: %s" % (
+                        key, args, res.returncode, res.stderr.strip()[-300:]))
+                    continue
+                kv = dict(x.split("=", 1) for x in line[0].split()[1:])
+                runs.setdefault((wid, key), []).append(
+                    float(kv["sec"]) / int(kv["ops"]) * 1e9)
+    return {"reps": reps, "med": [[w, k, statistics.median(v)]
+                                  for (w, k), v in runs.items()]}
+
+
+def dropin_report(dr):
+    med = {(w, k): v for w, k, v in dr["med"]}
+    L = ["## The process heap as malloc (issue 15): the drop-in on the block workloads\n",
+         "`bench-glibc` calls malloc and free; preloaded with the drop-in "
+         "(`LD_PRELOAD=libheapdev-malloc.so.1`, memfd backend) the same workload runs on "
+         "heapdev's process heap (`HEAPDEV_MALLOC_HEAPS=process`, the default) or on a heap "
+         "per thread (`=thread`). %d runs each, interleaved, medians. Target (issue 15): "
+         "≤ 1.0 × glibc on the cross-thread pattern and on the mixed-size stress, process "
+         "heap.\n" % dr["reps"],
+         "| workload | glibc ns/op | process heap ns/op | ÷ glibc | heap per thread ns/op "
+         "| ÷ glibc | target (process heap ≤ 1.0) |",
+         "|---|---|---|---|---|---|---|"]
+    for wid, title, _ in DROPIN_WORKLOADS:
+        g, p, t = (med.get((wid, k)) for k in ("glibc", "proc", "thr"))
+        rp = p / g if g and p else None
+        rt = t / g if g and t else None
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            title, "%.1f" % g if g else "n/a", "%.1f" % p if p else "n/a",
+            fmt_ratio(rp) if rp else "n/a", "%.1f" % t if t else "n/a",
+            fmt_ratio(rt) if rt else "n/a",
+            "n/a" if rp is None else ("PASS" if rp <= 1.0 else "**MISS**")))
+    L.append("")
+    L.append("```\nHEAPDEV_BACKEND=memfd [LD_PRELOAD=build/bench/userlib/libheapdev-malloc.so.1 "
+             "HEAPDEV_MALLOC_HEAPS=process|thread] build/bench/bench-glibc WORKLOAD ...\n```\n")
+    return L
+
+
 def real_suite(r, args, reps):
     import realprogs
     res = realprogs.suite(r.build, reps, args.quick, env=r.env, log=log)
@@ -1128,6 +1203,9 @@ def extra_report(r):
         add("")
         add("```\nHEAPDEV_BACKEND=memfd build/bench/bench-ALLOC %s -m ser|ns\n```\n"
             % tr["args"])
+    dr = ex.get("dropin")
+    if dr:
+        L += dropin_report(dr)
     rp = ex.get("real")
     if rp:
         import realprogs
@@ -1179,6 +1257,8 @@ def main():
     r.extra = {}
     log("bench: tree")
     r.extra["tree"] = tree_suite(r, 3 if args.quick else 5)
+    log("bench: the drop-in on the block workloads")
+    r.extra["dropin"] = dropin_suite(r, 3 if args.quick else 5)
     if args.real:
         log("bench: real programs")
         r.extra["real"] = real_suite(r, args, 3 if args.quick else 5)
