@@ -16,8 +16,7 @@
 #include "../kselftest_harness.h"
 #include "heapdev_util.h"
 
-#define CG_ROOT	"/sys/fs/cgroup"
-#define CG_TEST	CG_ROOT "/heapdev-selftest"
+#define CG_TEST	HD_CG_ROOT "/heapdev-selftest"
 
 static int send_fd(int sock, int fd)
 {
@@ -199,29 +198,6 @@ TEST(pages_never_carry_another_process_data)
 	close(fd);
 }
 
-static int cg_write(const char *file, const char *val)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", CG_TEST, file);
-	return hd_write_str(path, val);
-}
-
-static long cg_event(const char *key)
-{
-	char line[128];
-	long val = -1;
-	FILE *f = fopen(CG_TEST "/memory.events", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ' ')
-			val = atol(line + strlen(key) + 1);
-	fclose(f);
-	return val;
-}
-
 #define MIB (1 << 20)
 
 /* Runs inside a cgroup with memory.max = 32 MiB. */
@@ -260,33 +236,28 @@ static int commit_until_refused(void *arg)
 
 static int enter_cgroup_and_commit(void *arg)
 {
-	char pid[32];
-
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (cg_write("cgroup.procs", pid))
+	if (hd_cg_enter(CG_TEST))
 		return 30;
 	return commit_until_refused(arg);
 }
 
 TEST(memcg_limit_refuses_commit_without_oom_kill)
 {
-	int fd = hd_open();
+	int fd = hd_open(), ret;
 
 	if (fd < 0 && errno == ENOENT)
 		SKIP(return, HD_DEV " is missing");
 	close(fd);
 	if (geteuid() != 0)
 		SKIP(return, "creating a cgroup needs root");
-	if (access(CG_ROOT "/cgroup.subtree_control", W_OK))
-		SKIP(return, "no cgroup v2 at " CG_ROOT);
-	hd_write_str(CG_ROOT "/cgroup.subtree_control", "+memory");
-	rmdir(CG_TEST);
-	ASSERT_EQ(0, mkdir(CG_TEST, 0755));
-	ASSERT_EQ(0, cg_write("memory.max", "33554432"));
+	ret = hd_cg_make(CG_TEST, "33554432");
+	if (ret > 0)
+		SKIP(return, "no cgroup v2 at " HD_CG_ROOT);
+	ASSERT_EQ(0, ret);
 
 	EXPECT_EQ(0, hd_in_child(enter_cgroup_and_commit, NULL));
-	EXPECT_EQ(0, cg_event("oom_kill"));
-	EXPECT_LT(0, cg_event("max"));
+	EXPECT_EQ(0, hd_cg_read(CG_TEST, "memory.events", "oom_kill"));
+	EXPECT_LT(0, hd_cg_read(CG_TEST, "memory.events", "max"));
 	EXPECT_EQ(0, rmdir(CG_TEST));
 }
 

@@ -347,41 +347,8 @@ TEST_F(lazy, heap_limit_counts_lazy_pages)
 	hd_write_str(HD_PARAMS "heap_limit_mb", old);
 }
 
-#define CG_ROOT	"/sys/fs/cgroup"
-#define CG_TEST	CG_ROOT "/heapdev-lazy-selftest"
+#define CG_TEST	HD_CG_ROOT "/heapdev-lazy-selftest"
 #define MIB	(1L << 20)
-
-static long cg_read(const char *file, const char *key)
-{
-	char path[256], line[128];
-	long val = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", CG_TEST, file);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!key) {
-			val = atol(line);
-			break;
-		}
-		if (!strncmp(line, key, strlen(key)) &&
-		    line[strlen(key)] == ' ')
-			val = atol(line + strlen(key) + 1);
-	}
-	fclose(f);
-	return val;
-}
-
-static int cg_enter(void)
-{
-	char path[256], pid[32];
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", CG_TEST);
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	return hd_write_str(path, pid);
-}
 
 /*
  * In a cgroup with memory.max = 32 MiB: a lazy commit of 64 MiB succeeds
@@ -397,7 +364,7 @@ static int lazy_in_cgroup(void *arg)
 	char *p;
 
 	(void)arg;
-	if (cg_enter())
+	if (hd_cg_enter(CG_TEST))
 		return 30;
 	fd = hd_open();
 	if (fd < 0 || hd_create(fd, 0, 0, 0, &c))
@@ -407,9 +374,9 @@ static int lazy_in_cgroup(void *arg)
 		return 32;
 	if (hd_commit(fd, c.heap_id, 0, 64 * MIB, HEAPDEV_COMMIT_LAZY, NULL))
 		return 33;
-	before = cg_read("memory.current", NULL);
+	before = hd_cg_read(CG_TEST, "memory.current", NULL);
 	memset(p, 1, 8 * MIB);
-	after = cg_read("memory.current", NULL);
+	after = hd_cg_read(CG_TEST, "memory.current", NULL);
 	if (after - before < 7 * MIB || after - before > 12 * MIB)
 		return 34;
 	for (i = 8; i < 64; i++)
@@ -421,7 +388,7 @@ TEST(lazy_first_touch_is_charged_to_the_memory_cgroup)
 {
 	long pages0 = hd_sys_pages(), heaps0 = hd_sys_heaps();
 	struct heapdev_info info;
-	int fd = hd_open();
+	int fd = hd_open(), ret;
 
 	if (fd < 0 && errno == ENOENT)
 		SKIP(return, HD_DEV " is missing");
@@ -432,17 +399,15 @@ TEST(lazy_first_touch_is_charged_to_the_memory_cgroup)
 		SKIP(return, "the module has no HEAPDEV_FEAT_LAZY_COMMIT");
 	if (geteuid() != 0)
 		SKIP(return, "creating a cgroup needs root");
-	if (access(CG_ROOT "/cgroup.subtree_control", W_OK))
-		SKIP(return, "no cgroup v2 at " CG_ROOT);
-	hd_write_str(CG_ROOT "/cgroup.subtree_control", "+memory");
-	rmdir(CG_TEST);
-	ASSERT_EQ(0, mkdir(CG_TEST, 0755));
-	ASSERT_EQ(0, hd_write_str(CG_TEST "/memory.max", "33554432"));
+	ret = hd_cg_make(CG_TEST, "33554432");
+	if (ret > 0)
+		SKIP(return, "no cgroup v2 at " HD_CG_ROOT);
+	ASSERT_EQ(0, ret);
 	/* No swap to escape to: the touches must hit the limit. */
 	hd_write_str(CG_TEST "/memory.swap.max", "0");
 
 	EXPECT_EQ(128 + SIGKILL, hd_in_child(lazy_in_cgroup, NULL));
-	EXPECT_LE(1, cg_read("memory.events", "oom_kill"));
+	EXPECT_LE(1, hd_cg_read(CG_TEST, "memory.events", "oom_kill"));
 	EXPECT_TRUE(hd_wait_held(pages0, heaps0, 5000));
 	EXPECT_EQ(0, rmdir(CG_TEST));
 }

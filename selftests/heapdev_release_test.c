@@ -17,8 +17,7 @@
 #include "heapdev_util.h"
 
 #define MIB (1L << 20)
-#define CG_ROOT	"/sys/fs/cgroup"
-#define CG_TEST	CG_ROOT "/heapdev-release-test"
+#define CG_TEST	HD_CG_ROOT "/heapdev-release-test"
 
 /* Large enough that freeing it takes a while under emulation. */
 #define BIG (64 * MIB)
@@ -396,36 +395,6 @@ TEST_F(rel, user_limit_holds_during_release)
 	limit_loop(_metadata, self, "user_limit_mb");
 }
 
-static int cg_write(const char *file, const char *val)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", CG_TEST, file);
-	return hd_write_str(path, val);
-}
-
-static long cg_read(const char *file, const char *key)
-{
-	char path[256], line[128];
-	long val = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", CG_TEST, file);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!key) {
-			val = atol(line);
-			break;
-		}
-		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ' ')
-			val = atol(line + strlen(key) + 1);
-	}
-	fclose(f);
-	return val;
-}
-
 /*
  * Inside a cgroup with memory.max = 40 MiB: heaps of 24 MiB destroyed in
  * the background and created again.  Two of them do not fit, so each
@@ -437,11 +406,9 @@ static int memcg_loop(void)
 {
 	struct heapdev_create c;
 	long len = 24 * MIB, i;
-	char pid[32];
 	int fd;
 
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	if (cg_write("cgroup.procs", pid))
+	if (hd_cg_enter(CG_TEST))
 		return 10;
 	fd = hd_open();
 	if (fd < 0)
@@ -452,7 +419,7 @@ static int memcg_loop(void)
 		if (!p)
 			return 20 + i;
 		/* The heap is charged to this cgroup. */
-		if (cg_read("memory.current", NULL) < len)
+		if (hd_cg_read(CG_TEST, "memory.current", NULL) < len)
 			return 30 + i;
 		munmap(p, len);
 		if (hd_destroy_flags(fd, c.heap_id, HEAPDEV_DESTROY_ASYNC))
@@ -464,18 +431,16 @@ static int memcg_loop(void)
 
 TEST_F(rel, memcg_charge_holds_during_release)
 {
+	int status, ret;
 	pid_t pid;
-	int status;
 
 	HD_SKIPPED_IN_SETUP();
 	if (geteuid() != 0)
 		SKIP(return, "creating a cgroup needs root");
-	if (access(CG_ROOT "/cgroup.subtree_control", W_OK))
-		SKIP(return, "no cgroup v2 at " CG_ROOT);
-	hd_write_str(CG_ROOT "/cgroup.subtree_control", "+memory");
-	rmdir(CG_TEST);
-	ASSERT_EQ(0, mkdir(CG_TEST, 0755));
-	ASSERT_EQ(0, cg_write("memory.max", "41943040"));
+	ret = hd_cg_make(CG_TEST, "41943040");
+	if (ret > 0)
+		SKIP(return, "no cgroup v2 at " HD_CG_ROOT);
+	ASSERT_EQ(0, ret);
 
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -485,7 +450,7 @@ TEST_F(rel, memcg_charge_holds_during_release)
 	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 	EXPECT_TRUE(wait_released(30000));
-	EXPECT_EQ(0, cg_read("memory.events", "oom_kill"));
+	EXPECT_EQ(0, hd_cg_read(CG_TEST, "memory.events", "oom_kill"));
 	EXPECT_TRUE(hd_wait_held(self->pages, self->heaps, 30000));
 	EXPECT_EQ(0, rmdir(CG_TEST));
 }

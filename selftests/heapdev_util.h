@@ -293,4 +293,69 @@ static inline int hd_in_child(int (*fn)(void *), void *arg)
 	return WEXITSTATUS(status);
 }
 
+/* ---- cgroup v2 (memory controller) for the memcg tests, root only ---- */
+
+#define HD_CG_ROOT	"/sys/fs/cgroup"
+
+static inline int hd_cg_write(const char *cg, const char *file,
+			      const char *val)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	return hd_write_str(path, val);
+}
+
+/*
+ * A value of cgroup @cg: the first number of @file when @key is NULL,
+ * otherwise the one after "@key " (memory.events).  -1 if none.
+ */
+static inline long hd_cg_read(const char *cg, const char *file,
+			      const char *key)
+{
+	char path[256], line[128];
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			val = atol(line);
+			break;
+		}
+		if (!strncmp(line, key, strlen(key)) &&
+		    line[strlen(key)] == ' ')
+			val = atol(line + strlen(key) + 1);
+	}
+	fclose(f);
+	return val;
+}
+
+/* Move the calling process into cgroup @cg. */
+static inline int hd_cg_enter(const char *cg)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return hd_cg_write(cg, "cgroup.procs", pid);
+}
+
+/*
+ * Make cgroup @cg afresh with the memory controller and memory.max @max.
+ * Returns 0, 1 when there is no writable cgroup v2 (skip), or -errno.
+ */
+static inline int hd_cg_make(const char *cg, const char *max)
+{
+	if (access(HD_CG_ROOT "/cgroup.subtree_control", W_OK))
+		return 1;
+	hd_write_str(HD_CG_ROOT "/cgroup.subtree_control", "+memory");
+	rmdir(cg);
+	if (mkdir(cg, 0755))
+		return -errno;
+	return hd_cg_write(cg, "memory.max", max);
+}
+
 #endif /* HEAPDEV_UTIL_H */

@@ -164,41 +164,35 @@ static void hdm_atfork_parent(void);
 static void hdm_atfork_child(void);
 static void hdm_thread_exit(void *heap);
 
+/*
+ * Whether environment variable @name asks for @other rather than @dflt
+ * (unset and empty mean @dflt); anything else is reported once and makes
+ * every allocation fail.
+ */
+static bool hdm_env_choice(const char *name, const char *dflt,
+			   const char *other)
+{
+	const char *s = getenv(name);
+
+	if (!s || !*s || !strcmp(s, dflt))
+		return false;
+	if (!strcmp(s, other))
+		return true;
+	hdm_say("%s=%s: not \"%s\" or \"%s\"; malloc() fails from now on",
+		name, s, dflt, other);
+	hdm_failed = true;
+	return false;
+}
+
 /* Read the environment once.  hdm_depth is set. */
 static void hdm_configure(void)
 {
-	const char *s;
-
-	s = getenv("HEAPDEV_MALLOC_HEAPS");
-	if (s && *s && strcmp(s, "process")) {
-		if (!strcmp(s, "thread")) {
-			hdm_per_thread = true;
-		} else {
-			hdm_say("HEAPDEV_MALLOC_HEAPS=%s: not \"process\" or \"thread\"; malloc() fails from now on",
-				s);
-			hdm_failed = true;
-		}
-	}
-	s = getenv("HEAPDEV_MALLOC_FALLBACK");
-	if (s && *s && strcmp(s, "none")) {
-		if (!strcmp(s, "memfd")) {
-			hdm_fallback = true;
-		} else {
-			hdm_say("HEAPDEV_MALLOC_FALLBACK=%s: not \"memfd\" or \"none\"; malloc() fails from now on",
-				s);
-			hdm_failed = true;
-		}
-	}
-	s = getenv("HEAPDEV_MALLOC_COMMIT");
-	if (s && *s && strcmp(s, "touch")) {
-		if (!strcmp(s, "now")) {
-			hdm_commit_now = true;
-		} else {
-			hdm_say("HEAPDEV_MALLOC_COMMIT=%s: not \"touch\" or \"now\"; malloc() fails from now on",
-				s);
-			hdm_failed = true;
-		}
-	}
+	hdm_per_thread = hdm_env_choice("HEAPDEV_MALLOC_HEAPS", "process",
+					"thread");
+	hdm_fallback = hdm_env_choice("HEAPDEV_MALLOC_FALLBACK", "none",
+				      "memfd");
+	hdm_commit_now = hdm_env_choice("HEAPDEV_MALLOC_COMMIT", "touch",
+					"now");
 	if (pthread_atfork(hdm_atfork_prepare, hdm_atfork_parent,
 			   hdm_atfork_child)) {
 		hdm_say("pthread_atfork() failed; malloc() fails from now on");

@@ -22,6 +22,7 @@ for mode in process thread; do
 		run env HEAPDEV_MALLOC_HEAPS=$mode "$T/$t"
 	done
 done
+run env HEAPDEV_MALLOC_COMMIT=now "$T/malloc_test"
 run "$T/malloc_static_test"
 for t in malloc_test malloc_thread_test new_test; do
 	run env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -85,6 +86,10 @@ HEAPDEV_MALLOC_HEAPS=bogus LD_PRELOAD=$LIB $PY -c pass 2>"$tmp/err"
 rc=$?
 [ $rc != 0 ] && [ "$(grep -c '^heapdev-malloc: HEAPDEV_MALLOC_HEAPS=bogus: not "process" or "thread"' "$tmp/err")" = 1 ]
 ok $? "HEAPDEV_MALLOC_HEAPS=bogus: one message, malloc() fails (python3 exits $rc)"
+HEAPDEV_MALLOC_COMMIT=bogus LD_PRELOAD=$LIB $PY -c pass 2>"$tmp/err"
+rc=$?
+[ $rc != 0 ] && [ "$(grep -c '^heapdev-malloc: HEAPDEV_MALLOC_COMMIT=bogus: not "touch" or "now"' "$tmp/err")" = 1 ]
+ok $? "HEAPDEV_MALLOC_COMMIT=bogus: one message, malloc() fails (python3 exits $rc)"
 if [ ! -e /dev/heapdev ]; then
 	env -u HEAPDEV_BACKEND LD_PRELOAD=$LIB $PY -c pass 2>"$tmp/err"
 	rc=$?
