@@ -4,14 +4,17 @@
  *
  * One line per heap:
  *
- *	PID COMM HEAP FLAGS COMMITTED RESERVED MAXIMUM MAPPINGS
+ *	PID COMM HEAP FLAGS COMMITTED RESERVED MAXIMUM MAPPINGS RESIDENT
  *
  * PID is in the reader's pid namespace (processes it cannot see are left
  * out); COMM escapes blanks and backslashes as \ooo; FLAGS is 'G' (growable)
  * or 'F' (fixed) followed by 'X' (executable) or '-', and by 'D' for a
  * destroyed heap whose pages are still being released in the background
  * (its COMMITTED shrinks to 0, then the line goes; its id may already
- * belong to a new heap); sizes are in bytes.
+ * belong to a new heap); sizes are in bytes.  RESIDENT is the part of
+ * COMMITTED whose pages exist (less while lazily committed pages have not
+ * been touched); it came last, so that readers of the first eight columns
+ * are not disturbed.
  * Readers with CAP_SYS_ADMIN see every heap, others only the heaps of
  * processes running as their effective uid.
  */
@@ -29,7 +32,7 @@
 static void heapdev_proc_heap(struct seq_file *m, pid_t pid, const char *comm,
 			      struct heapdev_heap *heap, bool dying)
 {
-	seq_printf(m, "%7d %-16s %6u %c%c%s %14llu %14llu %14llu %8d\n",
+	seq_printf(m, "%7d %-16s %6u %c%c%s %14llu %14llu %14llu %8d %14llu\n",
 		   pid, comm, heap->id,
 		   heap->flags & HEAPDEV_HEAP_GROWABLE ? 'G' : 'F',
 		   heap->flags & HEAPDEV_HEAP_EXEC ? 'X' : '-',
@@ -37,7 +40,8 @@ static void heapdev_proc_heap(struct seq_file *m, pid_t pid, const char *comm,
 		   (u64)READ_ONCE(heap->nr_pages) << PAGE_SHIFT,
 		   (u64)heap->window_pages << PAGE_SHIFT,
 		   (u64)heap->max_pages << PAGE_SHIFT,
-		   atomic_read(&heap->mappings));
+		   atomic_read(&heap->mappings),
+		   (u64)atomic_long_read(&heap->resident) << PAGE_SHIFT);
 }
 
 static int heapdev_proc_show(struct seq_file *m, void *v)
@@ -51,9 +55,9 @@ static int heapdev_proc_show(struct seq_file *m, void *v)
 	unsigned long id;
 	pid_t pid;
 
-	seq_printf(m, "%7s %-16s %6s %5s %14s %14s %14s %8s\n", "PID", "COMM",
-		   "HEAP", "FLAGS", "COMMITTED", "RESERVED", "MAXIMUM",
-		   "MAPPINGS");
+	seq_printf(m, "%7s %-16s %6s %5s %14s %14s %14s %8s %14s\n", "PID",
+		   "COMM", "HEAP", "FLAGS", "COMMITTED", "RESERVED", "MAXIMUM",
+		   "MAPPINGS", "RESIDENT");
 
 	mutex_lock(&heapdev_files_lock);
 	list_for_each_entry(hf, &heapdev_files, node) {

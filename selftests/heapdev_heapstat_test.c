@@ -159,4 +159,39 @@ TEST_F(hs, bad_options_fail_with_usage)
 	EXPECT_EQ(1, run("-f /nonexistent", self->out, sizeof(self->out)));
 }
 
+TEST_F(hs, lazy_commit_shows_as_committed_not_resident)
+{
+	struct heapdev_info info;
+	char args[64], want[256];
+	char *p;
+
+	HD_SKIPPED_IN_SETUP();
+	ASSERT_EQ(0, hd_info(self->fd, &info));
+	if (!(info.features & HEAPDEV_FEAT_LAZY_COMMIT))
+		SKIP(return, "the module has no HEAPDEV_FEAT_LAZY_COMMIT");
+
+	/* Heap a: 12 KiB committed at once, then 64 KiB more lazily. */
+	ASSERT_EQ(0, hd_commit(self->fd, self->a.heap_id, 16384, 65536,
+			       HEAPDEV_COMMIT_LAZY, NULL));
+	p = hd_map(self->fd, &self->a, 0, 81920, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	p[16384] = 1;		/* one lazy page touched */
+	snprintf(args, sizeof(args), "--json -p %d", getpid());
+	ASSERT_EQ(0, run(args, self->out, sizeof(self->out)));
+	snprintf(want, sizeof(want),
+		 "{\"id\":%u,\"growable\":true,\"executable\":false,\"committed\":77824,",
+		 self->a.heap_id);
+	EXPECT_NE(NULL, strstr(self->out, want)) TH_LOG("%s", self->out);
+	EXPECT_NE(NULL, strstr(self->out, "\"mappings\":1,\"resident\":16384}"))
+		TH_LOG("%s", self->out);
+	/* Per process: 76 KiB + 4 KiB committed, 16 KiB + 4 KiB resident. */
+	EXPECT_NE(NULL, strstr(self->out, "\"resident\":20480,\"heap_list\""))
+		TH_LOG("%s", self->out);
+	snprintf(args, sizeof(args), "-b -p %d", getpid());
+	ASSERT_EQ(0, run(args, self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "RESIDENT"));
+	EXPECT_NE(NULL, strstr(self->out, " 81920      20480 ")) TH_LOG("%s", self->out);
+	munmap(p, 81920);
+}
+
 TEST_HARNESS_MAIN

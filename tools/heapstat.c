@@ -24,7 +24,7 @@ struct heap {
 	char comm[64];
 	unsigned int id;
 	char flags[8];
-	unsigned long long committed, reserved, maximum;
+	unsigned long long committed, reserved, maximum, resident;
 	int mappings;
 };
 
@@ -34,7 +34,7 @@ struct proc {
 	unsigned int heaps;
 	int mappings;
 	int malloc;		/* 1: uses libheapdev-malloc, 0: no, -1: unknown */
-	unsigned long long committed, reserved;
+	unsigned long long committed, reserved, resident;
 };
 
 enum sort_key { SORT_COMMITTED, SORT_RESERVED, SORT_HEAPS, SORT_PID, SORT_COMM };
@@ -117,10 +117,15 @@ static int read_heaps(struct heap **out)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%d %63s %u %7s %llu %llu %llu %d", &h.pid,
-			   h.comm, &h.id, h.flags, &h.committed, &h.reserved,
-			   &h.maximum, &h.mappings) != 8)
+		int k = sscanf(line, "%d %63s %u %7s %llu %llu %llu %d %llu",
+			       &h.pid, h.comm, &h.id, h.flags, &h.committed,
+			       &h.reserved, &h.maximum, &h.mappings,
+			       &h.resident);
+
+		if (k < 8)
 			continue;	/* the header, or a line we do not know */
+		if (k == 8)		/* a module without lazy commit */
+			h.resident = h.committed;
 		if (!wanted(h.pid))
 			continue;
 		unescape(h.comm);
@@ -187,6 +192,7 @@ static size_t group(const struct heap *h, int n, struct proc **out)
 		p[j].mappings += h[i].mappings;
 		p[j].committed += h[i].committed;
 		p[j].reserved += h[i].reserved;
+		p[j].resident += h[i].resident;
 	}
 	*out = p;
 	return np;
@@ -287,17 +293,18 @@ static void print_json(struct heap *h, int n, struct proc *p, size_t np)
 	for (i = 0; i < np; i++) {
 		printf("%s{\"pid\":%d,\"comm\":", i ? "," : "", p[i].pid);
 		json_str(p[i].comm);
-		printf(",\"heaps\":%u,\"committed\":%llu,\"reserved\":%llu,\"mappings\":%d,\"malloc\":%s,\"heap_list\":[",
+		printf(",\"heaps\":%u,\"committed\":%llu,\"reserved\":%llu,\"mappings\":%d,\"malloc\":%s,\"resident\":%llu,\"heap_list\":[",
 		       p[i].heaps, p[i].committed, p[i].reserved, p[i].mappings,
-		       p[i].malloc > 0 ? "true" : p[i].malloc == 0 ? "false" : "null");
+		       p[i].malloc > 0 ? "true" : p[i].malloc == 0 ? "false" : "null",
+		       p[i].resident);
 		for (k = 0, first = 1; k < n; k++) {
 			if (h[k].pid != p[i].pid)
 				continue;
-			printf("%s{\"id\":%u,\"growable\":%s,\"executable\":%s,\"committed\":%llu,\"reserved\":%llu,\"maximum\":%llu,\"mappings\":%d}",
+			printf("%s{\"id\":%u,\"growable\":%s,\"executable\":%s,\"committed\":%llu,\"reserved\":%llu,\"maximum\":%llu,\"mappings\":%d,\"resident\":%llu}",
 			       first ? "" : ",", h[k].id, h[k].flags[0] == 'G' ? "true" : "false",
 			       h[k].flags[1] == 'X' ? "true" : "false",
 			       h[k].committed, h[k].reserved, h[k].maximum,
-			       h[k].mappings);
+			       h[k].mappings, h[k].resident);
 			first = 0;
 		}
 		printf("]}");
@@ -308,14 +315,14 @@ static void print_json(struct heap *h, int n, struct proc *p, size_t np)
 static void print_table(struct heap *h, int n, struct proc *p, size_t np)
 {
 	unsigned long long total = 0;
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 	size_t i;
 	int k;
 
 	if (opt.heaps) {
-		printf("%7s %-16s %6s %5s %10s %10s %10s %5s %6s\n", "PID",
-		       "COMMAND", "HEAP", "FLAGS", "COMMITTED", "RESERVED",
-		       "MAXIMUM", "MAPS", "MALLOC");
+		printf("%7s %-16s %6s %5s %10s %10s %10s %10s %5s %6s\n", "PID",
+		       "COMMAND", "HEAP", "FLAGS", "COMMITTED", "RESIDENT",
+		       "RESERVED", "MAXIMUM", "MAPS", "MALLOC");
 		for (k = 0; k < n; k++) {
 			size_t j;
 			int m = -1;
@@ -323,21 +330,24 @@ static void print_table(struct heap *h, int n, struct proc *p, size_t np)
 			for (j = 0; j < np; j++)
 				if (p[j].pid == h[k].pid)
 					m = p[j].malloc;
-			printf("%7d %-16s %6u %5s %10s %10s %10s %5d %6s\n",
+			printf("%7d %-16s %6u %5s %10s %10s %10s %10s %5d %6s\n",
 			       h[k].pid, h[k].comm, h[k].id, h[k].flags,
 			       size_str(h[k].committed, a, sizeof(a)),
+			       size_str(h[k].resident, d, sizeof(d)),
 			       size_str(h[k].reserved, b, sizeof(b)),
 			       h[k].maximum ? size_str(h[k].maximum, c, sizeof(c)) : "-",
 			       h[k].mappings, malloc_str(m));
 			total += h[k].committed;
 		}
 	} else {
-		printf("%7s %-16s %6s %10s %10s %5s %6s\n", "PID", "COMMAND",
-		       "HEAPS", "COMMITTED", "RESERVED", "MAPS", "MALLOC");
+		printf("%7s %-16s %6s %10s %10s %10s %5s %6s\n", "PID",
+		       "COMMAND", "HEAPS", "COMMITTED", "RESIDENT", "RESERVED",
+		       "MAPS", "MALLOC");
 		for (i = 0; i < np; i++) {
-			printf("%7d %-16s %6u %10s %10s %5d %6s\n", p[i].pid,
+			printf("%7d %-16s %6u %10s %10s %10s %5d %6s\n", p[i].pid,
 			       p[i].comm, p[i].heaps,
 			       size_str(p[i].committed, a, sizeof(a)),
+			       size_str(p[i].resident, d, sizeof(d)),
 			       size_str(p[i].reserved, b, sizeof(b)),
 			       p[i].mappings, malloc_str(p[i].malloc));
 			total += p[i].committed;
