@@ -6,8 +6,9 @@
  * the library does and what the model expects aborts (a crash for
  * libFuzzer).
  *
- * Operations: HeapCreate (growable or fixed, with flags), HeapAlloc (sizes
- * from 0 to 3 MiB and impossible ones, with HEAP_ZERO_MEMORY,
+ * Operations: HeapCreate (growable or fixed, with flags, with or without
+ * lazy commit of large blocks), HeapAlloc (sizes from 0 to 3 MiB and
+ * impossible ones, with HEAP_ZERO_MEMORY,
  * HEAP_NO_SERIALIZE, HEAP_GENERATE_EXCEPTIONS and user bits), HeapReAlloc
  * (also IN_PLACE_ONLY and ZERO_MEMORY), HeapFree, HeapSize, HeapValidate,
  * HeapWalk (also with frees between its steps), HeapCompact, HeapLock and
@@ -400,6 +401,10 @@ static void op_create(void)
 	CHECK(m->h, "HeapCreate(%#x, %zu, %zu): %u", fl, (size_t)init,
 	      (size_t)max, GetLastError());
 	CHECK(((uintptr_t)m->h & 0xFFFF) == 0, "handle %p", m->h);
+	/* Large blocks committed as a charge, pages on first touch. */
+	if (f & 128)
+		CHECK(!heapdev_set_lazy_commit((struct heapdev_heap *)m->h, 1),
+		      "heapdev_set_lazy_commit");
 	m->fixed = max != 0;
 	m->max = max;
 	m->noser = fl & HEAP_NO_SERIALIZE;
