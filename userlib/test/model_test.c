@@ -312,6 +312,9 @@ static bool step(struct model *m)
 	       fail(m, "HeapCompact", 0, 0);
 }
 
+/* run() flag: large blocks committed lazily (heapdev_set_lazy_commit). */
+#define MODEL_LAZY	0x80000000u
+
 static void run(const char *name, DWORD flags, SIZE_T initial, SIZE_T max,
 		unsigned long ops)
 {
@@ -322,8 +325,9 @@ static void run(const char *name, DWORD flags, SIZE_T initial, SIZE_T max,
 	m->name = name;
 	m->fixed = max != 0;
 	m->max_block = m->fixed ? (max < 0xFFFF0 ? max : 0xFFFF0) : 4 * MiB;
-	m->h = HeapCreate(flags, initial, max);
-	if (!m->h) {
+	m->h = HeapCreate(flags & ~MODEL_LAZY, initial, max);
+	if (!m->h || ((flags & MODEL_LAZY) &&
+		      heapdev_set_lazy_commit((struct heapdev_heap *)m->h, 1))) {
 		T_OK(0, "%s: HeapCreate", name);
 		free(m);
 		return;
@@ -355,7 +359,8 @@ int main(int argc, char **argv)
 	       "HEAPDEV_SEED), %lu operations\n", (unsigned long long)seed,
 	       ops);
 	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
-	run("growable heap", 0, 0, 0, ops * 4 / 10);
+	run("growable heap", 0, 0, 0, ops * 3 / 10);
+	run("growable heap, lazy commit", MODEL_LAZY, 0, 0, ops / 10);
 	run("growable NO_SERIALIZE heap", HEAP_NO_SERIALIZE, 0, 0,
 	    ops * 2 / 10);
 	run("fixed 8 MiB heap", 0, 1 * MiB, 8 * MiB, ops * 25 / 100);
