@@ -140,7 +140,9 @@ static void op_range(struct fuzz *f, struct fuzz_thread *t)
 	if (rnd(t, 16) == 0)
 		c.length = (512 + rnd(t, 512)) * f->pg;
 	if (rnd(t, 2)) {
-		c.flags = rnd(t, 2) ? HEAPDEV_COMMIT_POPULATE : 0;
+		/* At once, at once and mapped, or lazily (pages on touch). */
+		c.flags = (const __u32[]){ 0, HEAPDEV_COMMIT_POPULATE,
+					   HEAPDEV_COMMIT_LAZY }[rnd(t, 3)];
 		if (rnd(t, 20) == 0)
 			c.flags = rand_r(&t->seed);
 		ioctl(fd, HEAPDEV_IOC_COMMIT, &c);
