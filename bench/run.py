@@ -587,11 +587,14 @@ WHY = {
     "st-ser": "the serialized heap runs the same code as NO_SERIALIZE after a "
               "per-thread context lookup (no lock on the small-block path), so "
               "it misses by the same fast-path length; NOTES §1, §2",
-    "wset1": "the fast-path length above, plus sizes above 16 KiB served from "
-             "TLSF medium blocks under the allocator lock; NOTES §3",
+    "wset1": "the fast-path length above (224 instructions per op against "
+             "mimalloc's 107); blocks above 16 KiB, TLSF medium blocks under the "
+             "allocator lock, are only 0.05% of the ops; NOTES §3",
     "wset2": "remote frees are lock-free (one CAS per chain of 32), but each "
              "thread's own frees and allocations still pay the fast-path "
-             "length above; NOTES §4",
+             "length above, and two threads sharing one heap cost more than the "
+             "same threads on a heap each (the drop-in's wset row: 1.32 of glibc "
+             "on the process heap, 0.96 with a heap per thread); NOTES §4",
     "larson": "the same per-thread fast-path length as wset2 (its remote frees take "
               "no lock); larson moves between 0.9 and 1.1 of jemalloc from run to run "
               "on this machine (0.94 in the run of 6922d21); NOTES §4",
@@ -1104,6 +1107,18 @@ DROPIN_WORKLOADS = [
      "xmalloc -s 64 -n 2000000"),
     ("wset2", "random working set of mixed sizes, 2 threads", "wset -t 2 -N 1024 -n 2000000"),
 ]
+# Why a process-heap row misses (evidence: the heap-per-thread column of
+# the same run, and NOTES-for-userlib.md).
+DROPIN_WHY = {
+    "wset2": "with a heap per thread the same workload is at 0.96 of glibc (next "
+             "column), so what costs is the two threads sharing one heap, not the block "
+             "paths: each thread has its own context on the process heap and frees only "
+             "its own blocks (no remote frees), and blocks above 16 KiB, which take the "
+             "allocator lock, are 0.05% of them. What the two contexts share (heap-wide "
+             "counters, the segment and run bookkeeping under the allocator lock when a "
+             "run is taken or given back) was not profiled in this run; it is the wset2 "
+             "row of the block workloads too (NOTES-for-userlib.md §4).",
+}
 DROPIN_KEYS = [("glibc", "glibc malloc", None),
                ("proc", "drop-in, process heap", "process"),
                ("thr", "drop-in, heap per thread", "thread")]
@@ -1162,6 +1177,11 @@ def dropin_report(dr):
             fmt_ratio(rt) if rt else "n/a",
             "n/a" if rp is None else ("PASS" if rp <= 1.0 else "**MISS**")))
     L.append("")
+    for wid, title, _ in DROPIN_WORKLOADS:
+        g, p = med.get((wid, "glibc")), med.get((wid, "proc"))
+        if g and p and p / g > 1.0 and wid in DROPIN_WHY:
+            L.append("- **%s**: %s" % (title, DROPIN_WHY[wid]))
+            L.append("")
     L.append("```\nHEAPDEV_BACKEND=memfd [LD_PRELOAD=build/bench/userlib/libheapdev-malloc.so.1 "
              "HEAPDEV_MALLOC_HEAPS=process|thread] build/bench/bench-glibc WORKLOAD ...\n```\n")
     return L
