@@ -1114,10 +1114,11 @@ DROPIN_WHY = {
              "column), so what costs is the two threads sharing one heap, not the block "
              "paths: each thread has its own context on the process heap and frees only "
              "its own blocks (no remote frees), and blocks above 16 KiB, which take the "
-             "allocator lock, are 0.05% of them. What the two contexts share (heap-wide "
-             "counters, the segment and run bookkeeping under the allocator lock when a "
-             "run is taken or given back) was not profiled in this run; it is the wset2 "
-             "row of the block workloads too (NOTES-for-userlib.md §4).",
+             "allocator lock, are 0.05% of them. Nor is it instructions: callgrind "
+             "counts fewer on the process heap (54.3 M against 61.1 M for 400,000 "
+             "ops). What is left is lines both threads touch on one heap (such as the "
+             "granule's page entries, rewritten when a run is taken or given back and "
+             "read by every free); NOTES-for-userlib.md §10.",
 }
 DROPIN_KEYS = [("glibc", "glibc malloc", None),
                ("proc", "drop-in, process heap", "process"),
