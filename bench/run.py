@@ -1116,9 +1116,10 @@ DROPIN_WHY = {
              "its own blocks (no remote frees), and blocks above 16 KiB, which take the "
              "allocator lock, are 0.05% of them. Nor is it instructions: callgrind "
              "counts fewer on the process heap (54.3 M against 61.1 M for 400,000 "
-             "ops). What is left is lines both threads touch on one heap (such as the "
-             "granule's page entries, rewritten when a run is taken or given back and "
-             "read by every free); NOTES-for-userlib.md §10.",
+             "ops), but 2,947 acquisitions of the heap's shared, unbiased locks "
+             "(`hd_lock_slow`; none with a heap per thread) when runs empty and are "
+             "taken again; at 0.7 µs each under contention they are the whole gap. "
+             "NOTES-for-userlib.md §10.",
 }
 DROPIN_KEYS = [("glibc", "glibc malloc", None),
                ("proc", "drop-in, process heap", "process"),
