@@ -1117,8 +1117,9 @@ DROPIN_WHY = {
              "allocator lock, are 0.05% of them. Nor is it instructions: callgrind "
              "counts fewer on the process heap (54.3 M against 61.1 M for 400,000 "
              "ops), but 2,947 acquisitions of the heap's shared, unbiased locks "
-             "(`hd_lock_slow`; none with a heap per thread) when runs empty and are "
-             "taken again; at 0.7 µs each under contention they are the whole gap. "
+             "(`hd_lock_slow`; none with a heap per thread): medium blocks of classes "
+             "not yet active, runs of the big classes given back and carved again; at "
+             "0.7 µs each under contention they are the whole gap. "
              "NOTES-for-userlib.md §10.",
 }
 DROPIN_KEYS = [("glibc", "glibc malloc", None),
