@@ -87,7 +87,8 @@ if [ -x /opt/heapdev/heapstat ]; then
 	cat $tmp/hs
 	line=$(grep "^ *$pid " $tmp/hs)
 	set -- $line
-	[ "$#" = 7 ] && [ "$3" -ge 1 ] && [ "$7" = yes ]
+	# PID COMMAND HEAPS COMMITTED RESIDENT RESERVED MAPS MALLOC
+	[ "$#" = 8 ] && [ "$3" -ge 1 ] && [ "$8" = yes ]
 	ok $? "heapstat: the preloaded perl (pid $pid) with its heap, MALLOC yes"
 	/opt/heapdev/heapstat --json -p $pid | grep -q "\"pid\":$pid,.*\"malloc\":true"
 	ok $? "heapstat --json: \"malloc\":true"
