@@ -157,6 +157,26 @@ static void pagemap(void)
 	T_OK(hd_gran_run(hd_gran_of(1UL << 46), 1UL << 46) == HD_EMPTY_RUN &&
 	     !atomic_load(&hd_gran_of(~0UL)->handle),
 	     "page map: unmapped addresses give the null granule");
+
+	/* A large span: one descriptor for all its granules. */
+	sp.kind = HD_SPAN_LARGE;
+	sp.size = 17 << 20;
+	T_EQ(hd_span_register(&sp), 0, "page map: register a large span");
+	T_OK(hd_gran_of(sp.base) == hd_gran_of(sp.base + (8 << 20)) &&
+	     hd_gran_of(sp.base) == hd_gran_of(sp.base + sp.size - 1) &&
+	     hd_span_of(sp.base + sp.size - 1) == &sp &&
+	     atomic_load(&hd_gran_of(sp.base + (12 << 20))->handle) ==
+	     sp.handle && hd_gran_run(hd_gran_of(sp.base + (12 << 20)),
+				      sp.base + (12 << 20)) == HD_EMPTY_RUN,
+	     "page map: a large span's granules share one descriptor, with "
+	     "the handle and every page the empty run");
+	hd_span_unregister(&sp);
+	T_OK(!hd_span_of(sp.base) && !hd_span_of(sp.base + sp.size - 1) &&
+	     hd_gran_of(sp.base + (16 << 20)) == &hd_null_gran,
+	     "page map: a large span unregistered, every granule cleared");
+	T_EQ(hd_span_register(&sp), 0, "page map: its descriptor is reused "
+	     "(registered again)");
+	hd_span_unregister(&sp);
 }
 
 static void locks(void)
