@@ -46,14 +46,15 @@ TARGETS = {"glibc": 1.0, "mi": 1.1, "rss": 1.2}
 WHY = {
     "sort": "sort sizes its buffer from the machine's memory: one malloc of 3.84 GB "
             "(`strace -e mmap sort ...` under glibc: `mmap(NULL, 3840245760, ...)`), of which "
-            "it touches about 150 MB. Since the drop-in commits large blocks lazily "
-            "(HEAPDEV_MALLOC_COMMIT=touch), only what is touched is resident: 13.3x glibc's "
-            "time and 24.6x its peak RSS in the run before, 1.07x and 1.11x now. What is "
-            "left (`/usr/bin/time` of the same command, three runs each): 42,018 minor faults "
-            "against 37,974 for glibc and 38,033 for mimalloc, and 17 MB more peak RSS; on the "
-            "memfd backend each first touch of the buffer is a shmem fault (page cache insert "
-            "and memory cgroup charge of a shared page) where the others take anonymous "
-            "faults. Not profiled further in this run.",
+            "it touches about 150 MB. The drop-in now commits large blocks lazily "
+            "(HEAPDEV_MALLOC_COMMIT=touch) and registers a large span with one page-map "
+            "descriptor instead of one per 4 MiB (1,146 of 12 KiB for this buffer): 13.3x "
+            "glibc's time and 24.6x its peak RSS two runs ago, 1.07x and 1.11x in the run "
+            "before this one, and in this run the RSS passes (1.02) and the time is 0.94 of "
+            "jemalloc's and 1.00 of mimalloc's but 1.06 of glibc's. Minor faults (`/usr/bin/time`, "
+            "three runs each): 38,585 against glibc's 37,972; on the memfd backend each "
+            "first touch is a shmem fault where glibc takes an anonymous one. Not profiled "
+            "further.",
     "lua5.4": "Lua allocates through realloc. callgrind of `lua5.4 binarytrees.lua 12`: "
               "1,237 M instructions with heapdev, 930 M with mimalloc, 1,134 M with glibc; "
               "heapdev_realloc costs about 550 instructions per growing realloc (326,369 "
