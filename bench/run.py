@@ -593,8 +593,8 @@ WHY = {
     "wset2": "remote frees are lock-free (one CAS per chain of 32), but each "
              "thread's own frees and allocations still pay the fast-path "
              "length above, and two threads sharing one heap cost more than the "
-             "same threads on a heap each (the drop-in's wset row: 1.32 of glibc "
-             "on the process heap, 0.96 with a heap per thread); NOTES §4",
+             "same threads on a heap each (the drop-in section's wset row, process "
+             "heap against heap per thread); NOTES §4, §10",
     "larson": "the same per-thread fast-path length as wset2 (its remote frees take "
               "no lock); larson moves between 0.9 and 1.1 of jemalloc from run to run "
               "on this machine (0.94 in the run of 6922d21); NOTES §4",
@@ -1110,9 +1110,9 @@ DROPIN_WORKLOADS = [
 # Why a process-heap row misses (evidence: the heap-per-thread column of
 # the same run, and NOTES-for-userlib.md).
 DROPIN_WHY = {
-    "wset2": "with a heap per thread the same workload is at 0.96 of glibc (next "
-             "column), so what costs is the two threads sharing one heap, not the block "
-             "paths: each thread has its own context on the process heap and frees only "
+    "wset2": "with a heap per thread the same workload costs less (next column; "
+             "0.96 of glibc in the run of 47f1d7c), so what costs is the two threads "
+             "sharing one heap, not the block paths: each thread has its own context on the process heap and frees only "
              "its own blocks (no remote frees), and blocks above 16 KiB, which take the "
              "allocator lock, are 0.05% of them. Nor is it instructions: callgrind "
              "counts fewer on the process heap (54.3 M against 61.1 M for 400,000 "
