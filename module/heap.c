@@ -619,14 +619,22 @@ out_unlock:
 static struct page *heapdev_fault_page(struct heapdev_heap *heap,
 				       pgoff_t index, vm_fault_t *ret)
 {
+	XA_STATE(xas, &heap->pages, index);
 	struct page *page;
+	bool new;
 	void *old;
 
 	*ret = VM_FAULT_SIGBUS;
 	if (heap->dead)
 		return NULL;
-	page = xa_load(&heap->pages, index);
-	if (!page || xa_get_mark(&heap->pages, index, HEAPDEV_MARK_NEW))
+	/* One walk for the entry and its mark. */
+	rcu_read_lock();
+	do {
+		page = xas_load(&xas);
+	} while (xas_retry(&xas, page));
+	new = page && xas_get_mark(&xas, HEAPDEV_MARK_NEW);
+	rcu_read_unlock();
+	if (!page || new)
 		return NULL;
 	if (!xa_is_value(page))
 		return page;
