@@ -431,16 +431,11 @@ static int memcg_loop(void)
 
 TEST_F(rel, memcg_charge_holds_during_release)
 {
-	int status, ret;
+	int status;
 	pid_t pid;
 
 	HD_SKIPPED_IN_SETUP();
-	if (geteuid() != 0)
-		SKIP(return, "creating a cgroup needs root");
-	ret = hd_cg_make(CG_TEST, "41943040");
-	if (ret > 0)
-		SKIP(return, "no cgroup v2 at " HD_CG_ROOT);
-	ASSERT_EQ(0, ret);
+	HD_CG_MAKE_OR_SKIP(CG_TEST, "41943040");
 
 	pid = fork();
 	ASSERT_LE(0, pid);

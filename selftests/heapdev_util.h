@@ -358,4 +358,20 @@ static inline int hd_cg_make(const char *cg, const char *max)
 	return hd_cg_write(cg, "memory.max", max);
 }
 
+/*
+ * In a harness test: make cgroup @cg with memory.max @max, or skip the
+ * test when not root or without a writable cgroup v2.
+ */
+#define HD_CG_MAKE_OR_SKIP(cg, max)					\
+	do {								\
+		int __cg_ret;						\
+									\
+		if (geteuid() != 0)					\
+			SKIP(return, "creating a cgroup needs root");	\
+		__cg_ret = hd_cg_make(cg, max);				\
+		if (__cg_ret > 0)					\
+			SKIP(return, "no cgroup v2 at " HD_CG_ROOT);	\
+		ASSERT_EQ(0, __cg_ret);					\
+	} while (0)
+
 #endif /* HEAPDEV_UTIL_H */
