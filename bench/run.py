@@ -137,12 +137,15 @@ class Runner:
             ops = max(ops // 5, 10)
         return "%s -n %d" % (args, ops)
 
-    def run(self, key, args, timeout=600):
-        """Run one program; return its RESULT line as a dict, or None.
+    def run(self, key, args, timeout=600, extra_env=None):
+        """Run one program (with @extra_env added to its environment);
+        return its RESULT line as a dict, or None.
 
         Output goes to files, not pipes: wine64 leaves its services
         running (wineserver -p), and they would hold a pipe open."""
         argv, env = self.cmd(key, args)
+        if extra_env:
+            env = dict(env, **extra_env)
         with open(self.out_path, "w+") as out, open(self.err_path, "w+") as err:
             try:
                 rc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
@@ -1140,20 +1143,11 @@ def dropin_suite(r, reps):
             keys = list(DROPIN_KEYS)
             random.shuffle(keys)
             for key, _, mode in keys:
-                env = dict(r.env)
-                if mode:
-                    env.update(LD_PRELOAD=lib, HEAPDEV_MALLOC_HEAPS=mode)
-                argv = [os.path.join(r.build, "bench-glibc")] + args.split()
-                res = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
-                                     capture_output=True, text=True, timeout=600)
-                line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
-                if res.returncode or not line:
-                    r.failures.append("drop-in %s %s: exit %d: %s" % (
-                        key, args, res.returncode, res.stderr.strip()[-300:]))
-                    continue
-                kv = dict(x.split("=", 1) for x in line[0].split()[1:])
-                runs.setdefault((wid, key), []).append(
-                    float(kv["sec"]) / int(kv["ops"]) * 1e9)
+                kv = r.run("glibc", args, extra_env=mode and {
+                    "LD_PRELOAD": lib, "HEAPDEV_MALLOC_HEAPS": mode})
+                if kv:
+                    runs.setdefault((wid, key), []).append(
+                        float(kv["sec"]) / int(kv["ops"]) * 1e9)
     return {"reps": reps, "med": [[w, k, statistics.median(v)]
                                   for (w, k), v in runs.items()]}
 
