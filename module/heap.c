@@ -51,6 +51,10 @@
 #define HEAPDEV_FAULT_GFP	(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT | \
 				 __GFP_NOWARN)
 
+/* A child's copy of a page at fork: overwritten at once, so not zeroed. */
+#define HEAPDEV_COPY_GFP	(GFP_HIGHUSER | __GFP_ACCOUNT | \
+				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 /* A committed page that does not exist yet (lazy commit, not touched). */
 #define HEAPDEV_LAZY		xa_mk_value(0)
 
@@ -463,6 +467,89 @@ void heapdev_heap_kill(struct heapdev_heap *heap, bool async)
 		heapdev_heap_drain(heap, false);
 }
 
+/*
+ * One entry of a heap copy: a lazy entry stays lazy, a page is copied
+ * into a new one.  Returns the entry, or NULL without memory.
+ */
+static void *heapdev_copy_entry(void *entry)
+{
+	struct page *page;
+
+	if (xa_is_value(entry))
+		return entry;
+	page = alloc_page(HEAPDEV_COPY_GFP);
+	if (page)
+		copy_highpage(page, entry);
+	return page;
+}
+
+/**
+ * heapdev_heap_copy - a fork child's copy of a heap
+ * @src: the parent's heap
+ * @ff: the child's fork file, which the copy will belong to
+ *
+ * Every committed page of @src is copied (a lazily committed page not
+ * touched yet stays lazy) and charged to @ff like a commit.  Called at
+ * fork, under the parent's and the child's mmap_lock: @src's fault_lock
+ * keeps decommit and destroy out meanwhile; pages of a commit still in
+ * progress are not committed yet and are left out.
+ *
+ * Return: the copy with one reference (for its id, not yet in @ff), or
+ * NULL when a limit or the memory does not allow it.
+ */
+struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
+				       struct heapdev_file *ff)
+{
+	struct heapdev_heap *heap;
+	unsigned long index;
+	void *entry, *copy;
+	int ret = 0;
+
+	heap = heapdev_heap_alloc(ff, src->flags, src->max_pages);
+	if (!heap)
+		return NULL;
+	heap->id = src->id;
+	heap->base = src->base;
+
+	mutex_lock(&heap->lock);
+	down_read(&src->fault_lock);
+	if (src->dead)
+		ret = -ENOENT;
+	xa_for_each(&src->pages, index, entry) {
+		if (ret)
+			break;
+		if (xa_get_mark(&src->pages, index, HEAPDEV_MARK_NEW))
+			continue;
+		ret = heapdev_charge(heap, 1);
+		if (ret)
+			break;
+		copy = heapdev_copy_entry(entry);
+		ret = copy ? xa_err(xa_store(&heap->pages, index, copy,
+					     HEAPDEV_META_GFP)) : -ENOMEM;
+		if (ret) {
+			if (copy && !xa_is_value(copy))
+				__free_page(copy);
+			heapdev_uncharge(ff, 1);
+			break;
+		}
+		heap->nr_pages++;
+		if (!xa_is_value(copy))
+			atomic_long_inc(&heap->resident);
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
+	up_read(&src->fault_lock);
+	mutex_unlock(&heap->lock);
+	if (ret) {
+		heap->dead = true;
+		heapdev_heap_drain(heap, false);
+		heapdev_heap_put(heap);
+		return NULL;
+	}
+	return heap;
+}
+
 /* Map one page; VM_FAULT_NOPAGE when it is mapped (or already was). */
 static vm_fault_t heapdev_insert_one(struct vm_area_struct *vma,
 				     unsigned long addr, struct page *page)
@@ -664,9 +751,15 @@ static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 	vm_fault_t ret;
 	struct page *page;
 
-	/* A mapping inherited through MADV_DOFORK belongs to the owner only. */
+	/*
+	 * A mapping inherited without a copy of its heap (MADV_DOFORK on a
+	 * heap without HEAPDEV_HEAP_INHERIT, or a copy that failed at the
+	 * fork) belongs to the owner only.
+	 */
 	if (vma->vm_mm != heap->file->mm)
 		return VM_FAULT_SIGBUS;
+	if (unlikely(!READ_ONCE(heap->file->pid)))
+		heapdev_fork_claim(heap->file);
 
 	down_read(&heap->fault_lock);
 	page = heapdev_fault_page(heap, index, &ret);
@@ -685,19 +778,42 @@ static vm_fault_t heapdev_vm_fault(struct vm_fault *vmf)
 	return ret;
 }
 
+/*
+ * A new VMA of the heap: an mmap, a split, a move, or fork() copying the
+ * VMA into a child (vm_mm is then the child's), which for an inheritable
+ * heap maps the child's copy of it instead (fork.c).
+ */
 static void heapdev_vm_open(struct vm_area_struct *vma)
 {
 	struct heapdev_heap *heap = vma->vm_private_data;
 
+	if (vma->vm_mm != heap->file->mm &&
+	    (heap->flags & HEAPDEV_HEAP_INHERIT)) {
+		struct heapdev_heap *copy = heapdev_fork_heap(heap, vma->vm_mm);
+
+		if (copy) {
+			heap = copy;
+			vma->vm_private_data = heap;
+			WRITE_ONCE(heap->map_hint, vma->vm_start);
+		}
+	}
 	kref_get(&heap->ref);
 	atomic_inc(&heap->mappings);
+	if (heap->file->root && vma->vm_mm == heap->file->mm)
+		atomic_inc(&heap->file->vmas);
 }
 
 static void heapdev_vm_close(struct vm_area_struct *vma)
 {
 	struct heapdev_heap *heap = vma->vm_private_data;
+	struct heapdev_file *hf = heap->file;
 
 	atomic_dec(&heap->mappings);
+	/* A child's address space is torn down (exit, exec): its copies go. */
+	if (hf->root && vma->vm_mm == hf->mm &&
+	    atomic_dec_and_test(&hf->vmas) &&
+	    !atomic_read(&vma->vm_mm->mm_users))
+		heapdev_fork_end(hf);
 	heapdev_heap_put(heap);
 }
 
@@ -728,7 +844,17 @@ int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma)
 			return -EPERM;
 		vm_flags_clear(vma, VM_MAYEXEC);
 	}
-	vm_flags_set(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_MIXEDMAP);
+	/*
+	 * fork() copies the VMA of an inheritable heap without its page
+	 * tables (the child maps its own copy of the heap); other heaps'
+	 * VMAs are not copied at all, and not their page tables either
+	 * when MADV_DOFORK asks for the VMA.
+	 */
+	if (heap->flags & HEAPDEV_HEAP_INHERIT)
+		vm_flags_set(vma, VM_WIPEONFORK);
+	else
+		vm_flags_set(vma, VM_DONTCOPY | VM_WIPEONFORK);
+	vm_flags_set(vma, VM_DONTEXPAND | VM_MIXEDMAP);
 	vma->vm_ops = &heapdev_vm_ops;
 	vma->vm_private_data = heap;
 	WRITE_ONCE(heap->map_hint, vma->vm_start);

@@ -19,6 +19,12 @@
  * refcounted on its own: the open file holds one reference and every heap
  * one, so that the accounting of pages still being released outlives the
  * file.
+ *
+ * A child created by fork() shares the parent's struct file.  Its copies of
+ * the inheritable heaps (fork.c) live in a fork file: a struct
+ * heapdev_file owned by the child's mm, listed on the opened file (its
+ * root), which the child's ioctls and mmaps on the inherited descriptor
+ * find through the root.
  */
 #ifndef _HEAPDEV_INTERNAL_H
 #define _HEAPDEV_INTERNAL_H
@@ -64,6 +70,14 @@ struct heapdev_user;
  * @inode: private inode whose address_space holds every mapping of the
  *	file (until release)
  * @comm: the owner's command name at open
+ * @root: for a fork file, the opened file whose descriptor the child
+ *	inherited (referenced); NULL for an opened file
+ * @forks: an opened file's fork files, under @lock
+ * @fork_node: entry in @root's @forks; empty once the fork file ended
+ * @vmas: a fork file's VMAs in its own mm, so that the close of the last
+ *	one while the mm is torn down (exit, exec) ends the fork file
+ * @fork_failed: a copy could not be made at the fork: no other heap is
+ *	copied into this fork file (the child has none of them)
  */
 struct heapdev_file {
 	struct kref ref;
@@ -80,6 +94,11 @@ struct heapdev_file {
 	struct heapdev_user *user;
 	struct inode *inode;
 	char comm[TASK_COMM_LEN];
+	struct heapdev_file *root;
+	struct list_head forks;
+	struct list_head fork_node;
+	atomic_t vmas;
+	bool fork_failed;
 };
 
 /**
@@ -143,6 +162,7 @@ extern struct mutex heapdev_files_lock;
 
 /* main.c */
 void heapdev_file_put(struct heapdev_file *hf);
+void heapdev_file_kill_heaps(struct heapdev_file *hf);
 
 static inline void heapdev_file_get(struct heapdev_file *hf)
 {
@@ -164,6 +184,17 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 void heapdev_heap_kill(struct heapdev_heap *heap, bool async);
 void heapdev_heap_drain(struct heapdev_heap *heap, bool queued);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
+struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
+				       struct heapdev_file *ff);
+
+/* fork.c */
+struct heapdev_heap *heapdev_fork_heap(struct heapdev_heap *src,
+				       struct mm_struct *mm);
+struct heapdev_file *heapdev_fork_lookup(struct heapdev_file *root,
+					 struct mm_struct *mm);
+void heapdev_fork_claim(struct heapdev_file *ff);
+void heapdev_fork_end(struct heapdev_file *ff);
+void heapdev_fork_end_all(struct heapdev_file *root);
 
 /* account.c: the limits (module parameters), in pages or heaps */
 void heapdev_limits_init(void);

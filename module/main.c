@@ -41,7 +41,7 @@
 
 #define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
 				 HEAPDEV_FEAT_LIST | HEAPDEV_FEAT_ASYNC_RELEASE | \
-				 HEAPDEV_FEAT_LAZY_COMMIT)
+				 HEAPDEV_FEAT_LAZY_COMMIT | HEAPDEV_FEAT_INHERIT)
 
 atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
@@ -125,7 +125,8 @@ static int heapdev_ioc_create(struct heapdev_file *hf, void *arg)
 	u32 id;
 	int ret;
 
-	if ((c->flags & ~HEAPDEV_HEAP_EXEC) || c->__pad)
+	if ((c->flags & ~(HEAPDEV_HEAP_EXEC | HEAPDEV_HEAP_INHERIT)) ||
+	    c->__pad)
 		return -EINVAL;
 	if (c->maximum > (1ULL << HEAPDEV_WINDOW_SHIFT) ||
 	    c->initial > (1ULL << HEAPDEV_WINDOW_SHIFT))
@@ -327,6 +328,24 @@ static int heapdev_ioc_list(struct heapdev_file *hf, void *arg)
 	return ret;
 }
 
+/*
+ * The caller's heaps behind @hf: the opened file itself for its owner, or
+ * the caller's fork file when it is a child that inherited the descriptor
+ * (referenced: see heapdev_file_done()).  NULL for anyone else.
+ */
+static struct heapdev_file *heapdev_file_of(struct heapdev_file *hf)
+{
+	if (current->mm == hf->mm)
+		return hf;
+	return heapdev_fork_lookup(hf, current->mm);
+}
+
+static void heapdev_file_done(struct file *file, struct heapdev_file *hf)
+{
+	if (hf != file->private_data)
+		heapdev_file_put(hf);
+}
+
 /**
  * struct heapdev_ioctl_op - one command of the dispatch table
  * @fn: handler, working on a kernel copy of the argument
@@ -408,8 +427,6 @@ static long heapdev_ioctl(struct file *file, unsigned int cmd,
 		return -ENOTTY;
 	op = &heapdev_ops[array_index_nospec(nr, ARRAY_SIZE(heapdev_ops))];
 
-	if (current->mm != hf->mm)
-		return -EPERM;
 	if (op->write && !(file->f_mode & FMODE_WRITE))
 		return -EBADF;
 
@@ -421,17 +438,18 @@ static long heapdev_ioctl(struct file *file, unsigned int cmd,
 	if (ret)
 		return ret;
 
+	hf = heapdev_file_of(hf);
+	if (!hf)
+		return -EPERM;
 	ret = op->fn(hf, &buf);
-	if (ret)
-		return ret;
-
-	if (copy_to_user(uarg, &buf, min_t(size_t, usize, op->size))) {
+	if (!ret && copy_to_user(uarg, &buf, min_t(size_t, usize, op->size))) {
 		/* Nobody learns the id of a heap nobody can see: undo. */
 		if (cmd == HEAPDEV_IOC_CREATE)
 			heapdev_destroy_id(hf, buf.create.heap_id, false);
-		return -EFAULT;
+		ret = -EFAULT;
 	}
-	return 0;
+	heapdev_file_done(file, hf);
+	return ret;
 }
 
 static int heapdev_mmap(struct file *file, struct vm_area_struct *vma)
@@ -441,8 +459,6 @@ static int heapdev_mmap(struct file *file, struct vm_area_struct *vma)
 	unsigned long id;
 	int ret;
 
-	if (current->mm != hf->mm)
-		return -EPERM;
 	/* MAP_SHARED only: a private (COW) copy of heap pages makes no sense. */
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
@@ -450,11 +466,14 @@ static int heapdev_mmap(struct file *file, struct vm_area_struct *vma)
 	id = vma->vm_pgoff >> HEAPDEV_WINDOW_PGSHIFT;
 	if (id > HEAPDEV_MAX_ID)
 		return -ENXIO;
+	hf = heapdev_file_of(hf);
+	if (!hf)
+		return -EPERM;
 	heap = heapdev_get_heap(hf, id);
-	if (!heap)
-		return -ENXIO;
-	ret = heapdev_heap_mmap(heap, vma);
-	heapdev_heap_put(heap);
+	ret = heap ? heapdev_heap_mmap(heap, vma) : -ENXIO;
+	if (heap)
+		heapdev_heap_put(heap);
+	heapdev_file_done(file, hf);
 	return ret;
 }
 
@@ -486,6 +505,8 @@ static int heapdev_open(struct inode *inode, struct file *file)
 	mutex_init(&hf->lock);
 	xa_init_flags(&hf->heaps, XA_FLAGS_ALLOC1);
 	INIT_LIST_HEAD(&hf->dying);
+	INIT_LIST_HEAD(&hf->forks);
+	INIT_LIST_HEAD(&hf->fork_node);
 	atomic_long_set(&hf->committed, 0);
 	hf->mm = current->mm;
 	mmgrab(hf->mm);
@@ -526,6 +547,8 @@ static void heapdev_file_free(struct kref *ref)
 	mutex_destroy(&hf->lock);
 	heapdev_user_put(hf->user);
 	put_pid(hf->pid);
+	if (hf->root)
+		heapdev_file_put(hf->root);
 	kfree(hf);
 }
 
@@ -535,17 +558,15 @@ void heapdev_file_put(struct heapdev_file *hf)
 }
 
 /*
- * The last close and the last munmap are behind us: destroy what is left.
- * Heaps still being released keep the accounting (and the admin view's
- * entry) alive through their references on @hf.
+ * Destroy every heap of @hf: no mapping of them is left.  Heaps still
+ * being released keep the accounting (and the admin view's entry) alive
+ * through their references on @hf.
  */
-static int heapdev_release(struct inode *inode, struct file *file)
+void heapdev_file_kill_heaps(struct heapdev_file *hf)
 {
-	struct heapdev_file *hf = file->private_data;
 	struct heapdev_heap *heap;
 	unsigned long id;
 
-	/* No VMA is left (each pins the file), so these are the last refs. */
 	xa_for_each(&hf->heaps, id, heap) {
 		mutex_lock(&hf->lock);
 		xa_erase(&hf->heaps, id);
@@ -555,6 +576,19 @@ static int heapdev_release(struct inode *inode, struct file *file)
 		heapdev_heap_put(heap);
 	}
 	xa_destroy(&hf->heaps);
+}
+
+/* The last close and the last munmap are behind us: destroy what is left. */
+static int heapdev_release(struct inode *inode, struct file *file)
+{
+	struct heapdev_file *hf = file->private_data;
+
+	/*
+	 * No VMA is left (each pins the file), in no process: these are the
+	 * last references, the children's copies included.
+	 */
+	heapdev_fork_end_all(hf);
+	heapdev_file_kill_heaps(hf);
 
 	iput(hf->inode);
 	mmdrop(hf->mm);

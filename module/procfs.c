@@ -61,7 +61,8 @@ static int heapdev_proc_show(struct seq_file *m, void *v)
 
 	mutex_lock(&heapdev_files_lock);
 	list_for_each_entry(hf, &heapdev_files, node) {
-		pid = pid_nr_ns(hf->pid, ns);
+		/* A fork file has no pid until its child claims it. */
+		pid = pid_nr_ns(READ_ONCE(hf->pid), ns);
 		if (!pid)
 			continue;
 		if (!all && !uid_eq(hf->uid, cred->euid))

@@ -108,6 +108,9 @@ static void op_create(struct fuzz *f, struct fuzz_thread *t)
 	int fd = pick_fd(f, t), slot = rnd(t, FUZZ_IDS);
 
 	c.flags = rnd(t, 8) ? (rnd(t, 4) ? 0 : HEAPDEV_HEAP_EXEC) : rand_r(&t->seed);
+	/* A third of them inherited by the children op_fork makes. */
+	if (!rnd(t, 3))
+		c.flags |= HEAPDEV_HEAP_INHERIT;
 	c.initial = rnd(t, 3) ? rnd(t, 16) * f->pg : rnd_size(t);
 	c.maximum = rnd(t, 2) ? 0 : rnd_size(t);
 	if (rnd(t, 16) == 0)
@@ -299,14 +302,22 @@ static void op_fork(struct fuzz *f, struct fuzz_thread *t)
 	if (pid < 0)
 		return;
 	if (pid == 0) {
-		/* The child owns nothing: every call must fail cleanly. */
+		/*
+		 * The child owns copies of the inheritable heaps that were
+		 * mapped at the fork, and nothing else: a heap it creates
+		 * on the inherited descriptor must be its own.
+		 */
 		int fd = pick_fd(f, t);
 		struct fuzz_map *m = &t->maps[rnd(t, FUZZ_MAPS)];
+		struct heapdev_query q = { .size = sizeof(q) };
 
-		if (fd >= 0 && !ioctl(fd, HEAPDEV_IOC_CREATE, &c))
-			_exit(1);
+		if (fd >= 0 && !ioctl(fd, HEAPDEV_IOC_CREATE, &c)) {
+			q.heap_id = c.heap_id;
+			if (ioctl(fd, HEAPDEV_IOC_QUERY, &q))
+				_exit(1);
+		}
 		if (m->addr)
-			touch_one(m->addr, 0);
+			touch_one(m->addr + rnd(t, m->len), rnd(t, 2));
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);

@@ -54,11 +54,19 @@
  * @HEAPDEV_HEAP_DESTROYED: the admin view's 'D': a destroyed heap whose
  *	pages are still being released in the background.  Never reported
  *	by HEAPDEV_IOC_QUERY, which fails with ENOENT for destroyed heaps.
+ * @HEAPDEV_HEAP_INHERIT: a child created by fork() gets its own copy of the
+ *	heap, at the same addresses: a heap with the same id in the child's
+ *	view of the inherited file descriptor, holding a private copy of
+ *	every page committed at the fork (lazily committed pages not touched
+ *	yet stay lazy), charged to the child.  Heaps without it are not
+ *	inherited: their mappings do not exist in the child.  Accepted by
+ *	HEAPDEV_IOC_CREATE (HEAPDEV_FEAT_INHERIT).
  */
 enum heapdev_heap_flags {
 	HEAPDEV_HEAP_EXEC	= 1U << 0,
 	HEAPDEV_HEAP_GROWABLE	= 1U << 1,
 	HEAPDEV_HEAP_DESTROYED	= 1U << 2,
+	HEAPDEV_HEAP_INHERIT	= 1U << 3,
 };
 
 /**
@@ -72,6 +80,8 @@ enum heapdev_heap_flags {
  * @HEAPDEV_FEAT_LAZY_COMMIT: HEAPDEV_COMMIT_LAZY is supported, and
  *	HEAPDEV_IOC_QUERY reports @resident (modules without this feature
  *	refuse the flag with EINVAL).
+ * @HEAPDEV_FEAT_INHERIT: HEAPDEV_HEAP_INHERIT is supported (modules without
+ *	this feature refuse the flag with EINVAL).
  */
 enum heapdev_features {
 	HEAPDEV_FEAT_POPULATE		= 1ULL << 0,
@@ -79,6 +89,7 @@ enum heapdev_features {
 	HEAPDEV_FEAT_LIST		= 1ULL << 2,
 	HEAPDEV_FEAT_ASYNC_RELEASE	= 1ULL << 3,
 	HEAPDEV_FEAT_LAZY_COMMIT	= 1ULL << 4,
+	HEAPDEV_FEAT_INHERIT		= 1ULL << 5,
 };
 
 /**
@@ -117,7 +128,7 @@ struct heapdev_info {
 /**
  * struct heapdev_create - HEAPDEV_IOC_CREATE: create a heap
  * @size: sizeof(struct heapdev_create)
- * @flags: HEAPDEV_HEAP_EXEC or 0
+ * @flags: HEAPDEV_HEAP_EXEC, HEAPDEV_HEAP_INHERIT, both or 0
  * @initial: bytes committed at creation, rounded up to whole pages; may be 0
  * @maximum: 0 for a growable heap (reservation of window_size bytes, commits
  *	limited only by heap_limit); otherwise the fixed size of the heap in
