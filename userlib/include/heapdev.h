@@ -63,6 +63,7 @@ struct heapdev_heap;
 #define HEAPDEV_NO_SERIALIZE	0x00000001u	/* no locking: one thread only */
 #define HEAPDEV_EXEC		0x00040000u	/* memory is executable */
 #define HEAPDEV_LAZY_COMMIT	0x01000000u	/* large blocks: pages on touch */
+#define HEAPDEV_INHERIT		0x02000000u	/* a fork() child keeps a copy */
 
 /* Backends (struct heapdev_options.backend). */
 #define HEAPDEV_BACKEND_DEFAULT	0	/* $HEAPDEV_BACKEND, else the device */
@@ -79,7 +80,9 @@ struct heapdev_heap;
  * @size: sizeof(struct heapdev_options); a newer, larger struct is
  *	accepted when its extra bytes are zero (see heapdev_create())
  * @flags: HEAPDEV_NO_SERIALIZE, HEAPDEV_EXEC, HEAPDEV_LAZY_COMMIT (see
- *	heapdev_set_lazy_commit()) or 0
+ *	heapdev_set_lazy_commit()), HEAPDEV_INHERIT (a child created by
+ *	fork() keeps the heap, with a private copy of its memory made at the
+ *	fork, at the same addresses) or 0
  * @backend: HEAPDEV_BACKEND_*
  * @initial: bytes committed at creation (rounded up to pages)
  * @maximum: 0 for a growable heap, otherwise the fixed size of the heap
@@ -458,6 +461,23 @@ HEAPDEV_API int heapdev_enable_lfh(struct heapdev_heap *heap);
  * Control call.  Return: 0, -EBADF, -EINVAL (@on not 0 or 1).
  */
 HEAPDEV_API int heapdev_set_lazy_commit(struct heapdev_heap *heap, int on);
+
+/**
+ * heapdev_atfork() - fork handlers that run around libheapdev's own
+ * @prepare: called before libheapdev holds its heaps still (may be NULL)
+ * @parent: called in the parent after libheapdev let them go (or NULL)
+ * @child: called in the child after libheapdev kept its inheritable heaps
+ *	and forgot the others (or NULL)
+ *
+ * For a library built on libheapdev (the drop-in malloc is one) whose own
+ * fork handling must see the heaps as the child has them: handlers given
+ * to pthread_atfork() run in an order that depends on when each library
+ * registered them.  At most 4 sets.
+ *
+ * Return: 0, -ENOSPC when 4 sets are registered, or -ENOMEM.
+ */
+HEAPDEV_API int heapdev_atfork(void (*prepare)(void), void (*parent)(void),
+			       void (*child)(void));
 
 /**
  * heapdev_terminate_on_corruption() - abort on detected corruption

@@ -193,7 +193,8 @@ static void hdm_configure(void)
 				      "memfd");
 	hdm_commit_now = hdm_env_choice("HEAPDEV_MALLOC_COMMIT", "touch",
 					"now");
-	if (pthread_atfork(hdm_atfork_prepare, hdm_atfork_parent,
+	/* Around libheapdev's own: the child sees the heaps it kept. */
+	if (heapdev_atfork(hdm_atfork_prepare, hdm_atfork_parent,
 			   hdm_atfork_child)) {
 		hdm_say("pthread_atfork() failed; malloc() fails from now on");
 		hdm_failed = true;
@@ -252,7 +253,8 @@ static struct heapdev_heap *hdm_heap_ready(struct heapdev_heap *h)
 static struct heapdev_heap *hdm_memfd_heap(void)
 {
 	struct heapdev_options o = {
-		.size = sizeof(o), .backend = HEAPDEV_BACKEND_MEMFD,
+		.size = sizeof(o), .flags = HEAPDEV_INHERIT,
+		.backend = HEAPDEV_BACKEND_MEMFD,
 	};
 	struct heapdev_heap *h;
 	int err = heapdev_create(&o, &h);
@@ -419,7 +421,8 @@ static struct heapdev_heap *hdm_thread_heap_new(void)
 		return h;
 	o.backend = hdm_use_memfd ? HEAPDEV_BACKEND_MEMFD :
 		    HEAPDEV_BACKEND_DEFAULT;
-	o.flags = hdm_commit_now ? 0 : HEAPDEV_LAZY_COMMIT;
+	/* A fork() child keeps it, as it keeps the process heap. */
+	o.flags = HEAPDEV_INHERIT | (hdm_commit_now ? 0 : HEAPDEV_LAZY_COMMIT);
 	err = heapdev_create(&o, &h);
 	if (!err) {
 		hdm_spin_lock(&hdm_orphan_lock);
@@ -964,11 +967,51 @@ static void hdm_atfork_parent(void)
 	hdm_depth--;
 }
 
+/* In the child: whether libheapdev kept heap @h (HEAPDEV_INHERIT). */
+static bool hdm_kept(struct heapdev_heap *h)
+{
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+
+	return h && h != HDM_TOMB && !heapdev_get_info(h, &info);
+}
+
 /*
- * The child: keep the parent's heap ranges reserved (PROT_NONE, no
- * memory) so that its new heaps never reuse them, and start over with a
- * new process heap on the next call.  Only system calls: a child that
- * calls only async-signal-safe functions before exec may fork.
+ * The child keeps the heaps libheapdev kept (its heaps are created with
+ * HEAPDEV_INHERIT: the process heap and the per-thread heaps, with a copy
+ * of their memory made at the fork), and the heaps of the threads that
+ * did not come along become orphans for its new threads.
+ */
+static void hdm_fork_keep(void)
+{
+	struct heapdev_heap *set[HDM_HSET / 2], *h;
+	unsigned int i, n = 0;
+
+	if (!hdm_kept(atomic_load_explicit(&hdm_proc, memory_order_relaxed)))
+		atomic_store_explicit(&hdm_proc, NULL, memory_order_relaxed);
+	if (!hdm_kept(hdm_tl))
+		hdm_tl = NULL;
+	for (i = 0; i < HDM_HSET && n < HDM_HSET / 2; i++) {
+		h = hdm_hset[i];
+		if (hdm_kept(h))
+			set[n++] = h;
+	}
+	memset((void *)hdm_hset, 0, sizeof(hdm_hset));
+	hdm_nhset = 0;
+	hdm_norphans = 0;
+	for (i = 0; i < n; i++) {
+		hdm_hset_add(set[i]);
+		if (set[i] != hdm_tl && hdm_norphans < HDM_ORPHANS)
+			hdm_orphans[hdm_norphans++] = set[i];
+	}
+}
+
+/*
+ * The child: keep the parent's heaps that libheapdev kept, and the ranges
+ * of the others reserved (PROT_NONE, no memory) so that its new heaps
+ * never reuse them (with an older module, which cannot copy heaps, that
+ * is every heap; a new process heap is made on the next call then).  Only
+ * system calls: a child that calls only async-signal-safe functions
+ * before exec may fork.
  */
 static void hdm_atfork_child(void)
 {
@@ -982,6 +1025,10 @@ static void hdm_atfork_child(void)
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
 			       MAP_FIXED_NOREPLACE, -1, 0);
 
+		/* Still mapped: a heap the child kept. */
+		if (p == MAP_FAILED && errno == EEXIST)
+			continue;
+
 		/*
 		 * Without MAP_FIXED_NOREPLACE (before Linux 4.17) the kernel
 		 * took the address as a hint: give that mapping back.  The
@@ -993,13 +1040,9 @@ static void hdm_atfork_child(void)
 		hdm_fork_range[n++] = hdm_fork_range[i];
 	}
 	hdm_nghost = hdm_nfork = n;
-	atomic_store_explicit(&hdm_proc, NULL, memory_order_relaxed);
 	hdm_proc_lock = 0;
 	hdm_orphan_lock = 0;
-	hdm_norphans = 0;
-	memset((void *)hdm_hset, 0, sizeof(hdm_hset));
-	hdm_nhset = 0;
-	hdm_tl = NULL;
+	hdm_fork_keep();
 	hdm_tl_done = false;
 	hdm_depth--;
 }

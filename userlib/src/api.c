@@ -64,7 +64,7 @@ int heapdev_create(const struct heapdev_options *opts,
 			return err;
 		if (o.__reserved ||
 		    (o.flags & ~(HEAPDEV_NO_SERIALIZE | HEAPDEV_EXEC |
-				 HEAPDEV_LAZY_COMMIT)) ||
+				 HEAPDEV_LAZY_COMMIT | HEAPDEV_INHERIT)) ||
 		    o.backend > HEAPDEV_BACKEND_MEMFD)
 			return -EINVAL;
 	}

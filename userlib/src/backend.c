@@ -13,8 +13,15 @@
  *          commit = fallocate + mprotect(RW) + MADV_POPULATE_WRITE (a lazy
  *          commit only the mprotect);
  *          decommit = FALLOC_FL_PUNCH_HOLE + mprotect(PROT_NONE).  The
- *          mappings are MADV_DONTFORK, so that, as with the device, a forked
- *          child inherits no heap memory.
+ *          mappings are MADV_DONTFORK: a forked child gets no mapping of
+ *          the parent's memfd.
+ *
+ * fork(): a child keeps the heaps created to be inherited (bh->inherit),
+ * at the same addresses, as a private copy made at the fork.  The device
+ * makes the copy itself (HEAPDEV_HEAP_INHERIT); for memfd heaps the fork
+ * handlers do: the parent copies the inheritable heaps' windows into a new
+ * memfd and records their mappings (prepare), and the child maps that
+ * memfd where the parent's mappings were, with their protections.
  *
  * Mappings are placed at 4 MiB-aligned addresses, the granule of the page
  * map that resolves pointers to heaps.
@@ -27,6 +34,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../uapi/heapdev.h"
@@ -44,6 +52,7 @@ static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int hd_dev_fd = -1;
 static bool hd_dev_async;	/* the module frees pages in the background */
 static bool hd_dev_lazy;	/* the module has HEAPDEV_COMMIT_LAZY */
+static bool hd_dev_inherit;	/* the module has HEAPDEV_HEAP_INHERIT */
 static int hd_memfd = -1;
 static uint32_t hd_memfd_next_id;
 
@@ -176,6 +185,7 @@ static int hd_dev_open_locked(void)
 		err = -EPROTO;
 	hd_dev_async = !err && (info.features & HEAPDEV_FEAT_ASYNC_RELEASE);
 	hd_dev_lazy = !err && (info.features & HEAPDEV_FEAT_LAZY_COMMIT);
+	hd_dev_inherit = !err && (info.features & HEAPDEV_FEAT_INHERIT);
 	if (err) {
 		hd_dbg("heapdev: %s: unsupported module (error %d, ABI %u, "
 		       "page size %u)", HD_DEVICE_PATH, err, info.abi_version,
@@ -193,7 +203,13 @@ static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 		.flags = exec ? HEAPDEV_HEAP_EXEC : 0,
 		.maximum = maximum,
 	};
-	int err = hd_dev_ioctl(HEAPDEV_IOC_CREATE, &c);
+	int err;
+
+	/* An older module: the heap stays the parent's alone. */
+	bh->inherit = bh->inherit && hd_dev_inherit;
+	if (bh->inherit)
+		c.flags |= HEAPDEV_HEAP_INHERIT;
+	err = hd_dev_ioctl(HEAPDEV_IOC_CREATE, &c);
 
 	if (err) {
 		hd_dbg("heapdev: HEAPDEV_IOC_CREATE failed: %s",
@@ -495,20 +511,292 @@ int hd_backend_select(int which, const struct hd_backend **be)
 	return err;
 }
 
+/* ---- fork ---- */
+
+/* A mapping of the memfd at the fork (from /proc/self/maps). */
+struct hd_fork_vma {
+	uintptr_t start, end;
+	uint64_t off;
+	int prot;
+};
+
+static struct hd_fork_vma *hd_fork_vmas;
+static size_t hd_fork_nvmas, hd_fork_cap;
+static int hd_fork_memfd = -1;	/* the child's copy of the memfd */
+static bool hd_fork_dev, hd_fork_mfd;	/* the child keeps a heap of each */
+
+/* Copy [off, end) of the memfd into the copy @to, at the same offsets. */
+static int hd_fork_copy(int to, off_t off, off_t end)
+{
+	static char buf[1 << 16];
+
+	while (off < end) {
+		off_t in = off, out = off;
+		ssize_t n = copy_file_range(hd_memfd, &in, to, &out,
+					    (size_t)(end - off), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Older kernels: no copy between these files. */
+			n = pread(hd_memfd, buf, end - off < (off_t)sizeof(buf) ?
+				  (size_t)(end - off) : sizeof(buf), off);
+			if (n <= 0 || pwrite(to, buf, (size_t)n, off) != n)
+				return -1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Copy the parts of a memfd heap's window that hold pages. */
+static int hd_fork_copy_window(int to, const struct hd_bheap *bh)
+{
+	off_t off = (off_t)bh->base_off, end = off + (off_t)bh->window;
+
+	while (off < end) {
+		off_t data = lseek(hd_memfd, off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -1;	/* no data after @off */
+		if (data >= end)
+			return 0;
+		hole = lseek(hd_memfd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -1;
+		if (hole > end)
+			hole = end;
+		if (hd_fork_copy(to, data, hole))
+			return -1;
+		off = hole;
+	}
+	return 0;
+}
+
+static uint64_t hd_hex(const char **s, const char *end)
+{
+	uint64_t v = 0;
+
+	for (; *s < end; (*s)++) {
+		int c = **s;
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if ((c | 32) >= 'a' && (c | 32) <= 'f')
+			v = v << 4 | (uint64_t)((c | 32) - 'a' + 10);
+		else
+			break;
+	}
+	return v;
+}
+
+/* Record one "lo-hi perms off dev ino path" line if it maps inode @ino. */
+static int hd_fork_line(const char *s, const char *end, uint64_t ino)
+{
+	struct hd_fork_vma v;
+	uint64_t n = 0;
+
+	v.start = (uintptr_t)hd_hex(&s, end);
+	s++;
+	v.end = (uintptr_t)hd_hex(&s, end);
+	if (end - s < 5)
+		return 0;
+	v.prot = (s[1] == 'r' ? PROT_READ : 0) |
+		 (s[2] == 'w' ? PROT_WRITE : 0) | (s[3] == 'x' ? PROT_EXEC : 0);
+	s += 6;
+	v.off = hd_hex(&s, end);
+	while (s < end && *s == ' ')
+		s++;
+	while (s < end && *s != ' ')	/* dev */
+		s++;
+	while (s < end && *s == ' ')
+		s++;
+	for (; s < end && *s >= '0' && *s <= '9'; s++)
+		n = n * 10 + (uint64_t)(*s - '0');
+	if (n != ino)
+		return 0;
+	if (hd_fork_nvmas == hd_fork_cap) {
+		size_t cap = hd_fork_cap ? 2 * hd_fork_cap : 64;
+		struct hd_fork_vma *a = hd_meta_realloc(hd_fork_vmas,
+						hd_fork_cap * sizeof(*a),
+						cap * sizeof(*a));
+
+		if (!a)
+			return -1;
+		hd_fork_vmas = a;
+		hd_fork_cap = cap;
+	}
+	hd_fork_vmas[hd_fork_nvmas++] = v;
+	return 0;
+}
+
+/* The memfd's mappings, from /proc/self/maps (no malloc: a fork handler). */
+static int hd_fork_scan(uint64_t ino)
+{
+	char buf[4096];
+	size_t have = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), err = 0;
+
+	hd_fork_nvmas = 0;
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+		char *s = buf, *nl;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? -1 : 0;
+			break;
+		}
+		have += (size_t)r;
+		while (!err && (nl = memchr(s, '\n', buf + have - s))) {
+			err = hd_fork_line(s, nl, ino);
+			s = nl + 1;
+		}
+		if (err || s == buf) {
+			err = -1;	/* no memory, or a line too long */
+			break;
+		}
+		have = (size_t)(buf + have - s);
+		memmove(buf, s, have);
+	}
+	close(fd);
+	return err;
+}
+
+/**
+ * hd_backend_fork_prepare() - before fork(): what a child needs of the
+ * inheritable heaps @bhs (held still by the caller)
+ * @bhs: the heaps' backend views
+ * @n: how many
+ *
+ * The device copies its heaps in the kernel.  The memfd heaps' windows are
+ * copied into a new memfd, and the memfd's mappings recorded; when that
+ * fails, the child keeps no memfd heap.
+ */
+void hd_backend_fork_prepare(struct hd_bheap *const *bhs, size_t n)
+{
+	struct stat st;
+	bool any = false;
+	size_t i;
+	int fd;
+
+	pthread_mutex_lock(&hd_region_mutex);
+	for (i = 0; i < n; i++)
+		any |= bhs[i]->be == &hd_memfd_backend;
+	if (!any || hd_memfd < 0 || fstat(hd_memfd, &st))
+		goto out;
+	fd = memfd_create("heapdev", MFD_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	if (ftruncate(fd, st.st_size))
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (bhs[i]->be == &hd_memfd_backend &&
+		    hd_fork_copy_window(fd, bhs[i]))
+			goto fail;
+	if (hd_fork_scan((uint64_t)st.st_ino))
+		goto fail;
+	hd_fork_memfd = fd;
+	goto out;
+fail:
+	hd_dbg("heapdev: fork: cannot copy the memfd heaps for the child: %s",
+	       hd_errstr(errno));
+	close(fd);
+out:
+	pthread_mutex_unlock(&hd_region_mutex);
+}
+
+void hd_backend_fork_parent(void)
+{
+	if (hd_fork_memfd >= 0)
+		close(hd_fork_memfd);
+	hd_fork_memfd = -1;
+	hd_fork_nvmas = 0;
+}
+
+/**
+ * hd_backend_fork_keep() - in a fork() child: make an inheritable heap's
+ * memory the child's
+ * @bh: the heap
+ *
+ * Return: whether the child has the heap's memory: the module made its
+ * copy (the heap id exists in the child), or the copy of the memfd is
+ * mapped where the heap's mappings were.
+ */
+bool hd_backend_fork_keep(struct hd_bheap *bh)
+{
+	uint64_t lo = bh->base_off, hi = lo + bh->window;
+	size_t i, j;
+
+	if (!bh->inherit)
+		return false;
+	if (bh->be == &hd_device_backend) {
+		struct heapdev_query q = { .size = sizeof(q), .heap_id = bh->id };
+
+		if (hd_dev_fd < 0 || hd_dev_ioctl(HEAPDEV_IOC_QUERY, &q))
+			return false;
+		hd_fork_dev = true;
+		return true;
+	}
+	if (hd_fork_memfd < 0)
+		return false;
+	for (i = 0; i < hd_fork_nvmas; i++) {
+		struct hd_fork_vma *v = &hd_fork_vmas[i];
+		void *p;
+
+		if (v->off < lo || v->off >= hi)
+			continue;
+		p = mmap((void *)v->start, v->end - v->start, v->prot,
+			 MAP_SHARED | MAP_FIXED_NOREPLACE, hd_fork_memfd,
+			 (off_t)v->off);
+		if (p == (void *)v->start &&
+		    !madvise(p, v->end - v->start, MADV_DONTFORK))
+			continue;
+		if (p != MAP_FAILED)
+			munmap(p, v->end - v->start);
+		goto undo;
+	}
+	hd_fork_mfd = true;
+	return true;
+undo:
+	for (j = 0; j < i; j++) {
+		struct hd_fork_vma *v = &hd_fork_vmas[j];
+
+		if (v->off >= lo && v->off < hi)
+			munmap((void *)v->start, v->end - v->start);
+	}
+	return false;
+}
+
 /*
- * In a forked child: the parent's device file refuses the child (EPERM)
- * and the memfd is the parent's; drop both, new heaps reopen them.
+ * In a forked child, after hd_backend_fork_keep() for every inheritable
+ * heap: the descriptors of the heaps the child kept stay (the child's
+ * calls on the device's reach its own copies; the memfd is replaced by
+ * its copy); the others are dropped, and new heaps reopen them.
  */
 void hd_backend_atfork_child(void)
 {
 	pthread_mutex_init(&hd_region_mutex, NULL);
 	pthread_mutex_init(&hd_slot_mutex, NULL);
-	if (hd_dev_fd >= 0)
+	if (hd_dev_fd >= 0 && !hd_fork_dev) {
 		close(hd_dev_fd);
+		hd_dev_fd = -1;
+	}
 	if (hd_memfd >= 0)
 		close(hd_memfd);
-	hd_dev_fd = -1;
 	hd_memfd = -1;
-	hd_memfd_next_id = 0;
-	hd_memfd_nfreed = 0;
+	if (hd_fork_mfd) {
+		hd_memfd = hd_fork_memfd;
+	} else {
+		if (hd_fork_memfd >= 0)
+			close(hd_fork_memfd);
+		hd_memfd_next_id = 0;
+		hd_memfd_nfreed = 0;
+	}
+	hd_fork_memfd = -1;
+	hd_fork_nvmas = 0;
+	hd_fork_dev = hd_fork_mfd = false;
 }

@@ -55,6 +55,8 @@ struct hd_backend {
  * @be: the backend
  * @id: kernel heap id (device) or window number (memfd)
  * @exec: mappings are executable
+ * @inherit: a fork() child keeps the heap (set before create(); the
+ *	device clears it when the module cannot copy heaps at fork)
  * @window: bytes of the heap's window (reservation limit)
  * @base_off: mmap offset of the window's first byte
  * @committed: bytes committed, as last reported by the backend
@@ -63,12 +65,17 @@ struct hd_bheap {
 	const struct hd_backend *be;
 	uint32_t id;
 	bool exec;
+	bool inherit;
 	uint64_t window;
 	uint64_t base_off;
 	uint64_t committed;
 };
 
 HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
+HD_HIDDEN void hd_backend_fork_prepare(struct hd_bheap *const *bhs,
+				       size_t n);
+HD_HIDDEN void hd_backend_fork_parent(void);
+HD_HIDDEN bool hd_backend_fork_keep(struct hd_bheap *bh);
 HD_HIDDEN void hd_backend_atfork_child(void);
 HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
 

@@ -40,10 +40,132 @@ static pthread_mutex_t hd_warm_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct hd_warm hd_warm[HD_WARM_MAX];	/* oldest first */
 static unsigned int hd_nwarm;
 
-/* ---- process-wide state ---- */
+/* ---- fork ---- */
+
+/*
+ * The inheritable heaps (created with HEAPDEV_INHERIT: the process heap
+ * and the drop-in malloc's heaps) held still across a fork(): from the
+ * prepare handler to the parent's or child's, their heap, LFH and
+ * allocator locks are held and other threads' calls are paused, so that
+ * the child's copy of each is consistent.  The handles are taken from the
+ * registry first and each heap is then looked up and locked in a call of
+ * its own, as HeapLock does: a heap destroyed meanwhile is skipped, and
+ * the registry's mutex is never held while a heap lock is awaited (a
+ * thread holding HeapLock may create or destroy heaps).
+ */
+static uintptr_t *hd_fork_hh;		/* handles, then held heaps */
+static struct hd_heap **hd_fork_set;
+static struct hd_bheap **hd_fork_bhs;
+static size_t hd_fork_n, hd_fork_cap;
+
+static bool hd_fork_room(size_t n)
+{
+	size_t cap = hd_fork_cap;
+	void *a, *b, *c;
+
+	if (n <= cap)
+		return true;
+	while (cap < n)
+		cap = cap ? 2 * cap : 16;
+	a = hd_meta_realloc(hd_fork_hh, hd_fork_cap * sizeof(*hd_fork_hh),
+			    cap * sizeof(*hd_fork_hh));
+	if (a)
+		hd_fork_hh = a;
+	b = hd_meta_realloc(hd_fork_set, hd_fork_cap * sizeof(*hd_fork_set),
+			    cap * sizeof(*hd_fork_set));
+	if (b)
+		hd_fork_set = b;
+	c = hd_meta_realloc(hd_fork_bhs, hd_fork_cap * sizeof(*hd_fork_bhs),
+			    cap * sizeof(*hd_fork_bhs));
+	if (c)
+		hd_fork_bhs = c;
+	if (!a || !b || !c)
+		return false;
+	hd_fork_cap = cap;
+	return true;
+}
+
+/* Take the handles of the inheritable heaps; Return: how many. */
+static size_t hd_fork_collect(void)
+{
+	struct hd_heap *h;
+	size_t n;
+
+	for (;;) {
+		pthread_mutex_lock(&hd_reg_mutex);
+		n = 0;
+		for (h = hd_reg_head; h; h = h->rnext)
+			n += h->core.bh.inherit;
+		if (n <= hd_fork_cap) {
+			n = 0;
+			for (h = hd_reg_head; h; h = h->rnext)
+				if (h->core.bh.inherit)
+					hd_fork_hh[n++] = h->core.handle;
+			pthread_mutex_unlock(&hd_reg_mutex);
+			return n;
+		}
+		pthread_mutex_unlock(&hd_reg_mutex);
+		/* Without memory the child keeps no heap. */
+		if (!hd_fork_room(n))
+			return 0;
+	}
+}
+
+/* Hold heap @hh still (a call on it, as HeapLock and HeapWalk take it). */
+static struct hd_heap *hd_fork_hold(uintptr_t hh)
+{
+	struct hd_heap *h;
+	uint32_t flags;
+
+	hd_enter();
+	h = hd_heap_get((const void *)hh);
+	if (h) {
+		flags = h->core.flags;
+		hd_lock_if(&h->core.lock, flags);
+		hd_lock_if(&h->s.lock, flags);
+		hd_lock_if(&h->core.mlock, flags);
+		hd_pause(h, flags);
+	}
+	hd_leave();
+	return h;
+}
+
+static void hd_fork_release(struct hd_heap *h)
+{
+	uint32_t flags = h->core.flags;
+
+	hd_unpause(h, flags);
+	hd_unlock_if(&h->core.mlock, flags);
+	hd_unlock_if(&h->s.lock, flags);
+	hd_unlock_if(&h->core.lock, flags);
+}
+
+/* heapdev_atfork(): handlers that run around these. */
+#define HD_FORK_HOOKS	4
+static struct {
+	void (*prepare)(void), (*parent)(void), (*child)(void);
+} hd_fork_hooks[HD_FORK_HOOKS];
+static _Atomic unsigned int hd_nfork_hooks;
 
 static void hd_atfork_prepare(void)
 {
+	size_t i, n;
+
+	for (i = atomic_load(&hd_nfork_hooks); i-- > 0;)
+		if (hd_fork_hooks[i].prepare)
+			hd_fork_hooks[i].prepare();
+	n = hd_fork_collect();
+
+	hd_fork_n = 0;
+	for (i = 0; i < n; i++) {
+		struct hd_heap *h = hd_fork_hold(hd_fork_hh[i]);
+
+		if (h) {
+			hd_fork_bhs[hd_fork_n] = &h->core.bh;
+			hd_fork_set[hd_fork_n++] = h;
+		}
+	}
+	hd_backend_fork_prepare(hd_fork_bhs, hd_fork_n);
 	pthread_mutex_lock(&hd_proc_mutex);
 	pthread_mutex_lock(&hd_reg_mutex);
 	hd_meta_atfork_prepare();
@@ -51,29 +173,86 @@ static void hd_atfork_prepare(void)
 
 static void hd_atfork_parent(void)
 {
+	size_t i;
+
 	hd_meta_atfork_parent();
 	pthread_mutex_unlock(&hd_reg_mutex);
 	pthread_mutex_unlock(&hd_proc_mutex);
+	hd_backend_fork_parent();
+	for (i = hd_fork_n; i-- > 0;)
+		hd_fork_release(hd_fork_set[i]);
+	hd_fork_n = 0;
+	for (i = 0; i < atomic_load(&hd_nfork_hooks); i++)
+		if (hd_fork_hooks[i].parent)
+			hd_fork_hooks[i].parent();
 }
 
 static void hd_heap_free_meta(struct hd_heap *h);
 static void hd_heap_struct_put_locked(struct hd_heap *h);
 
+/* In the child: whether heap @h is one it kept. */
+static bool hd_fork_kept(const struct hd_heap *h)
+{
+	size_t i;
+
+	for (i = 0; i < hd_fork_n; i++)
+		if (hd_fork_set[i] == h)
+			return true;
+	return false;
+}
+
 /*
- * The child inherits no heap memory (device mappings are VM_DONTCOPY,
- * memfd mappings MADV_DONTFORK): forget every heap.
+ * A kept heap in the child: released from the fork's hold, and the
+ * contexts of the threads that did not come along given up, as at their
+ * exit (their runs go to their classes for the child's threads to adopt).
+ */
+static void hd_fork_adopt(struct hd_heap *h)
+{
+	struct hd_ctx *ctx;
+
+	hd_fork_release(h);
+	for (;;) {
+		for (ctx = h->s.ctxs; ctx; ctx = ctx->hnext)
+			if (ctx != &h->s.ctx0 && ctx->owner != hd_self())
+				break;
+		if (!ctx)
+			break;
+		hd_enter();
+		hd_use(h);
+		hd_ctx_abandon(ctx);
+		hd_leave();
+		hd_ctx_release(ctx);
+	}
+}
+
+/*
+ * The child keeps the inheritable heaps whose memory it got (the module's
+ * copy, or the copy of the memfd the prepare handler made) and forgets
+ * every other heap (device mappings are VM_DONTCOPY, memfd mappings
+ * MADV_DONTFORK).
  */
 static void hd_atfork_child(void)
 {
-	struct hd_heap *h, *next;
+	struct hd_heap *h, *next, *proc;
 	struct hd_span *sp;
+	size_t i, kept = 0;
 
 	hd_meta_atfork_child();
 	hd_page_atfork_child();
 	hd_ctx_atfork_child();
 	pthread_mutex_init(&hd_reg_mutex, NULL);
 	pthread_mutex_init(&hd_proc_mutex, NULL);
-	hd_thread_atfork_child();
+	/* A heap claimed by a destroy in another thread is not kept. */
+	for (i = 0; i < hd_fork_n; i++) {
+		h = hd_fork_set[i];
+		if (hd_live(h) == h->core.handle &&
+		    hd_backend_fork_keep(&h->core.bh))
+			hd_fork_set[kept++] = h;
+	}
+	hd_fork_n = kept;
+	hd_thread_atfork_child(hd_fork_kept);
+	for (i = 0; i < hd_fork_n; i++)
+		hd_fork_adopt(hd_fork_set[i]);
 	/*
 	 * A destroy was in progress in another thread: its heaps are left
 	 * alone (that thread is not here to finish, and they may be half
@@ -81,21 +260,36 @@ static void hd_atfork_child(void)
 	 * stay allocated in the child, and their heap is not live.
 	 */
 	hd_dying_head = NULL;
+	proc = atomic_load(&hd_proc);
 	for (h = hd_reg_head; h; h = next) {
 		next = h->rnext;
+		if (hd_fork_kept(h))
+			continue;
+		if (h->rprev)
+			h->rprev->rnext = h->rnext;
+		else
+			hd_reg_head = h->rnext;
+		if (h->rnext)
+			h->rnext->rprev = h->rprev;
+		else
+			hd_reg_tail = h->rprev;
+		hd_reg_count--;
 		for (sp = h->m.segs; sp; sp = sp->next)
 			hd_span_unregister(sp);
 		hd_larges_free_all(&h->l, false);
 		hd_heap_free_meta(h);
 		hd_heap_struct_put_locked(h);
 	}
-	hd_reg_head = hd_reg_tail = NULL;
-	hd_reg_count = 0;
-	atomic_store(&hd_proc, NULL);
+	if (proc && !hd_fork_kept(proc))
+		atomic_store(&hd_proc, NULL);
+	hd_fork_n = 0;
 	/* Warm heaps' mappings are not inherited (MADV_DONTFORK). */
 	pthread_mutex_init(&hd_warm_mutex, NULL);
 	hd_nwarm = 0;
 	hd_backend_atfork_child();
+	for (i = 0; i < atomic_load(&hd_nfork_hooks); i++)
+		if (hd_fork_hooks[i].child)
+			hd_fork_hooks[i].child();
 }
 
 static void hd_global_init(void)
@@ -116,9 +310,40 @@ static void hd_global_init(void)
  * heapdev is the process's malloc (libheapdev-malloc) that allocation
  * would re-enter heap creation.
  */
+static pthread_once_t hd_atfork_once = PTHREAD_ONCE_INIT;
+static int hd_atfork_err;
+
+static void hd_atfork_register(void)
+{
+	hd_atfork_err = -pthread_atfork(hd_atfork_prepare, hd_atfork_parent,
+					hd_atfork_child);
+}
+
 static void __attribute__((constructor)) hd_register_atfork(void)
 {
-	pthread_atfork(hd_atfork_prepare, hd_atfork_parent, hd_atfork_child);
+	pthread_once(&hd_atfork_once, hd_atfork_register);
+}
+
+int heapdev_atfork(void (*prepare)(void), void (*parent)(void),
+		   void (*child)(void))
+{
+	static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+	unsigned int n;
+
+	/* Before the constructor, when malloc() is called that early. */
+	pthread_once(&hd_atfork_once, hd_atfork_register);
+	if (hd_atfork_err)
+		return hd_atfork_err;
+	pthread_mutex_lock(&mutex);
+	n = atomic_load(&hd_nfork_hooks);
+	if (n < HD_FORK_HOOKS) {
+		hd_fork_hooks[n].prepare = prepare;
+		hd_fork_hooks[n].parent = parent;
+		hd_fork_hooks[n].child = child;
+		atomic_store(&hd_nfork_hooks, n + 1);
+	}
+	pthread_mutex_unlock(&mutex);
+	return n < HD_FORK_HOOKS ? 0 : -ENOSPC;
 }
 
 /* splitmix64 over a process-wide random seed. */
@@ -342,6 +567,7 @@ static bool hd_warm_take(struct hd_core *c, size_t size, struct hd_warm *w)
 	for (i = hd_nwarm; i-- > 0;) {
 		if (hd_warm[i].bh.be == c->bh.be &&
 		    hd_warm[i].bh.exec == c->bh.exec &&
+		    hd_warm[i].bh.inherit == c->bh.inherit &&
 		    hd_warm[i].size == size) {
 			*w = hd_warm_del_locked(i);
 			found = true;
@@ -427,7 +653,8 @@ int hd_heap_create(uint32_t flags, uint64_t initial, uint64_t maximum,
 	c->fixed = maximum != 0;
 	__atomic_store_n(&c->lazy, !!(flags & HEAPDEV_LAZY_COMMIT),
 			 __ATOMIC_RELAXED);
-	flags &= ~HEAPDEV_LAZY_COMMIT;
+	c->bh.inherit = flags & HEAPDEV_INHERIT;
+	flags &= ~(HEAPDEV_LAZY_COMMIT | HEAPDEV_INHERIT);
 	c->flags = flags | (c->fixed ? HD_HF_FIXED : 0);
 	c->secret = hd_random();
 	c->lsecret = hd_random() & ~0xFULL;
@@ -591,7 +818,9 @@ struct hd_heap *hd_process_heap(int *err)
 	pthread_mutex_lock(&hd_proc_mutex);
 	h = atomic_load_explicit(&hd_proc, memory_order_relaxed);
 	if (!h) {
-		*err = hd_heap_create(0, 0, 0, HEAPDEV_BACKEND_DEFAULT, &h);
+		/* A fork() child keeps it, as POSIX programs expect. */
+		*err = hd_heap_create(HEAPDEV_INHERIT, 0, 0,
+				      HEAPDEV_BACKEND_DEFAULT, &h);
 		if (!*err) {
 			h->process_heap = true;
 			hd_registry_del(h);

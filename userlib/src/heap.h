@@ -96,7 +96,7 @@ HD_HIDDEN void hd_unpause(struct hd_heap *h, uint32_t flags);
 HD_HIDDEN void hd_pause_wait(struct hd_heap *h);
 HD_HIDDEN void hd_grace(struct hd_heap *h, uint32_t flags);
 HD_HIDDEN struct hd_ctx *hd_my_ctx(struct hd_heap *h);
-HD_HIDDEN void hd_thread_atfork_child(void);
+HD_HIDDEN void hd_thread_atfork_child(bool (*kept)(const struct hd_heap *h));
 
 /*
  * Enter an API call.  The store is ordered before the call's first look at

@@ -143,11 +143,14 @@ void hd_thread_register(void)
 	pthread_setspecific(hd_thr_key, t);
 }
 
-/* The fork child has one thread: keep its record only. */
-void hd_thread_atfork_child(void)
+/*
+ * The fork child has one thread: keep its record only, and its contexts
+ * on the heaps the child keeps (@kept).
+ */
+void hd_thread_atfork_child(bool (*kept)(const struct hd_heap *h))
 {
 	struct hd_thr *t, *next, *self = NULL;
-	struct hd_ctx *ctx, *cnext;
+	struct hd_ctx *ctx, **pp;
 
 	pthread_rwlock_init(&hd_thr_lock, NULL);
 	for (t = hd_thr_head; t; t = next) {
@@ -162,12 +165,16 @@ void hd_thread_atfork_child(void)
 	hd_tix_used = self && hd_tls.tix < HD_NTCTX ? 1ULL << hd_tls.tix : 0;
 	if (self)
 		self->next = self->prev = NULL;
-	/* Every heap is forgotten: so are this thread's contexts. */
-	for (ctx = hd_tls.ctxs; ctx; ctx = cnext) {
-		cnext = ctx->tnext;
+	/* The contexts on forgotten heaps are forgotten too. */
+	for (pp = &hd_tls.ctxs; (ctx = *pp);) {
+		if (!atomic_load_explicit(&ctx->dead, memory_order_relaxed) &&
+		    kept(ctx->heap)) {
+			pp = &ctx->tnext;
+			continue;
+		}
+		*pp = ctx->tnext;
 		hd_ctx_release(ctx);
 	}
-	hd_tls.ctxs = NULL;
 	hd_tcache_reset();
 	atomic_store_explicit(&hd_tls.state, HD_ST_IDLE, memory_order_relaxed);
 }

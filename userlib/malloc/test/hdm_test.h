@@ -18,9 +18,8 @@ struct hdm_child {
 };
 
 /*
- * Run @fn in a child with stderr on a pipe.  The child's malloc() works
- * (a new process heap) but pre-fork blocks are not there: @fn must not
- * use them.  The child _exit()s with @fn's return value.
+ * Run @fn in a child with stderr on a pipe.  The child _exit()s with @fn's
+ * return value.
  */
 static inline void hdm_in_child(int (*fn)(void *), void *arg,
 				struct hdm_child *c)

@@ -1,20 +1,18 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * libheapdev-malloc and fork().  heapdev heaps are not inherited, so the
- * child gets none of the blocks its parent allocated before fork(); what
- * it does get, and what the drop-in documents (heapdev-malloc(3)):
+ * libheapdev-malloc and fork().  The drop-in's heaps are created with
+ * HEAPDEV_INHERIT, so a child gets its own copy of every block its parent
+ * had, at the same address, as with glibc's malloc (heapdev-malloc(3)):
  *
- *   - malloc() and free() work: a new process heap on the first call;
- *   - a pre-fork block's address is reserved and inaccessible (SIGSEGV),
- *     and no new heap reuses it;
- *   - free() of a pre-fork block does nothing; realloc() and
- *     malloc_usable_size() of one end the process with a message;
- *   - a child that calls only async-signal-safe functions, then exec or
- *     _exit, works; so do grandchildren.
+ *   - the child reads its parent's blocks, writes them, frees and
+ *     reallocates them, and the parent sees none of it;
+ *   - blocks that other threads of the parent allocated are freed in the
+ *     child like any other (their threads' contexts are given up there);
+ *   - grandchildren get the child's blocks, fork + exec works, and a child
+ *     that calls only async-signal-safe functions works;
+ *   - children forked while other threads allocate and free all work.
  */
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,27 +29,9 @@
 static char *pre;		/* allocated before fork() */
 static char *pre_big;
 
-static sigjmp_buf jb;
+#define NOTHER 100
 
-static void on_segv(int sig)
-{
-	siglongjmp(jb, 1);
-}
-
-/* 0: @p cannot be read (SIGSEGV); 1: it can. */
-static int readable(const volatile char *p)
-{
-	struct sigaction sa = { .sa_handler = on_segv }, old;
-	int r;
-
-	sigaction(SIGSEGV, &sa, &old);
-	if (sigsetjmp(jb, 1))
-		r = 0;
-	else
-		r = (p[0], 1);
-	sigaction(SIGSEGV, &old, NULL);
-	return r;
-}
+static char *other[NOTHER];	/* allocated by another thread */
 
 static int child_allocates(void *arg)
 {
@@ -71,55 +51,79 @@ static int child_allocates(void *arg)
 	return 0;
 }
 
-static int child_heap_apart(void *arg)
+static int all_are(const char *p, size_t n, char c)
 {
-	char *p = malloc(64), *q = malloc(8 << 20);
-	struct heapdev_heap *h = heapdev_heap_of(p);
+	size_t i;
 
-	if (!p || !q || !h || h != heapdev_process_heap())
+	for (i = 0; i < n; i++)
+		if (p[i] != c)
+			return 0;
+	return 1;
+}
+
+/* The parent's blocks are the child's, at the same addresses. */
+static int child_reads_writes(void *arg)
+{
+	if (!heapdev_heap_of(pre) || !heapdev_heap_of(pre_big))
 		return 2;
-	if (heapdev_heap_of(pre) || heapdev_heap_of(pre_big))
-		return 3;	/* the old addresses belong to no heap */
-	if (readable(pre) || readable(pre_big))
-		return 4;	/* not the parent's memory, not reused */
+	if (!all_are(pre, 64, 'p') || !all_are(pre_big, 3 << 20, 'q'))
+		return 3;
+	memset(pre, 'c', 64);
+	memset(pre_big, 'd', 3 << 20);
+	if (malloc_usable_size(pre) < 64)
+		return 4;
 	return 0;
 }
 
-static int child_frees_prefork(void *arg)
+static int child_frees_reallocs(void *arg)
+{
+	char *q = realloc(pre, 100000);
+	int i;
+
+	if (!q || !all_are(q, 64, 'p'))
+		return 2;
+	free(q);
+	free(pre_big);
+	/* Blocks of a thread that did not come along. */
+	for (i = 0; i < NOTHER; i++) {
+		if (!all_are(other[i], 48, 'o'))
+			return 3;
+		free(other[i]);
+	}
+	return child_allocates(NULL) ? 4 : 0;
+}
+
+static int child_double_free(void *arg)
 {
 	free(pre);
-	free(pre_big);
-	free(pre);		/* twice: still nothing to do */
+	free(pre);	/* the child's copy was freed: glibc-style abort */
 	return 0;
-}
-
-static int child_reallocs_prefork(void *arg)
-{
-	void *q = realloc(pre, 100);
-
-	return q ? 2 : 3;
-}
-
-static int child_sizes_prefork(void *arg)
-{
-	return (int)malloc_usable_size(pre);
 }
 
 static int grandchild(void *arg)
 {
-	struct hdm_child c;
-	void *mine = malloc(100);
+	char *mine = arg;
 
-	/* The child's own block: gone in the grandchild, free() is a no-op. */
-	hdm_in_child(child_frees_prefork, NULL, &c);
-	if (!hdm_exited(&c, 0))
+	if (!all_are(mine, 100, 'm') || !all_are(pre, 64, 'p'))
 		return 2;
-	hdm_in_child(child_allocates, NULL, &c);
+	free(mine);
+	free(pre);
+	return child_allocates(NULL) ? 3 : 0;
+}
+
+static int child_forks(void *arg)
+{
+	struct hdm_child c;
+	char *mine = malloc(100);
+
+	if (!mine)
+		return 2;
+	memset(mine, 'm', 100);
+	hdm_in_child(grandchild, mine, &c);
 	if (!hdm_exited(&c, 0))
-		return 3;
-	pre = mine;
-	hdm_in_child(child_frees_prefork, NULL, &c);
-	return hdm_exited(&c, 0) ? 0 : 4;
+		return 10 + (WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 9);
+	/* The grandchild's frees were its own. */
+	return all_are(mine, 100, 'm') && all_are(pre, 64, 'p') ? 0 : 3;
 }
 
 static int child_execs(void *arg)
@@ -153,6 +157,25 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+static int child_after_churn(void *arg)
+{
+	if (!all_are(pre, 64, 'p'))
+		return 5;
+	return child_allocates(NULL);
+}
+
+static void *allocate_other(void *arg)
+{
+	int i;
+
+	for (i = 0; i < NOTHER; i++) {
+		other[i] = malloc(48);
+		if (other[i])
+			memset(other[i], 'o', 48);
+	}
+	return NULL;
+}
+
 /* argv[1]: forks while threads allocate (default 50) */
 int main(int argc, char **argv)
 {
@@ -164,23 +187,24 @@ int main(int argc, char **argv)
 	pre_big = malloc(3 << 20);
 	memset(pre, 'p', 64);
 	memset(pre_big, 'q', 3 << 20);
+	pthread_create(&t[0], NULL, allocate_other, NULL);
+	pthread_join(t[0], NULL);
 
 	hdm_in_child(child_allocates, NULL, &c);
 	T_OK(hdm_exited(&c, 0), "the child's malloc() and free() work (20 x 1000 blocks)");
-	hdm_in_child(child_heap_apart, NULL, &c);
-	T_OK(hdm_exited(&c, 0), "the child's heap is new; pre-fork blocks are in no heap, reserved, unreadable (%#x)",
+	hdm_in_child(child_reads_writes, NULL, &c);
+	T_OK(hdm_exited(&c, 0), "the child reads and writes its parent's blocks, at the same addresses (%#x)",
 	     c.status);
-	hdm_in_child(child_frees_prefork, NULL, &c);
-	T_OK(hdm_exited(&c, 0) && !c.err[0], "free() of pre-fork blocks in the child does nothing");
-	hdm_in_child(child_reallocs_prefork, NULL, &c);
-	T_OK(hdm_aborted(&c) && strstr(c.err, "realloc(): ") &&
-	     strstr(c.err, "was allocated before fork()"),
-	     "realloc() of a pre-fork block in the child: SIGABRT and a message");
-	hdm_in_child(child_sizes_prefork, NULL, &c);
-	T_OK(hdm_aborted(&c) && strstr(c.err, "malloc_usable_size(): "),
-	     "malloc_usable_size() of a pre-fork block in the child: SIGABRT and a message");
-	hdm_in_child(grandchild, NULL, &c);
-	T_OK(hdm_exited(&c, 0), "grandchildren: free() of their parent's and grandparent's blocks does nothing, malloc works (%#x)",
+	T_OK(all_are(pre, 64, 'p') && all_are(pre_big, 3 << 20, 'q'),
+	     "the child's writes are its own");
+	hdm_in_child(child_frees_reallocs, NULL, &c);
+	T_OK(hdm_exited(&c, 0) && !c.err[0], "the child frees and reallocates its parent's blocks, another thread's too (%#x)",
+	     c.status);
+	hdm_in_child(child_double_free, NULL, &c);
+	T_OK(hdm_aborted(&c) && strstr(c.err, "free(): "),
+	     "a double free of an inherited block in the child: SIGABRT and a message");
+	hdm_in_child(child_forks, NULL, &c);
+	T_OK(hdm_exited(&c, 0), "grandchildren get the child's blocks and free their own copies (%#x)",
 	     c.status);
 	hdm_in_child(child_execs, NULL, &c);
 	T_OK(hdm_exited(&c, 7), "fork() + exec");
@@ -192,16 +216,19 @@ int main(int argc, char **argv)
 		pthread_create(&t[i], NULL, churn, NULL);
 	ok = 1;
 	for (i = 0; i < nforks; i++) {
-		hdm_in_child(child_allocates, NULL, &c);
+		hdm_in_child(child_after_churn, NULL, &c);
 		ok &= hdm_exited(&c, 0);
 	}
 	atomic_store(&stop, 1);
 	for (i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
-	T_OK(ok, "%d forks while two threads allocate: every child allocates", nforks);
+	T_OK(ok, "%d forks while two threads allocate: every child has its parent's blocks and allocates", nforks);
 
-	T_OK(pre[0] == 'p' && pre_big[(3 << 20) - 1] == 'q',
+	T_OK(all_are(pre, 64, 'p') && pre_big[(3 << 20) - 1] == 'q' &&
+	     all_are(other[0], 48, 'o'),
 	     "the parent's blocks are untouched");
+	for (i = 0; i < NOTHER; i++)
+		free(other[i]);
 	free(pre);
 	free(pre_big);
 	return t_done();
