@@ -1168,6 +1168,86 @@ static void neighbour_mappings(void)
 	HeapDestroy(h);
 }
 
+/* ---- HEAPDEV_INHERIT: a fork child keeps the heap ---- */
+
+static struct heapdev_heap *inh_heap;
+static char *inh_block;
+static volatile int inh_hook_saw;	/* 1: kept, 2: gone, in the hook */
+
+static void inh_hook_child(void)
+{
+	if (inh_heap)
+		inh_hook_saw = heapdev_heap_of(inh_block) == inh_heap ? 1 : 2;
+}
+
+static bool all_bytes(const char *p, size_t n, char c)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != c)
+			return false;
+	return true;
+}
+
+static void inherit_heaps(void)
+{
+	struct heapdev_options o = { .size = sizeof(o),
+				     .flags = HEAPDEV_INHERIT };
+	HANDLE other = HeapCreate(0, 0, 0);
+	char *big, *q, *pp = HeapAlloc(GetProcessHeap(), 0, 300);
+	size_t n = 0;
+	pid_t pid;
+	int st;
+
+	T_EQ(heapdev_create(&o, &inh_heap), 0, "HEAPDEV_INHERIT heap created");
+	T_EQ(heapdev_atfork(NULL, NULL, inh_hook_child), 0,
+	     "heapdev_atfork registers a child handler");
+	inh_block = heapdev_alloc(inh_heap, 100, 0);
+	big = heapdev_alloc(inh_heap, 3 << 20, 0);
+	q = HeapAlloc(other, 0, 50);
+	if (!inh_block || !big || !q || !pp) {
+		T_OK(0, "inherit: allocations");
+		return;
+	}
+	memset(inh_block, 'i', 100);
+	memset(big, 'b', 3 << 20);
+	memset(pp, 'p', 300);
+	pid = fork();
+	if (!pid) {
+		int bad = 0;
+
+		bad |= (inh_hook_saw != 1) << 0;
+		bad |= (!all_bytes(inh_block, 100, 'i') ||
+			!all_bytes(big, 3 << 20, 'b')) << 1;
+		bad |= (heapdev_size(inh_heap, inh_block, 0, &n) || n != 100) << 2;
+		memset(inh_block, 'c', 100);
+		bad |= (heapdev_free(inh_heap, inh_block, 0) ||
+			heapdev_free(inh_heap, big, 0)) << 3;
+		bad |= (heapdev_validate(inh_heap, NULL, 0) != 0) << 4;
+		bad |= (!heapdev_alloc(inh_heap, 5000, 0)) << 5;
+		/* The process heap is inheritable; a HeapCreate heap is not. */
+		bad |= (!all_bytes(pp, 300, 'p') ||
+			!HeapFree(GetProcessHeap(), 0, pp)) << 6;
+		bad |= (HeapAlloc(other, 0, 10) != NULL ||
+			GetLastError() != ERROR_INVALID_HANDLE) << 7;
+		bad |= (heapdev_destroy(inh_heap) != 0) << 8;
+		_exit(bad);
+	}
+	waitpid(pid, &st, 0);
+	T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "HEAPDEV_INHERIT: the child "
+	     "reads, writes, frees and allocates in its copy of the heap and "
+	     "of the process heap; HeapCreate heaps stay the parent's (status %#x)",
+	     WIFEXITED(st) ? WEXITSTATUS(st) : st);
+	T_OK(all_bytes(inh_block, 100, 'i') && all_bytes(big, 3 << 20, 'b') &&
+	     all_bytes(pp, 300, 'p') && !heapdev_validate(inh_heap, NULL, 0),
+	     "HEAPDEV_INHERIT: the parent's heap is untouched");
+	T_EQ(heapdev_destroy(inh_heap), 0, "HEAPDEV_INHERIT heap destroyed");
+	inh_heap = NULL;
+	HeapFree(GetProcessHeap(), 0, pp);
+	HeapDestroy(other);
+}
+
 static void fork_child(void)
 {
 	HANDLE h = HeapCreate(0, 0, 0);
@@ -1190,7 +1270,7 @@ static void fork_child(void)
 	}
 	waitpid(pid, &st, 0);
 	T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "after fork the child has "
-	     "none of the parent's heaps but can create its own (status %d)",
+	     "none of the parent's HeapCreate heaps but can create its own (status %d)",
 	     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	T_OK(HeapSize(h, 0, p) == 100, "the parent's heap is unaffected");
 	HeapDestroy(h);
@@ -1598,6 +1678,7 @@ void api_suite(const char *self)
 	exec_heap();
 	neighbour_mappings();
 	fork_child();
+	inherit_heaps();
 	native_api();
 	aligned_and_owner();
 	trim_all();
