@@ -31,12 +31,101 @@
  */
 
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include "../uapi/heapdev.h"
 #include "heapdev_internal.h"
+
+/* A child's copy of a page at fork: overwritten at once, so not zeroed. */
+#define HEAPDEV_COPY_GFP	(GFP_HIGHUSER | __GFP_ACCOUNT | \
+				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
+/*
+ * One entry of a heap copy: a lazy entry stays lazy, a page is copied
+ * into a new one.  Returns the entry, or NULL without memory.
+ */
+static void *heapdev_copy_entry(void *entry)
+{
+	struct page *page;
+
+	if (xa_is_value(entry))
+		return entry;
+	page = alloc_page(HEAPDEV_COPY_GFP);
+	if (page)
+		copy_highpage(page, entry);
+	return page;
+}
+
+/**
+ * heapdev_heap_copy - a fork child's copy of a heap
+ * @src: the parent's heap
+ * @ff: the child's fork file, which the copy will belong to
+ *
+ * Every committed page of @src is copied (a lazily committed page not
+ * touched yet stays lazy) and charged to @ff like a commit.  Called at
+ * fork, under the parent's and the child's mmap_lock: @src's fault_lock
+ * keeps decommit and destroy out meanwhile; pages of a commit still in
+ * progress are not committed yet and are left out.
+ *
+ * Return: the copy with one reference (for its id, not yet in @ff), or
+ * NULL when a limit or the memory does not allow it.
+ */
+static struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
+					      struct heapdev_file *ff)
+{
+	struct heapdev_heap *heap;
+	unsigned long index;
+	void *entry, *copy;
+	int ret = 0;
+
+	heap = heapdev_heap_alloc(ff, src->flags, src->max_pages);
+	if (!heap)
+		return NULL;
+	heap->id = src->id;
+	heap->base = src->base;
+
+	mutex_lock(&heap->lock);
+	down_read(&src->fault_lock);
+	if (src->dead)
+		ret = -ENOENT;
+	xa_for_each(&src->pages, index, entry) {
+		if (ret)
+			break;
+		if (xa_get_mark(&src->pages, index, HEAPDEV_MARK_NEW))
+			continue;
+		ret = heapdev_charge(heap, 1);
+		if (ret)
+			break;
+		copy = heapdev_copy_entry(entry);
+		ret = copy ? xa_err(xa_store(&heap->pages, index, copy,
+					     HEAPDEV_META_GFP)) : -ENOMEM;
+		if (ret) {
+			if (copy && !xa_is_value(copy))
+				__free_page(copy);
+			heapdev_uncharge(ff, 1);
+			break;
+		}
+		heap->nr_pages++;
+		if (!xa_is_value(copy))
+			atomic_long_inc(&heap->resident);
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	}
+	up_read(&src->fault_lock);
+	mutex_unlock(&heap->lock);
+	if (ret) {
+		heap->dead = true;
+		heapdev_heap_drain(heap, false);
+		heapdev_heap_put(heap);
+		return NULL;
+	}
+	return heap;
+}
 
 /* Whether fork file @ff's address space is gone (exit or exec). */
 static bool heapdev_fork_dead(struct heapdev_file *ff)

@@ -30,6 +30,7 @@
 #define _HEAPDEV_INTERNAL_H
 
 #include <linux/bits.h>
+#include <linux/gfp.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
@@ -146,6 +147,16 @@ struct heapdev_heap {
 	struct list_head dying_node;
 };
 
+/* Metadata of heaps (xarray nodes): charged, allowed to fail quietly. */
+#define HEAPDEV_META_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | \
+				 __GFP_NOWARN)
+
+/* A committed page that does not exist yet (lazy commit, not touched). */
+#define HEAPDEV_LAZY		xa_mk_value(0)
+
+/* Marks pages inserted by a commit still in progress, for its rollback. */
+#define HEAPDEV_MARK_NEW	XA_MARK_1
+
 /*
  * Module-wide counters, shown in sysfs so that tests can prove no leak.
  * heapdev_pages_held counts every page the module holds, those waiting for
@@ -184,8 +195,6 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 void heapdev_heap_kill(struct heapdev_heap *heap, bool async);
 void heapdev_heap_drain(struct heapdev_heap *heap, bool queued);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
-struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
-				       struct heapdev_file *ff);
 
 /* fork.c */
 struct heapdev_heap *heapdev_fork_heap(struct heapdev_heap *src,

@@ -189,6 +189,7 @@ static void hd_atfork_parent(void)
 
 static void hd_heap_free_meta(struct hd_heap *h);
 static void hd_heap_struct_put_locked(struct hd_heap *h);
+static void hd_registry_del_locked(struct hd_heap *h);
 
 /* In the child: whether heap @h is one it kept. */
 static bool hd_fork_kept(const struct hd_heap *h)
@@ -265,15 +266,7 @@ static void hd_atfork_child(void)
 		next = h->rnext;
 		if (hd_fork_kept(h))
 			continue;
-		if (h->rprev)
-			h->rprev->rnext = h->rnext;
-		else
-			hd_reg_head = h->rnext;
-		if (h->rnext)
-			h->rnext->rprev = h->rprev;
-		else
-			hd_reg_tail = h->rprev;
-		hd_reg_count--;
+		hd_registry_del_locked(h);
 		for (sp = h->m.segs; sp; sp = sp->next)
 			hd_span_unregister(sp);
 		hd_larges_free_all(&h->l, false);
@@ -386,9 +379,9 @@ static void hd_registry_add(struct hd_heap *h, bool front)
 	pthread_mutex_unlock(&hd_reg_mutex);
 }
 
-static void hd_registry_del(struct hd_heap *h)
+/* hd_reg_mutex held (or in the single-threaded fork child). */
+static void hd_registry_del_locked(struct hd_heap *h)
 {
-	pthread_mutex_lock(&hd_reg_mutex);
 	if (h->rprev)
 		h->rprev->rnext = h->rnext;
 	else
@@ -399,6 +392,12 @@ static void hd_registry_del(struct hd_heap *h)
 		hd_reg_tail = h->rprev;
 	h->rnext = h->rprev = NULL;
 	hd_reg_count--;
+}
+
+static void hd_registry_del(struct hd_heap *h)
+{
+	pthread_mutex_lock(&hd_reg_mutex);
+	hd_registry_del_locked(h);
 	pthread_mutex_unlock(&hd_reg_mutex);
 }
 
