@@ -752,6 +752,18 @@ bool hd_backend_fork_keep(struct hd_bheap *bh)
 		p = mmap((void *)v->start, v->end - v->start, v->prot,
 			 MAP_SHARED | MAP_FIXED_NOREPLACE, hd_fork_memfd,
 			 (off_t)v->off);
+		/*
+		 * Taken as a hint (valgrind, which does not know that
+		 * MADV_DONTFORK left the range empty in the child): the
+		 * range is the parent's mapping of the memfd, so nothing of
+		 * the child's is there to replace.
+		 */
+		if (p != MAP_FAILED && p != (void *)v->start) {
+			munmap(p, v->end - v->start);
+			p = mmap((void *)v->start, v->end - v->start, v->prot,
+				 MAP_SHARED | MAP_FIXED, hd_fork_memfd,
+				 (off_t)v->off);
+		}
 		if (p == (void *)v->start &&
 		    !madvise(p, v->end - v->start, MADV_DONTFORK))
 			continue;
