@@ -986,8 +986,12 @@ static void hdm_fork_keep(void)
 	struct heapdev_heap *set[HDM_HSET / 2], *h;
 	unsigned int i, n = 0;
 
-	if (!hdm_kept(atomic_load_explicit(&hdm_proc, memory_order_relaxed)))
+	h = atomic_load_explicit(&hdm_proc, memory_order_relaxed);
+	if (h && !hdm_kept(h)) {
+		if (hdm_debug())
+			hdm_say("fork(): the child has no copy of the process heap (an older module, or a limit): blocks allocated before the fork are not in the child");
 		atomic_store_explicit(&hdm_proc, NULL, memory_order_relaxed);
+	}
 	if (!hdm_kept(hdm_tl))
 		hdm_tl = NULL;
 	for (i = 0; i < HDM_HSET && n < HDM_HSET / 2; i++) {

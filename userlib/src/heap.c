@@ -267,9 +267,18 @@ static void hd_atfork_child(void)
 		if (hd_fork_kept(h))
 			continue;
 		hd_registry_del_locked(h);
-		for (sp = h->m.segs; sp; sp = sp->next)
-			hd_span_unregister(sp);
-		hd_larges_free_all(&h->l, false);
+		/*
+		 * An inheritable heap whose copy the child did not get: the
+		 * module copied its mappings (which fault), so unmap them, as
+		 * if they had not been inherited.
+		 */
+		if (h->core.bh.inherit) {
+			hd_segs_unmap(&h->m);
+		} else {
+			for (sp = h->m.segs; sp; sp = sp->next)
+				hd_span_unregister(sp);
+		}
+		hd_larges_free_all(&h->l, h->core.bh.inherit);
 		hd_heap_free_meta(h);
 		hd_heap_struct_put_locked(h);
 	}

@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -447,6 +449,8 @@ static void limit_pressure(const char *name, long mb, uid_t uid)
 	T_EQ(read_pages(), pages, "%s: every page back to the kernel", what);
 }
 
+static void fork_copies(bool refuse);
+
 static void pressure(void)
 {
 	if (geteuid() != 0) {
@@ -454,6 +458,7 @@ static void pressure(void)
 		return;
 	}
 	memcg_pressure();
+	fork_copies(true);
 	limit_pressure("heap_limit_mb", 16, 0);
 	limit_pressure("user_limit_mb", 24, 65534);
 }
@@ -522,6 +527,129 @@ static void lazy_large_blocks(void)
 	     "kernel, touched or not");
 }
 
+/* A readable byte at @p: 0, or the signal reading it raised. */
+static sigjmp_buf fork_jb;
+static volatile int fork_sig;
+
+static void fork_on_sig(int sig)
+{
+	fork_sig = sig;
+	siglongjmp(fork_jb, 1);
+}
+
+static int probe_read(const volatile char *p)
+{
+	struct sigaction sa = { .sa_handler = fork_on_sig }, ob, os;
+
+	sigaction(SIGBUS, &sa, &ob);
+	sigaction(SIGSEGV, &sa, &os);
+	fork_sig = 0;
+	if (!sigsetjmp(fork_jb, 1))
+		(void)p[0];
+	sigaction(SIGBUS, &ob, NULL);
+	sigaction(SIGSEGV, &os, NULL);
+	return fork_sig;
+}
+
+/*
+ * HEAPDEV_INHERIT on the device: the module copies the heap into the
+ * child (its pages counted twice while the child lives, given back at its
+ * exit), and when the copy cannot be made the child's library forgets
+ * the heap and unmaps it.
+ */
+static void fork_copies(bool refuse)
+{
+	struct heapdev_options o = { .size = sizeof(o),
+				     .flags = HEAPDEV_INHERIT };
+	const char *what = refuse ? "fork over the user limit" : "fork";
+	char path[] = PARAMS "user_limit_mb", val[32];
+	long before = read_pages(), held, child_pages = 0, old = -1;
+	struct heapdev_heap *h;
+	int pfd[2], st = -1;
+	char *big, *small;
+	pid_t pid;
+
+	if (heapdev_create(&o, &h) || pipe(pfd)) {
+		T_OK(0, "%s: heap created", what);
+		return;
+	}
+	big = heapdev_alloc(h, 8 << 20, 0);
+	small = heapdev_alloc(h, 100, 0);
+	if (!big || !small) {
+		T_OK(0, "%s: blocks allocated", what);
+		heapdev_destroy(h);
+		return;
+	}
+	memset(big, 'B', 8 << 20);
+	memset(small, 'S', 100);
+	held = read_pages();
+	if (refuse) {
+		struct heapdev_info info = { .size = sizeof(info) };
+		int fd = open(DEV, O_RDWR | O_CLOEXEC);
+
+		info.size = sizeof(info);
+		if (fd < 0 || ioctl(fd, HEAPDEV_IOC_GET_INFO, &info)) {
+			T_OK(0, "%s: GET_INFO", what);
+			return;
+		}
+		close(fd);
+		old = read_long(path);
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)(info.user_committed >> 20) + 2);
+		write_str(path, val);
+	}
+	pid = fork();
+	if (!pid) {
+		long n = read_pages();
+		int bad = 0;
+		size_t sz = 0;
+
+		if (refuse) {
+			/* Forgotten and unmapped, as heaps without the flag. */
+			bad |= !!heapdev_heap_of(small);
+			bad |= (probe_read(small) != SIGSEGV) << 1;
+			bad |= (heapdev_size(h, small, 0, &sz) != -EBADF) << 2;
+		} else {
+			bad |= heapdev_heap_of(small) != h;
+			bad |= (big[0] != 'B' || big[(8 << 20) - 1] != 'B' ||
+				small[99] != 'S') << 1;
+			bad |= (heapdev_size(h, small, 0, &sz) || sz != 100) << 2;
+			memset(big, 'C', 8 << 20);
+		}
+		if (write(pfd[1], &n, sizeof(n)) != sizeof(n))
+			bad |= 1 << 3;
+		_exit(bad);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &child_pages, sizeof(child_pages)) !=
+	    sizeof(child_pages))
+		child_pages = -1;
+	close(pfd[0]);
+	waitpid(pid, &st, 0);
+	if (refuse) {
+		snprintf(val, sizeof(val), "%ld", old);
+		write_str(path, val);
+	}
+	T_OK(WIFEXITED(st) && !WEXITSTATUS(st), "%s: the child %s (status %#x)",
+	     what, refuse ? "has no copy: the heap is forgotten and unmapped" :
+	     "reads and writes its copy of the heap", st);
+	if (refuse)
+		T_OK(child_pages >= held && child_pages < held + 2048,
+		     "%s: no copy was charged (%ld -> %ld pages)", what, held,
+		     child_pages);
+	else
+		T_OK(child_pages >= held + 2048, "%s: the child's copy is held "
+		     "by the module too (%ld -> %ld pages)", what, held,
+		     child_pages);
+	T_OK(big[0] == 'B' && big[(8 << 20) - 1] == 'B' && small[0] == 'S',
+	     "%s: the parent's blocks are untouched", what);
+	T_OK(wait_released() && read_pages() == held, "%s: the child's exit "
+	     "gives its copy back (%ld pages)", what, read_pages());
+	heapdev_destroy(h);
+	T_OK(wait_released() && read_pages() == before,
+	     "%s: every page back to the kernel", what);
+}
+
 static void suite(const char *self)
 {
 	api_suite(self);
@@ -533,6 +661,7 @@ static void suite(const char *self)
 	destroy_returns_pages();
 	fixed_limit();
 	lazy_large_blocks();
+	fork_copies(false);
 }
 
 /* Run the suite again as uid/gid 65534; merge its counts. */

@@ -81,6 +81,32 @@ ok $? "perl hash of arrays: exit 0"
 cmp -s "$tmp/pl.ref" "$tmp/pl.out"
 ok $? "... output as without the drop-in"
 
+# Programs that fork and go on using their parent's data (issue 15.1).
+if [ -x $PY ]; then
+	pyfork='import multiprocessing as m, os
+d = {i: str(i) * 3 for i in range(50000)}
+with m.get_context("fork").Pool(2) as p:
+	print(sum(p.map(len, [d[i] for i in range(0, 50000, 7)])))
+pid = os.fork()
+if pid == 0:
+	os._exit(0 if d[49999] == "49999" * 3 else 3)
+print(os.waitpid(pid, 0)[1])'
+	$PY -c "$pyfork" >"$tmp/mp.ref"
+	for mode in process thread; do
+		HEAPDEV_MALLOC_HEAPS=$mode LD_PRELOAD=$LIB $PY -c "$pyfork" \
+			>"$tmp/mp.out" 2>"$tmp/mp.err"
+		rc=$?
+		[ $rc = 0 ] && cmp -s "$tmp/mp.ref" "$tmp/mp.out" && [ ! -s "$tmp/mp.err" ]
+		ok $? "python3 multiprocessing (fork) and os.fork() reading the parent's dict, HEAPDEV_MALLOC_HEAPS=$mode: exit $rc, output as without the drop-in"
+	done
+fi
+shfork='x=$(echo sub; (echo nested)); y=$(printf "%s" "$x" | tr a-z A-Z); echo "$y"; for i in 1 2 3; do echo "$i" | (read v; echo "got $v"); done'
+sh -c "$shfork" >"$tmp/sh.ref"
+LD_PRELOAD=$LIB sh -c "$shfork" >"$tmp/sh.out" 2>"$tmp/sh.err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$tmp/sh.ref" "$tmp/sh.out" && [ ! -s "$tmp/sh.err" ]
+ok $? "sh running subshells and pipelines (each a fork that uses the shell's heap): exit $rc, output as without the drop-in"
+
 # The environment: misconfigurations are reported once, on stderr.
 HEAPDEV_MALLOC_HEAPS=bogus LD_PRELOAD=$LIB $PY -c pass 2>"$tmp/err"
 rc=$?
