@@ -549,4 +549,90 @@ TEST_F(inh, fork_while_threads_churn)
 				 5000));
 }
 
+#define MIB	(1L << 20)
+#define CG_FORK	HD_CG_ROOT "/heapdev-fork-selftest"
+
+/*
+ * In the test cgroup: a heap of @arg MiB, forked.  The child's copy is
+ * charged to the cgroup while the child lives and uncharged at its exit;
+ * a copy the cgroup cannot hold is not made (no OOM kill).  Returns 0 when
+ * the copy was made and charged, 1 when it was refused cleanly.
+ */
+static int fork_in_cgroup(void *arg)
+{
+	long mib = (long)arg, before, during, after;
+	int fd, sync[2], go[2], status, ret = 40;
+	struct heapdev_create c;
+	char *p, x;
+	pid_t pid;
+
+	if (hd_cg_enter(CG_FORK) || pipe(sync) || pipe(go))
+		return 30;
+	fd = hd_open();
+	if (fd < 0 || hd_create(fd, HEAPDEV_HEAP_INHERIT, mib * MIB, 0, &c))
+		return 31;
+	p = hd_map(fd, &c, 0, mib * MIB, PROT_READ | PROT_WRITE);
+	if (p == MAP_FAILED)
+		return 32;
+	memset(p, 7, mib * MIB);
+	before = hd_cg_read(CG_FORK, "memory.current", NULL);
+	pid = fork();
+	if (!pid) {
+		struct heapdev_query q;
+		int copied = !hd_query(fd, c.heap_id, &q);
+
+		if (write(sync[1], "x", 1) != 1)
+			_exit(2);
+		if (copied && (p[0] != 7 || p[mib * MIB - 1] != 7))
+			_exit(3);
+		if (!copied && hd_probe(p, false, 0) != SIGBUS)
+			_exit(4);
+		/* Held until the parent has measured. */
+		if (read(go[0], &x, 1) != 1)
+			_exit(5);
+		_exit(copied ? 0 : 1);
+	}
+	if (pid < 0 || read(sync[0], &x, 1) != 1)
+		return 33;
+	during = hd_cg_read(CG_FORK, "memory.current", NULL);
+	if (write(go[1], "x", 1) != 1)
+		return 34;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return 35;
+	after = hd_cg_read(CG_FORK, "memory.current", NULL);
+	if (WEXITSTATUS(status) == 0)
+		ret = during - before >= (mib - 1) * MIB &&
+		      during - before <= (mib + 8) * MIB &&
+		      after - before <= 4 * MIB ? 0 : 36;
+	else if (WEXITSTATUS(status) == 1)
+		ret = during - before < mib * MIB / 2 ? 1 : 37;
+	else
+		ret = 10 + WEXITSTATUS(status);
+	return ret;
+}
+
+TEST(fork_copy_is_charged_to_the_memory_cgroup)
+{
+	long pages0 = hd_sys_pages(), heaps0 = hd_sys_heaps();
+	struct heapdev_info info;
+	int fd = hd_open();
+
+	if (fd < 0 && errno == ENOENT)
+		SKIP(return, HD_DEV " is missing");
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, hd_info(fd, &info));
+	close(fd);
+	if (!(info.features & HEAPDEV_FEAT_INHERIT))
+		SKIP(return, "the module has no HEAPDEV_FEAT_INHERIT");
+	HD_CG_MAKE_OR_SKIP(CG_FORK, "67108864");
+	hd_write_str(CG_FORK "/memory.swap.max", "0");
+
+	/* 16 MiB twice fit in 64 MiB; 40 MiB twice do not. */
+	EXPECT_EQ(0, hd_in_child(fork_in_cgroup, (void *)16L));
+	EXPECT_EQ(1, hd_in_child(fork_in_cgroup, (void *)40L));
+	EXPECT_EQ(0, hd_cg_read(CG_FORK, "memory.events", "oom_kill"));
+	EXPECT_TRUE(hd_wait_held(pages0, heaps0, 5000));
+	EXPECT_EQ(0, rmdir(CG_FORK));
+}
+
 TEST_HARNESS_MAIN
