@@ -153,12 +153,12 @@ static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 
 /* ---- device backend ---- */
 
-static int hd_dev_ioctl(unsigned long cmd, void *arg)
+static int hd_dev_ioctl(int fd, unsigned long cmd, void *arg)
 {
 	int ret;
 
 	do {
-		ret = ioctl(hd_dev_fd, cmd, arg);
+		ret = ioctl(fd, cmd, arg);
 	} while (ret && errno == EINTR);
 	return ret ? -errno : 0;
 }
@@ -179,7 +179,7 @@ static int hd_dev_open_locked(void)
 		return err;
 	}
 	hd_dev_fd = fd;
-	err = hd_dev_ioctl(HEAPDEV_IOC_GET_INFO, &info);
+	err = hd_dev_ioctl(fd, HEAPDEV_IOC_GET_INFO, &info);
 	if (!err && (info.abi_version != HEAPDEV_ABI_VERSION ||
 		     info.page_size != HD_PAGE || info.window_size < HD_WINDOW))
 		err = -EPROTO;
@@ -209,13 +209,14 @@ static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 	bh->inherit = bh->inherit && hd_dev_inherit;
 	if (bh->inherit)
 		c.flags |= HEAPDEV_HEAP_INHERIT;
-	err = hd_dev_ioctl(HEAPDEV_IOC_CREATE, &c);
+	err = hd_dev_ioctl(hd_dev_fd, HEAPDEV_IOC_CREATE, &c);
 
 	if (err) {
 		hd_dbg("heapdev: HEAPDEV_IOC_CREATE failed: %s",
 		       hd_errstr(err));
 		return err;
 	}
+	bh->fd = hd_dev_fd;
 	bh->id = c.heap_id;
 	bh->base_off = c.mmap_offset;
 	bh->window = c.reserved;
@@ -231,7 +232,7 @@ static int hd_dev_destroy(struct hd_bheap *bh)
 		.flags = hd_dev_async ? HEAPDEV_DESTROY_ASYNC : 0,
 	};
 
-	return hd_dev_ioctl(HEAPDEV_IOC_DESTROY, &d);
+	return hd_dev_ioctl(bh->fd, HEAPDEV_IOC_DESTROY, &d);
 }
 
 static int hd_dev_map(struct hd_bheap *bh, uint64_t off, size_t len,
@@ -239,7 +240,7 @@ static int hd_dev_map(struct hd_bheap *bh, uint64_t off, size_t len,
 {
 	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
 
-	return hd_map_aligned(len, prot, hd_dev_fd, bh->base_off + off, addr);
+	return hd_map_aligned(len, prot, bh->fd, bh->base_off + off, addr);
 }
 
 static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
@@ -252,7 +253,7 @@ static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 			 HEAPDEV_COMMIT_POPULATE,
 		.heap_id = bh->id, .offset = off, .length = len,
 	};
-	int err = hd_dev_ioctl(HEAPDEV_IOC_COMMIT, &c);
+	int err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_COMMIT, &c);
 
 	(void)addr;
 	if (err)
@@ -269,7 +270,7 @@ static int hd_dev_decommit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 		.flags = hd_dev_async ? HEAPDEV_DECOMMIT_ASYNC : 0,
 		.offset = off, .length = len,
 	};
-	int err = hd_dev_ioctl(HEAPDEV_IOC_DECOMMIT, &d);
+	int err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_DECOMMIT, &d);
 
 	(void)addr;
 	if (!err)
@@ -285,7 +286,7 @@ int hd_device_query(const struct hd_bheap *bh, uint64_t *committed)
 
 	if (bh->be->kind != HEAPDEV_BACKEND_DEVICE)
 		return -EOPNOTSUPP;
-	err = hd_dev_ioctl(HEAPDEV_IOC_QUERY, &q);
+	err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_QUERY, &q);
 	if (!err)
 		*committed = q.committed;
 	return err;
@@ -736,7 +737,7 @@ bool hd_backend_fork_keep(struct hd_bheap *bh)
 	if (bh->be == &hd_device_backend) {
 		struct heapdev_query q = { .size = sizeof(q), .heap_id = bh->id };
 
-		if (hd_dev_fd < 0 || hd_dev_ioctl(HEAPDEV_IOC_QUERY, &q))
+		if (hd_dev_ioctl(bh->fd, HEAPDEV_IOC_QUERY, &q))
 			return false;
 		hd_fork_dev = true;
 		return true;
@@ -787,16 +788,17 @@ undo:
  * In a forked child, after hd_backend_fork_keep() for every inheritable
  * heap: the descriptors of the heaps the child kept stay (the child's
  * calls on the device's reach its own copies; the memfd is replaced by
- * its copy); the others are dropped, and new heaps reopen them.
+ * its copy); the others are dropped.  New device heaps go to a descriptor
+ * the child opens itself, so that they belong to the child's user and
+ * limits (it may have changed its credentials since the fork).
  */
 void hd_backend_atfork_child(void)
 {
 	pthread_mutex_init(&hd_region_mutex, NULL);
 	pthread_mutex_init(&hd_slot_mutex, NULL);
-	if (hd_dev_fd >= 0 && !hd_fork_dev) {
+	if (hd_dev_fd >= 0 && !hd_fork_dev)
 		close(hd_dev_fd);
-		hd_dev_fd = -1;
-	}
+	hd_dev_fd = -1;
 	if (hd_memfd >= 0)
 		close(hd_memfd);
 	hd_memfd = -1;

@@ -53,6 +53,8 @@ struct hd_backend {
 /**
  * struct hd_bheap - a heap as its backend knows it
  * @be: the backend
+ * @fd: the device file the heap lives in (a fork child's inherited heaps
+ *	stay in the inherited one)
  * @id: kernel heap id (device) or window number (memfd)
  * @exec: mappings are executable
  * @inherit: a fork() child keeps the heap (set before create(); the
@@ -63,6 +65,7 @@ struct hd_backend {
  */
 struct hd_bheap {
 	const struct hd_backend *be;
+	int fd;
 	uint32_t id;
 	bool exec;
 	bool inherit;
