@@ -6,11 +6,13 @@
  * page tables (VM_WIPEONFORK) and calls its ->open() with the child's mm.
  * The first such VMA of a heap makes the child's copy of the heap there and
  * then (heapdev_heap_copy()): a heap object with the same id and window,
- * charged to the child, holding a private copy of every committed page;
- * the child's VMAs map the copy from then on.  Like the copy of anonymous
- * memory at fork, the copy is made under the parent's mmap_lock, so no
- * fault of the parent runs meanwhile; unlike it, the pages are copied at
- * once rather than shared copy-on-write.
+ * charged to the child, whose pages are the parent's, shared until the
+ * first fault on each in either process copies it (copy on access, as
+ * anonymous memory is copied on write); the child's VMAs map the copy
+ * from then on.  Like the copy of anonymous memory, it is made under the
+ * parent's mmap_lock, so no fault of the parent runs meanwhile, and every
+ * page table entry of the parent's heap is zapped, so that its next
+ * access faults.
  *
  * The copies belong to a fork file, a struct heapdev_file owned by the
  * child's mm and listed on the opened file whose descriptor the child
@@ -40,36 +42,23 @@
 #include "../uapi/heapdev.h"
 #include "heapdev_internal.h"
 
-/* A child's copy of a page at fork: overwritten at once, so not zeroed. */
-#define HEAPDEV_COPY_GFP	(GFP_HIGHUSER | __GFP_ACCOUNT | \
-				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
-
-/*
- * One entry of a heap copy: a lazy entry stays lazy, a page is copied
- * into a new one.  Returns the entry, or NULL without memory.
- */
-static void *heapdev_copy_entry(void *entry)
-{
-	struct page *page;
-
-	if (xa_is_value(entry))
-		return entry;
-	page = alloc_page(HEAPDEV_COPY_GFP);
-	if (page)
-		copy_highpage(page, entry);
-	return page;
-}
+/* Pages charged at once to a heap copy at fork. */
+#define HEAPDEV_COPY_BATCH	64
 
 /**
  * heapdev_heap_copy - a fork child's copy of a heap
  * @src: the parent's heap
  * @ff: the child's fork file, which the copy will belong to
  *
- * Every committed page of @src is copied (a lazily committed page not
- * touched yet stays lazy) and charged to @ff like a commit.  Called at
- * fork, under the parent's and the child's mmap_lock: @src's fault_lock
- * keeps decommit and destroy out meanwhile; pages of a commit still in
- * progress are not committed yet and are left out.
+ * Every committed page of @src goes into the copy too, marked shared in
+ * both heaps, and is charged to @ff like a commit (a lazily committed page
+ * not touched yet stays lazy in both).  The first fault on a shared page,
+ * in either process, copies it unless the other heap let go of it
+ * (heapdev_fork_unshare()); so that those faults happen, every page table
+ * entry of @src's window is zapped.  Called at fork, under the parent's
+ * and the child's mmap_lock, so no fault of the parent maps a page
+ * meanwhile; @src's fault_lock keeps decommit and destroy out; pages of a
+ * commit still in progress are not committed yet and are left out.
  *
  * Return: the copy with one reference (for its id, not yet in @ff), or
  * NULL when a limit or the memory does not allow it.
@@ -77,9 +66,9 @@ static void *heapdev_copy_entry(void *entry)
 static struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
 					      struct heapdev_file *ff)
 {
+	unsigned long index, shared = 0, budget = 0;
 	struct heapdev_heap *heap;
-	unsigned long index;
-	void *entry, *copy;
+	void *entry;
 	int ret = 0;
 
 	heap = heapdev_heap_alloc(ff, src->flags, src->max_pages);
@@ -97,27 +86,45 @@ static struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
 			break;
 		if (xa_get_mark(&src->pages, index, HEAPDEV_MARK_NEW))
 			continue;
-		ret = heapdev_charge(heap, 1);
-		if (ret)
-			break;
-		copy = heapdev_copy_entry(entry);
-		ret = copy ? xa_err(xa_store(&heap->pages, index, copy,
-					     HEAPDEV_META_GFP)) : -ENOMEM;
+		/* Charged ahead in batches, the rest given back at the end. */
+		if (!budget) {
+			budget = HEAPDEV_COPY_BATCH;
+			if (heapdev_charge(heap, budget)) {
+				budget = 1;	/* near a limit: page by page */
+				ret = heapdev_charge(heap, budget);
+				if (ret) {
+					budget = 0;
+					break;
+				}
+			}
+		}
+		if (!xa_is_value(entry))
+			get_page(entry);
+		ret = xa_err(xa_store(&heap->pages, index, entry,
+				      HEAPDEV_META_GFP));
 		if (ret) {
-			if (copy && !xa_is_value(copy))
-				__free_page(copy);
-			heapdev_uncharge(ff, 1);
+			if (!xa_is_value(entry))
+				put_page(entry);
 			break;
 		}
+		budget--;
 		heap->nr_pages++;
-		if (!xa_is_value(copy))
+		if (!xa_is_value(entry)) {
+			xa_set_mark(&heap->pages, index, HEAPDEV_MARK_SHARED);
+			xa_set_mark(&src->pages, index, HEAPDEV_MARK_SHARED);
 			atomic_long_inc(&heap->resident);
+			shared++;
+		}
 		if (fatal_signal_pending(current))
 			ret = -EINTR;
 		cond_resched();
 	}
 	up_read(&src->fault_lock);
+	heapdev_uncharge(ff, budget);
 	mutex_unlock(&heap->lock);
+	/* Marks left on @src after a failure only cost a fault each. */
+	if (shared)
+		heapdev_heap_zap(src);
 	if (ret) {
 		heap->dead = true;
 		heapdev_heap_drain(heap, false);
@@ -125,6 +132,52 @@ static struct heapdev_heap *heapdev_heap_copy(struct heapdev_heap *src,
 		return NULL;
 	}
 	return heap;
+}
+
+/* The copy of a page a fork shared, at a fault: overwritten at once. */
+#define HEAPDEV_COW_GFP		(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_NOWARN)
+
+/*
+ * A page a fork left in this heap and another (HEAPDEV_MARK_SHARED): this
+ * heap's own from now on.  When no other heap, mapping or pin holds it any
+ * more (the other process copied it, exited or exec'ed), it is only
+ * unmarked; otherwise it is copied and the copy replaces it here.  Called
+ * with heap->fault_lock held for read: the entry stays meanwhile, except
+ * that a racing fault may replace it first.
+ */
+struct page *heapdev_fork_unshare(struct heapdev_heap *heap, pgoff_t index,
+				  struct page *page, vm_fault_t *ret)
+{
+	XA_STATE(xas, &heap->pages, index);
+	struct page *copy = NULL;
+	void *cur;
+
+	if (page_ref_count(page) > 1) {
+		copy = alloc_page(HEAPDEV_COW_GFP);
+		if (!copy) {
+			*ret = VM_FAULT_OOM;
+			return NULL;
+		}
+		copy_highpage(copy, page);
+	}
+	xas_lock(&xas);
+	cur = xas_load(&xas);
+	if (cur == page && xas_get_mark(&xas, HEAPDEV_MARK_SHARED)) {
+		if (copy)
+			xas_store(&xas, copy);	/* replaces: allocates nothing */
+		xas_clear_mark(&xas, HEAPDEV_MARK_SHARED);
+	} else {
+		/* Another fault of this heap got there first. */
+		if (copy)
+			__free_page(copy);
+		copy = NULL;
+		page = cur;
+	}
+	xas_unlock(&xas);
+	if (!copy)
+		return page && !xa_is_value(page) ? page : NULL;
+	put_page(page);
+	return copy;
 }
 
 /* Whether fork file @ff's address space is gone (exit or exec). */

@@ -130,6 +130,13 @@ static void heapdev_unmap(struct heapdev_heap *heap, pgoff_t first,
 			    (loff_t)nr << PAGE_SHIFT, 1);
 }
 
+/* Zap every page table entry of the heap, in every process (fork.c). */
+void heapdev_heap_zap(struct heapdev_heap *heap)
+{
+	if (atomic_read(&heap->mappings))
+		heapdev_unmap(heap, 0, heap->window_pages);
+}
+
 /* Pages taken out of the xarray per lock hold when released at once. */
 #define HEAPDEV_EVICT_BATCH	64
 /* Lazy entries (nothing to free) taken out per lock hold. */
@@ -518,8 +525,12 @@ static void heapdev_map_range(struct heapdev_heap *heap,
 
 		if (xas_retry(&xas, page))
 			continue;
-		/* Not touched yet, or not committed yet: no page to map. */
-		if (xa_is_value(page) || xas_get_mark(&xas, HEAPDEV_MARK_NEW))
+		/*
+		 * Not touched yet, not committed yet, or shared by a fork
+		 * (its own fault decides whether to copy it): nothing to map.
+		 */
+		if (xa_is_value(page) || xas_get_mark(&xas, HEAPDEV_MARK_NEW) ||
+		    xas_get_mark(&xas, HEAPDEV_MARK_SHARED))
 			continue;
 		if (nr && (index != expect || nr == ARRAY_SIZE(batch))) {
 			xas_pause(&xas);
@@ -601,10 +612,11 @@ out_unlock:
 
 /*
  * The committed page at @index for a fault, allocated now if it was
- * committed lazily.  Called with heap->fault_lock held for read, so no
- * decommit or destroy takes the entry away meanwhile; two faults on the
- * same lazy entry race through the cmpxchg and the loser frees its page.
- * Pages of a commit still in progress are not committed yet.
+ * committed lazily, copied now if a fork shared it.  Called with
+ * heap->fault_lock held for read, so no decommit or destroy takes the
+ * entry away meanwhile; two faults on the same lazy entry race through
+ * the cmpxchg and the loser frees its page.  Pages of a commit still in
+ * progress are not committed yet.
  *
  * Return: the page, or NULL with *@ret set.
  */
@@ -613,21 +625,24 @@ static struct page *heapdev_fault_page(struct heapdev_heap *heap,
 {
 	XA_STATE(xas, &heap->pages, index);
 	struct page *page;
-	bool new;
+	bool new, shared;
 	void *old;
 
 	*ret = VM_FAULT_SIGBUS;
 	if (heap->dead)
 		return NULL;
-	/* One walk for the entry and its mark. */
+	/* One walk for the entry and its marks. */
 	rcu_read_lock();
 	do {
 		page = xas_load(&xas);
 	} while (xas_retry(&xas, page));
 	new = page && xas_get_mark(&xas, HEAPDEV_MARK_NEW);
+	shared = page && xas_get_mark(&xas, HEAPDEV_MARK_SHARED);
 	rcu_read_unlock();
 	if (!page || new)
 		return NULL;
+	if (unlikely(shared) && !xa_is_value(page))
+		return heapdev_fork_unshare(heap, index, page, ret);
 	if (!xa_is_value(page))
 		return page;
 

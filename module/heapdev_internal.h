@@ -158,6 +158,12 @@ struct heapdev_heap {
 #define HEAPDEV_MARK_NEW	XA_MARK_1
 
 /*
+ * Marks pages a fork left in more than one heap (fork.c): the first fault
+ * on one copies it unless this heap is the only one left holding it.
+ */
+#define HEAPDEV_MARK_SHARED	XA_MARK_2
+
+/*
  * Module-wide counters, shown in sysfs so that tests can prove no leak.
  * heapdev_pages_held counts every page the module holds, those waiting for
  * the background release included; heapdev_pages_releasing only those.
@@ -195,6 +201,7 @@ void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 void heapdev_heap_kill(struct heapdev_heap *heap, bool async);
 void heapdev_heap_drain(struct heapdev_heap *heap, bool queued);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
+void heapdev_heap_zap(struct heapdev_heap *heap);
 
 /* fork.c */
 struct heapdev_heap *heapdev_fork_heap(struct heapdev_heap *src,
@@ -204,6 +211,8 @@ struct heapdev_file *heapdev_fork_lookup(struct heapdev_file *root,
 void heapdev_fork_claim(struct heapdev_file *ff);
 void heapdev_fork_end(struct heapdev_file *ff);
 void heapdev_fork_end_all(struct heapdev_file *root);
+struct page *heapdev_fork_unshare(struct heapdev_heap *heap, pgoff_t index,
+				  struct page *page, vm_fault_t *ret);
 
 /* account.c: the limits (module parameters), in pages or heaps */
 void heapdev_limits_init(void);
