@@ -218,7 +218,8 @@ static void hd_fork_adopt(struct hd_heap *h)
 				break;
 		if (!ctx)
 			break;
-		hd_enter();
+		/* No registration: it could allocate, in a fork handler. */
+		hd_enter_fast();
 		hd_use(h);
 		hd_ctx_abandon(ctx);
 		hd_leave();
