@@ -67,20 +67,27 @@ static bool hd_fork_room(size_t n)
 		return true;
 	while (cap < n)
 		cap = cap ? 2 * cap : 16;
-	a = hd_meta_realloc(hd_fork_hh, hd_fork_cap * sizeof(*hd_fork_hh),
-			    cap * sizeof(*hd_fork_hh));
-	if (a)
-		hd_fork_hh = a;
-	b = hd_meta_realloc(hd_fork_set, hd_fork_cap * sizeof(*hd_fork_set),
-			    cap * sizeof(*hd_fork_set));
-	if (b)
-		hd_fork_set = b;
-	c = hd_meta_realloc(hd_fork_bhs, hd_fork_cap * sizeof(*hd_fork_bhs),
-			    cap * sizeof(*hd_fork_bhs));
-	if (c)
-		hd_fork_bhs = c;
-	if (!a || !b || !c)
+	/* All three or none: each array's size is hd_fork_cap's. */
+	a = hd_meta_alloc(cap * sizeof(*hd_fork_hh));
+	b = hd_meta_alloc(cap * sizeof(*hd_fork_set));
+	c = hd_meta_alloc(cap * sizeof(*hd_fork_bhs));
+	if (!a || !b || !c) {
+		if (a)
+			hd_meta_free(a, cap * sizeof(*hd_fork_hh));
+		if (b)
+			hd_meta_free(b, cap * sizeof(*hd_fork_set));
+		if (c)
+			hd_meta_free(c, cap * sizeof(*hd_fork_bhs));
 		return false;
+	}
+	if (hd_fork_cap) {
+		hd_meta_free(hd_fork_hh, hd_fork_cap * sizeof(*hd_fork_hh));
+		hd_meta_free(hd_fork_set, hd_fork_cap * sizeof(*hd_fork_set));
+		hd_meta_free(hd_fork_bhs, hd_fork_cap * sizeof(*hd_fork_bhs));
+	}
+	hd_fork_hh = a;
+	hd_fork_set = b;
+	hd_fork_bhs = c;
 	hd_fork_cap = cap;
 	return true;
 }

@@ -1190,6 +1190,44 @@ static bool all_bytes(const char *p, size_t n, char c)
 	return true;
 }
 
+/* More inheritable heaps than the fork handlers' first arrays hold. */
+static void inherit_many(void)
+{
+	struct heapdev_options o = { .size = sizeof(o),
+				     .flags = HEAPDEV_INHERIT };
+	struct heapdev_heap *hs[40];
+	int *ps[40];
+	int i, n = 0, st;
+	pid_t pid;
+
+	for (; n < 40; n++) {
+		if (heapdev_create(&o, &hs[n]))
+			break;
+		ps[n] = heapdev_alloc(hs[n], sizeof(int), 0);
+		if (!ps[n]) {
+			heapdev_destroy(hs[n]);
+			break;
+		}
+		*ps[n] = n;
+	}
+	pid = fork();
+	if (!pid) {
+		struct heapdev_heap_info info = { .size = sizeof(info) };
+		int bad = 0;
+
+		for (i = 0; i < n; i++)
+			bad += heapdev_get_info(hs[i], &info) || *ps[i] != i ||
+			       heapdev_free(hs[i], ps[i], 0);
+		_exit(bad ? 1 : 0);
+	}
+	waitpid(pid, &st, 0);
+	T_OK(n == 40 && WIFEXITED(st) && !WEXITSTATUS(st), "HEAPDEV_INHERIT: "
+	     "a child keeps %d inheritable heaps and their blocks (status %#x)",
+	     n, st);
+	for (i = 0; i < n; i++)
+		heapdev_destroy(hs[i]);
+}
+
 static void inherit_heaps(void)
 {
 	struct heapdev_options o = { .size = sizeof(o),
@@ -1244,6 +1282,7 @@ static void inherit_heaps(void)
 	     "HEAPDEV_INHERIT: the parent's heap is untouched");
 	T_EQ(heapdev_destroy(inh_heap), 0, "HEAPDEV_INHERIT heap destroyed");
 	inh_heap = NULL;
+	inherit_many();
 	HeapFree(GetProcessHeap(), 0, pp);
 	HeapDestroy(other);
 }
