@@ -95,6 +95,26 @@ static struct inh_arg inh_arg(FIXTURE_DATA(inh) *self)
 	return a;
 }
 
+/*
+ * After a child ran: the parent's heap is as the fixture made it (its
+ * pages, its committed size, its one mapping), and the child's copy is
+ * gone (the module holds the parent's pages and heap only).
+ */
+static void parent_unchanged(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(inh) *self)
+{
+	struct heapdev_query q;
+	int i;
+
+	for (i = 0; i < NCOMMIT; i++)
+		EXPECT_TRUE(page_is(self->p, self->pg, i, 'a' + i));
+	ASSERT_EQ(0, hd_query(self->fd, self->c.heap_id, &q));
+	EXPECT_EQ(NCOMMIT * self->pg, q.committed);
+	EXPECT_EQ(1, q.mappings);
+	EXPECT_TRUE(hd_wait_held(self->pages0 + NCOMMIT, self->heaps0 + 1,
+				 2000));
+}
+
 static int child_reads_writes(void *arg)
 {
 	struct inh_arg *a = arg;
@@ -124,20 +144,12 @@ static int child_reads_writes(void *arg)
 TEST_F(inh, child_reads_and_writes_its_copy)
 {
 	struct inh_arg a = inh_arg(self);
-	struct heapdev_query q;
-	int i;
 
 	HD_SKIPPED_IN_SETUP();
 
 	EXPECT_EQ(0, hd_in_child(child_reads_writes, &a));
 	/* The parent's pages are untouched by the child's writes. */
-	for (i = 0; i < NCOMMIT; i++)
-		EXPECT_TRUE(page_is(self->p, self->pg, i, 'a' + i));
-	ASSERT_EQ(0, hd_query(self->fd, self->c.heap_id, &q));
-	EXPECT_EQ(NCOMMIT * self->pg, q.committed);
-	EXPECT_EQ(1, q.mappings);
-	EXPECT_TRUE(hd_wait_held(self->pages0 + NCOMMIT, self->heaps0 + 1,
-				 2000));
+	parent_unchanged(_metadata, self);
 }
 
 TEST_F(inh, flags_and_feature)
@@ -282,20 +294,13 @@ static int child_works_on_heaps(void *arg)
 TEST_F(inh, child_commits_decommits_and_creates)
 {
 	struct inh_arg a = inh_arg(self);
-	struct heapdev_query q;
-	int i;
 
 	HD_SKIPPED_IN_SETUP();
 
 	EXPECT_EQ(0, hd_in_child(child_works_on_heaps, &a));
 	/* The child's decommit zapped the parent's page tables: refaulted. */
-	for (i = 0; i < NCOMMIT; i++)
-		EXPECT_TRUE(page_is(self->p, self->pg, i, 'a' + i));
+	parent_unchanged(_metadata, self);
 	EXPECT_EQ(SIGBUS, hd_probe(self->p + NCOMMIT * self->pg, false, 0));
-	ASSERT_EQ(0, hd_query(self->fd, self->c.heap_id, &q));
-	EXPECT_EQ(NCOMMIT * self->pg, q.committed);
-	EXPECT_TRUE(hd_wait_held(self->pages0 + NCOMMIT, self->heaps0 + 1,
-				 2000));
 }
 
 static int grandchild(void *arg)
@@ -328,9 +333,7 @@ TEST_F(inh, grandchildren_inherit_the_child_copy)
 	HD_SKIPPED_IN_SETUP();
 
 	EXPECT_EQ(0, hd_in_child(child_forks, &a));
-	EXPECT_TRUE(page_is(self->p, self->pg, 0, 'a'));
-	EXPECT_TRUE(hd_wait_held(self->pages0 + NCOMMIT, self->heaps0 + 1,
-				 2000));
+	parent_unchanged(_metadata, self);
 }
 
 /* While the child lives, its copy is held and charged; exit gives it back. */
