@@ -23,9 +23,12 @@
  * tables over the same range, which only costs them a fault.
  *
  * A fork file ends when the child's address space is torn down (exit or
- * exec): the close of its last VMA then sees mm_users at 0.  A child that
- * unmapped every heap before that keeps its copies until the root is
- * released, or until the next fork from the root reaps them.
+ * exec): the close of its last VMA then sees mm_users at 0; or when the
+ * fork failed after the copies were made (Linux 7.2 closes the new VMAs
+ * in dup_mmap() itself): the close of its last VMA then finds no pid, as
+ * the child never ran.  A child that unmapped every heap before its end
+ * keeps its copies until the root is released, or until a later fork or
+ * lookup on the root reaps them.
  *
  * Locking: a root's @lock protects its @forks list and nests inside
  * mmap_lock (fork holds both mms' locks); heapdev_files_lock nests outside
@@ -239,11 +242,9 @@ static struct heapdev_file *heapdev_fork_get(struct heapdev_file *root,
 
 	mutex_lock(&root->lock);
 	list_for_each_entry(ff, &root->forks, fork_node) {
-		if (ff->mm == mm) {
+		if (ff->mm == mm && !found)
 			found = ff;
-			break;
-		}
-		if (!dead && heapdev_fork_dead(ff))
+		else if (!dead && heapdev_fork_dead(ff))
 			dead = ff;
 	}
 	if (!found && create) {

@@ -729,10 +729,14 @@ static void heapdev_vm_close(struct vm_area_struct *vma)
 	struct heapdev_file *hf = heap->file;
 
 	atomic_dec(&heap->mappings);
-	/* A child's address space is torn down (exit, exec): its copies go. */
+	/*
+	 * A child's address space is torn down (exit, exec), or its fork
+	 * failed (7.2 tears the new VMAs down in dup_mmap(), while mm_users
+	 * is still 1; a child that never ran has no pid yet): its copies go.
+	 */
 	if (hf->root && vma->vm_mm == hf->mm &&
 	    atomic_dec_and_test(&hf->vmas) &&
-	    !atomic_read(&vma->vm_mm->mm_users))
+	    (!atomic_read(&vma->vm_mm->mm_users) || !READ_ONCE(hf->pid)))
 		heapdev_fork_end(hf);
 	heapdev_heap_put(heap);
 }

@@ -330,4 +330,72 @@ TEST_F(fi, lazy_commit_and_first_touch)
 	EXPECT_EQ(pages - 1024, hd_sys_pages());
 }
 
+/*
+ * fork() of a process with an inheritable heap: each allocation of the
+ * fork in turn fails (the kernel's own, which fail the fork, and the
+ * module's copy of the heap, which leave the child without it).  The
+ * child has the heap whole or not at all, the parent's is untouched, and
+ * nothing stays held once the child is gone.
+ */
+TEST_F_TIMEOUT(fi, fork_copy, 300)
+{
+	int n, status, injected = 0, copied = 0, refused = 0, failed = 0;
+	struct heapdev_create c;
+	long pages, heaps, len;
+	bool inj;
+	char *p;
+	pid_t pid;
+
+	HD_SKIPPED_IN_SETUP();
+
+	len = 600 * self->pg;	/* more than one xarray node */
+	self->fd = hd_open();
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, hd_create(self->fd, HEAPDEV_HEAP_INHERIT, len, 0, &c));
+	p = hd_map(self->fd, &c, 0, len, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 5, len);
+	pages = hd_sys_pages();
+	heaps = hd_sys_heaps();
+	for (n = 1; n < MAX_NTH; n++) {
+		arm(self->nth, n);
+		pid = fork();
+		if (!pid) {
+			struct heapdev_query q;
+
+			if (!hd_query(self->fd, c.heap_id, &q))
+				_exit(p[0] == 5 && p[len - 1] == 5 &&
+				      (long)q.committed == len ? 0 : 2);
+			_exit(hd_probe(p, false, 0) == SIGBUS ? 1 : 3);
+		}
+		inj = disarm(self->nth);
+		if (pid < 0) {
+			ASSERT_TRUE(inj) TH_LOG("nth %d", n);
+			failed++;
+		} else {
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			ASSERT_TRUE(WIFEXITED(status)) TH_LOG("nth %d", n);
+			ASSERT_GE(1, WEXITSTATUS(status)) TH_LOG("nth %d", n);
+			if (WEXITSTATUS(status))
+				refused++;
+			else
+				copied++;
+		}
+		EXPECT_TRUE(hd_wait_held(pages, heaps, 5000))
+			TH_LOG("nth %d (fork %s): %ld pages (not %ld), %ld heaps (not %ld), %ld files",
+			       n, pid < 0 ? "failed" : "made a child",
+			       hd_sys_pages(), pages, hd_sys_heaps(), heaps,
+			       hd_read_long(HD_SYSFS "files"));
+		if (!inj)
+			break;
+		injected++;
+	}
+	TH_LOG("fork: %d allocation points failed in turn: %d forks failed, %d children without the copy, %d with it",
+	       injected, failed, refused, copied);
+	EXPECT_LT(0, refused);
+	EXPECT_EQ(5, p[0]);
+	EXPECT_EQ(5, p[len - 1]);
+	munmap(p, len);
+}
+
 TEST_HARNESS_MAIN
