@@ -632,16 +632,8 @@ static int fork_in_cgroup(void *arg)
 TEST(fork_copy_is_charged_to_the_memory_cgroup)
 {
 	long pages0 = hd_sys_pages(), heaps0 = hd_sys_heaps();
-	struct heapdev_info info;
-	int fd = hd_open();
 
-	if (fd < 0 && errno == ENOENT)
-		SKIP(return, HD_DEV " is missing");
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, hd_info(fd, &info));
-	close(fd);
-	if (!(info.features & HEAPDEV_FEAT_INHERIT))
-		SKIP(return, "the module has no HEAPDEV_FEAT_INHERIT");
+	HD_FEATURE_OR_SKIP(HEAPDEV_FEAT_INHERIT);
 	HD_CG_MAKE_OR_SKIP(CG_FORK, "67108864");
 	hd_write_str(CG_FORK "/memory.swap.max", "0");
 

@@ -387,16 +387,8 @@ static int lazy_in_cgroup(void *arg)
 TEST(lazy_first_touch_is_charged_to_the_memory_cgroup)
 {
 	long pages0 = hd_sys_pages(), heaps0 = hd_sys_heaps();
-	struct heapdev_info info;
-	int fd = hd_open();
 
-	if (fd < 0 && errno == ENOENT)
-		SKIP(return, HD_DEV " is missing");
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, hd_info(fd, &info));
-	close(fd);
-	if (!(info.features & HEAPDEV_FEAT_LAZY_COMMIT))
-		SKIP(return, "the module has no HEAPDEV_FEAT_LAZY_COMMIT");
+	HD_FEATURE_OR_SKIP(HEAPDEV_FEAT_LAZY_COMMIT);
 	HD_CG_MAKE_OR_SKIP(CG_TEST, "33554432");
 	/* No swap to escape to: the touches must hit the limit. */
 	hd_write_str(CG_TEST "/memory.swap.max", "0");

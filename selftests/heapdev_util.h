@@ -374,4 +374,22 @@ static inline int hd_cg_make(const char *cg, const char *max)
 		ASSERT_EQ(0, __cg_ret);					\
 	} while (0)
 
+/*
+ * In a harness test: skip it unless the device is there and its module
+ * has feature @feat (a HEAPDEV_FEAT_* bit).
+ */
+#define HD_FEATURE_OR_SKIP(feat)					\
+	do {								\
+		struct heapdev_info __feat_info;			\
+		int __feat_fd = hd_open();				\
+									\
+		if (__feat_fd < 0 && errno == ENOENT)			\
+			SKIP(return, HD_DEV " is missing");		\
+		ASSERT_LE(0, __feat_fd);				\
+		ASSERT_EQ(0, hd_info(__feat_fd, &__feat_info));	\
+		close(__feat_fd);					\
+		if (!(__feat_info.features & (feat)))			\
+			SKIP(return, "the module has no " #feat);	\
+	} while (0)
+
 #endif /* HEAPDEV_UTIL_H */
