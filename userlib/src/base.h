@@ -172,6 +172,17 @@ static inline void hd_unlock(struct hd_lock *l)
 		hd_unlock_slow(l);
 }
 
+/*
+ * Whether taking @l costs this thread an atomic read-modify-write on a
+ * line other threads write: it holds no bias on @l (the lock is shared,
+ * or was never biased).
+ */
+static inline bool hd_lock_shared(struct hd_lock *l)
+{
+	return atomic_load_explicit(&l->bias, memory_order_relaxed) !=
+	       hd_self();
+}
+
 /* A lock that @flags says not to take (HEAP_NO_SERIALIZE). */
 static inline void hd_lock_if(struct hd_lock *l, uint32_t flags)
 {

@@ -42,6 +42,8 @@ static void hd_ctx_reset(struct hd_ctx *ctx, struct hd_sheap *s,
 	atomic_store_explicit(&ctx->dead, false, memory_order_relaxed);
 	ctx->xrun = NULL;
 	ctx->xn = 0;
+	ctx->kept = 0;
+	ctx->ticks = 0;
 }
 
 /*

@@ -150,15 +150,32 @@ void hd_lock_init(struct hd_lock *l, bool biased)
 	l->count = 0;
 }
 
-/* Drepper's futex mutex ("Futexes are tricky", mutex3). */
+/*
+ * Pause-loops a contended lock spins for before it sleeps (as glibc's
+ * adaptive mutexes do): the heap's critical sections are a few list
+ * operations, far shorter than a futex wait and wake-up, which cost tens
+ * of microseconds under a hypervisor.  Only while no one sleeps on it.
+ */
+#define HD_SPIN		100
+
+/* Drepper's futex mutex ("Futexes are tricky", mutex3), spinning first. */
 static void hd_word_lock(struct hd_lock *l)
 {
 	uint32_t c = 0;
+	unsigned int i;
 
 	if (atomic_compare_exchange_strong_explicit(&l->word, &c, 1,
 						    memory_order_acquire,
 						    memory_order_relaxed))
 		return;
+	for (i = 0; i < HD_SPIN && c == 1; i++) {
+		__builtin_ia32_pause();
+		c = atomic_load_explicit(&l->word, memory_order_relaxed);
+		if (!c && atomic_compare_exchange_strong_explicit(
+				&l->word, &c, 1, memory_order_acquire,
+				memory_order_relaxed))
+			return;
+	}
 	if (c != 2)
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	while (c) {

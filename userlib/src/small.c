@@ -16,7 +16,10 @@
  * once, except for classes below 1 KiB, which keep one cached empty run
  * (more while the heap's cached empty runs hold at most
  * HD_EMPTY_CACHE_BYTES), so that blocks that come and go in batches do
- * not create and release runs for every batch (see hd_empty_cacheable()).
+ * not create and release runs for every batch (see hd_empty_cacheable()),
+ * and for the current runs of classes of 4 KiB and more on a heap that
+ * threads share, which their context keeps for HD_DECOMMIT_DELAY (see
+ * hd_run_keep()).
  */
 #include <errno.h>
 
@@ -26,10 +29,12 @@
 
 /*
  * The current run of classes of this stride and more is released when it
- * empties: their first runs hold few big slots, and a class used now and
- * then would otherwise keep 16-36 KiB for nothing.
+ * empties (on a heap that threads share, once it has been empty for
+ * HD_DECOMMIT_DELAY): their first runs hold few big slots, and a class
+ * used now and then would otherwise keep 16-36 KiB for nothing.
  */
 #define HD_CUR_RELEASE_MIN	4096
+
 
 #define HD_T4(c)	c, c, c, c
 #define HD_T16(c)	HD_T4(c), HD_T4(c), HD_T4(c), HD_T4(c)
@@ -56,14 +61,17 @@ const uint8_t hd_class_tab[(HD_SMALL_MAX + 23) / 16 + 1] = {
 	HD_T64(77), HD_T64(77), HD_T64(78), HD_T64(78),	/* ..16384 */
 };
 
-static const uint16_t hd_big_strides[HD_NCLASS - 63] = {
+_Static_assert(HD_NCLASS - HD_BIG_CLASS <= 32, "a bit of hd_ctx.kept each");
+
+static const uint16_t hd_big_strides[HD_NCLASS - HD_BIG_CLASS] = {
 	1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
 	5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
 static uint32_t hd_stride(unsigned int c)
 {
-	return c < 63 ? 32 + 16 * c : hd_big_strides[c - 63];
+	return c < HD_BIG_CLASS ? 32 + 16 * c :
+	       hd_big_strides[c - HD_BIG_CLASS];
 }
 
 /*
@@ -520,6 +528,72 @@ static struct hd_run *hd_partial_pick(struct hd_run *run)
 }
 
 /*
+ * Keep the emptied current run @run of @ctx (a class of HD_CUR_RELEASE_MIN
+ * or more) instead of releasing it now, on a heap whose locks are shared
+ * by threads.  These classes hold a block or two at a time in most
+ * programs, so their current run empties and is needed again all the
+ * time; releasing it each time is a run given back and another carved,
+ * four acquisitions of the LFH and allocator locks, each an atomic
+ * operation on a line the other threads write, and a futex sleep when
+ * they collide.  The run is kept until it has been empty for
+ * HD_DECOMMIT_DELAY (hd_keep_expire(), as long as a free medium block's
+ * pages stay committed), or until HeapCompact or the thread's exit; a
+ * context keeps at most HD_KEEP_BYTES of them.  A heap used by one thread
+ * (a biased lock) releases the run at once: it keeps its footprint.
+ * Return: whether @run is kept (else the caller releases it).
+ */
+static bool hd_run_keep(struct hd_ctx *ctx, struct hd_run *run)
+{
+	unsigned int k = run->cls - HD_BIG_CLASS;
+	size_t bytes = run->bytes;
+	uint32_t m = ctx->kept & ~(1U << k);
+
+	while (m) {
+		unsigned int j = (unsigned int)__builtin_ctz(m);
+		const struct hd_run *r = ctx->cur[HD_BIG_CLASS + j];
+
+		m &= m - 1;
+		if (r != HD_EMPTY_RUN && !r->used)
+			bytes += r->bytes;
+		else
+			ctx->kept &= ~(1U << j);
+	}
+	if (bytes > HD_KEEP_BYTES)
+		return false;
+	ctx->kept |= 1U << k;
+	ctx->kept_since[k] = hd_now();
+	return true;
+}
+
+/*
+ * Release the kept runs of @ctx that are still empty after
+ * HD_DECOMMIT_DELAY, except that of class @skip (being refilled).
+ */
+static void hd_keep_expire(struct hd_ctx *ctx, unsigned int skip,
+			   uint32_t flags)
+{
+	uint64_t now = hd_now();
+	uint32_t m = ctx->kept;
+
+	while (m) {
+		unsigned int k = (unsigned int)__builtin_ctz(m);
+		unsigned int c = HD_BIG_CLASS + k;
+		struct hd_run *run = ctx->cur[c];
+
+		m &= m - 1;
+		if (c == skip)
+			continue;
+		if (run != HD_EMPTY_RUN && !run->used) {
+			if (now - ctx->kept_since[k] < HD_DECOMMIT_DELAY)
+				continue;
+			ctx->cur[c] = HD_EMPTY_RUN;
+			hd_run_empty(ctx->s, run, flags);
+		}
+		ctx->kept &= ~(1U << k);
+	}
+}
+
+/*
  * Make @ctx's current run of class @c one with a free slot at hand.
  * Return: false when there is no memory.
  */
@@ -528,6 +602,8 @@ static bool hd_refill(struct hd_ctx *ctx, unsigned int c, uint32_t flags)
 	struct hd_sheap *s = ctx->s;
 	struct hd_run *run;
 
+	if (unlikely(ctx->kept) && !(++ctx->ticks % HD_KEEP_CHECK))
+		hd_keep_expire(ctx, c, flags);
 	for (;;) {
 		run = ctx->cur[c];
 		if (hd_has(run, run->free))
@@ -605,8 +681,10 @@ void *hd_small_alloc(struct hd_ctx *ctx, size_t n, unsigned int cls,
  * @run: the run
  * @flags: effective flags (for the locks)
  *
- * A full run becomes partial; an emptied partial run, or an emptied
- * current run of a class of 4 KiB or more, is cached or released.
+ * A full run becomes partial; an emptied partial run is cached or
+ * released; so is an emptied current run of a class of 4 KiB or more,
+ * unless the heap's locks are shared (then it is kept for a while,
+ * hd_run_keep()).
  */
 void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
 			uint32_t flags)
@@ -616,6 +694,9 @@ void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
 	switch (atomic_load_explicit(&run->state, memory_order_relaxed)) {
 	case HD_RUN_CURRENT:
 		if (run->used || ctx->cur[c] != run)
+			return;
+		if (!(flags & HEAPDEV_NO_SERIALIZE) &&
+		    hd_lock_shared(&ctx->s->lock) && hd_run_keep(ctx, run))
 			return;
 		ctx->cur[c] = HD_EMPTY_RUN;
 		break;

@@ -49,6 +49,9 @@
 #define HD_SMALL_MAX	16376		/* largest request served by runs */
 #define HD_LFH_TRIGGER	18		/* allocations that activate a class */
 #define HD_NCLASS	79
+#define HD_BIG_CLASS	63		/* the first class above 1 KiB */
+#define HD_KEEP_CHECK	64		/* refills between looks at kept runs */
+#define HD_KEEP_BYTES	(256U << 10)	/* kept empty runs per context */
 #define HD_NTCTX	64		/* threads with a context of their own */
 #define HD_LIMBO_BATCH	32		/* released runs per grace period */
 #define HD_EMPTY_CACHE_BYTES	(64UL << 10)	/* cached empty runs */
@@ -173,6 +176,10 @@ struct hd_run {
  * @xhead: the chain's last free (its first slot)
  * @xtail: the chain's first free (its last slot)
  * @xn: slots in the chain
+ * @kept: classes (bit c - HD_BIG_CLASS) whose current run emptied and is
+ *	kept (hd_small_free_slow())
+ * @ticks: refills, to look at the kept runs every HD_KEEP_CHECK of them
+ * @kept_since: when each kept run emptied (hd_now())
  */
 struct hd_ctx {
 	_Atomic uintptr_t live;
@@ -191,6 +198,9 @@ struct hd_ctx {
 	uintptr_t xhead;
 	uintptr_t xtail;
 	uint32_t xn;
+	uint32_t kept;
+	uint32_t ticks;
+	uint64_t kept_since[HD_NCLASS - HD_BIG_CLASS];
 };
 
 /**

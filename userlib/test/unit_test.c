@@ -4,8 +4,8 @@
  * division of slot indices, the page map, the biased lock, commit
  * refusals reported through a fake backend, walk region indices of
  * segments past the 64th, the immediate decommit threshold, the deferred
- * list and remote frees of runs, the grace period of released runs, and
- * warm heaps.
+ * list and remote frees of runs, the emptied runs a shared heap keeps,
+ * the grace period of released runs, and warm heaps.
  * Linked with the library's objects.
  */
 #include <errno.h>
@@ -387,6 +387,92 @@ static void decommit_threshold(void)
 	T_OK(big <= 2 << 20, "4.8 MiB freed at once (free > 4 x slack): "
 	     "most of it decommitted at once (%llu)",
 	     (unsigned long long)big);
+}
+
+/* ---- emptied runs of the big classes ---- */
+
+static void *touch_heap(void *arg)
+{
+	HeapFree(arg, 0, HeapAlloc(arg, 0, 64));
+	return NULL;
+}
+
+/*
+ * Allocate @k blocks of @n bytes (the 18th of a class activates it) and
+ * free them; return the calling thread's current run of the class then.
+ */
+static struct hd_run *empty_current(HANDLE hh, size_t n, int k)
+{
+	struct hd_heap *h = hd_heap_get(hh);
+	void *p[24];
+	int i;
+
+	for (i = 0; i < k; i++)
+		p[i] = HeapAlloc(hh, 0, n);
+	for (i = 0; i < k; i++)
+		HeapFree(hh, 0, p[i]);
+	return hd_my_ctx(h)->cur[hd_class_of(n)];
+}
+
+/*
+ * The current run of a class of 4 KiB or more that empties is released
+ * at once on a heap one thread uses, and kept on one whose locks threads
+ * share, until HeapCompact, or until a refill finds it empty for longer
+ * than HD_DECOMMIT_DELAY.
+ */
+static void kept_runs(void)
+{
+	HANDLE one = HeapCreate(0, 0, 0), shared = HeapCreate(0, 0, 0);
+	struct hd_ctx *ctx;
+	struct hd_run *run;
+	unsigned int k = hd_class_of(5000) - HD_BIG_CLASS;
+	size_t n, kept;
+	pthread_t t;
+	int i, idle = 0;
+
+	/* Without membarrier() no lock is biased: every heap keeps them. */
+	T_OK((empty_current(one, 5000, 20) == HD_EMPTY_RUN) ==
+	     hd_bias_supported(), "kept runs: a heap one thread uses "
+	     "releases an emptied current run of 5 KiB slots");
+	pthread_create(&t, NULL, touch_heap, shared);
+	pthread_join(t, NULL);
+	run = empty_current(shared, 5000, 20);
+	ctx = hd_my_ctx(hd_heap_get(shared));
+	T_OK(run != HD_EMPTY_RUN && run->used == 0 &&
+	     (ctx->kept >> k & 1), "kept runs: a heap two threads used keeps "
+	     "it, empty");
+	T_OK(HeapFree(shared, 0, HeapAlloc(shared, 0, 5000)) &&
+	     ctx->cur[hd_class_of(5000)] == run, "kept runs: and allocates "
+	     "from it again");
+	HeapCompact(shared, 0);
+	T_OK(ctx->cur[hd_class_of(5000)] == HD_EMPTY_RUN,
+	     "kept runs: HeapCompact releases it");
+	run = empty_current(shared, 5000, 2);
+	usleep(HD_DECOMMIT_DELAY / 1000 + 20000);
+	/* Refills of another class: every other allocation of a 6 KiB block. */
+	for (i = 0; i < 8 * HD_KEEP_CHECK; i++)
+		HeapFree(shared, 0, HeapAlloc(shared, 0, 6000));
+	T_OK(run != HD_EMPTY_RUN &&
+	     ctx->cur[hd_class_of(5000)] == HD_EMPTY_RUN &&
+	     !(ctx->kept >> k & 1), "kept runs: released by a refill once "
+	     "empty for longer than %llu ms",
+	     (unsigned long long)HD_DECOMMIT_DELAY / 1000000);
+	/* Runs of every class from 4 KiB, grown by 24 blocks each. */
+	for (n = 4096; n <= HD_SMALL_MAX; n += 1024)
+		empty_current(shared, n, 24);
+	for (k = 0, kept = 0; k < HD_NCLASS - HD_BIG_CLASS; k++) {
+		run = ctx->cur[HD_BIG_CLASS + k];
+		if ((ctx->kept >> k & 1) && run != HD_EMPTY_RUN && !run->used)
+			kept += run->bytes;
+		else if (run != HD_EMPTY_RUN && !run->used)
+			idle++;
+	}
+	T_OK(kept > 0 && kept <= HD_KEEP_BYTES && idle == 0,
+	     "kept runs: at most %u KiB of them per thread (%zu bytes kept, "
+	     "%d empty runs neither kept nor released)", HD_KEEP_BYTES >> 10,
+	     kept, idle);
+	T_OK(HeapValidate(shared, 0, NULL) && HeapDestroy(shared) &&
+	     HeapDestroy(one), "kept runs: both heaps valid and destroyed");
 }
 
 /* ---- runs across threads ---- */
@@ -792,6 +878,7 @@ int main(int argc, char **argv)
 	commit_refused();
 	region_index();
 	decommit_threshold();
+	kept_runs();
 	remote_frees();
 	pending_remote_frees();
 	grace_period();
