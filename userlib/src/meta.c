@@ -10,8 +10,8 @@
  * 16 bytes to 64 KiB, each class carved from chunks of its own
  * (so a block of 2^k bytes is aligned to min(2^k, 4 KiB)); larger
  * requests are mappings of their own.  Chunks are 256 KiB of address
- * space each; only the pages handed out are ever touched.  Callers give the size back on
- * free.  Blocks are zeroed when handed out.  Metadata is inherited by a
+ * space each, handed out in order: only the pages of blocks handed out
+ * are ever touched.  Callers give the size back on free.  Blocks are zeroed when handed out.  Metadata is inherited by a
  * fork child (private mappings), like any process memory.
  */
 #include <pthread.h>
@@ -69,21 +69,35 @@ static size_t hd_meta_big(size_t n)
 	return (n + HD_PAGE - 1) & ~(HD_PAGE - 1);
 }
 
-/* Carve a fresh chunk into blocks of class @k (mutex held). */
-static bool hd_meta_refill(unsigned int k)
+/*
+ * Blocks of class @k never handed out yet: [hd_meta_next[k],
+ * hd_meta_end[k]) of the class's newest chunk.  Handing them out in
+ * order, rather than threading the whole chunk onto the free list, keeps
+ * the chunk's other pages untouched (not resident).
+ */
+static uintptr_t hd_meta_next[HD_META_MAX_SHIFT + 1];
+static uintptr_t hd_meta_end[HD_META_MAX_SHIFT + 1];
+
+/* A block of class @k from the free list or a chunk (mutex held). */
+static void *hd_meta_take(unsigned int k)
 {
-	char *c = hd_os_alloc(HD_META_CHUNK);
-	size_t off;
+	struct hd_meta_free *f = hd_meta_lists[k];
+	uintptr_t c;
 
-	if (!c)
-		return false;
-	for (off = HD_META_CHUNK; off >= (1UL << k); off -= 1UL << k) {
-		struct hd_meta_free *f = (void *)(c + off - (1UL << k));
-
-		f->next = hd_meta_lists[k];
-		hd_meta_lists[k] = f;
+	if (f) {
+		hd_meta_lists[k] = f->next;
+		return f;
 	}
-	return true;
+	if (hd_meta_end[k] - hd_meta_next[k] < (1UL << k)) {
+		c = (uintptr_t)hd_os_alloc(HD_META_CHUNK);
+		if (!c)
+			return NULL;
+		hd_meta_next[k] = c;
+		hd_meta_end[k] = c + HD_META_CHUNK;
+	}
+	c = hd_meta_next[k];
+	hd_meta_next[k] += 1UL << k;
+	return (void *)c;
 }
 
 /**
@@ -102,14 +116,10 @@ void *hd_meta_alloc(size_t n)
 		return hd_os_alloc(hd_meta_big(n));
 	k = hd_meta_shift(n);
 	pthread_mutex_lock(&hd_meta_mutex);
-	if (!hd_meta_lists[k] && !hd_meta_refill(k)) {
-		pthread_mutex_unlock(&hd_meta_mutex);
-		return NULL;
-	}
-	f = hd_meta_lists[k];
-	hd_meta_lists[k] = f->next;
+	f = hd_meta_take(k);
 	pthread_mutex_unlock(&hd_meta_mutex);
-	memset(f, 0, 1UL << k);
+	if (f)
+		memset(f, 0, 1UL << k);
 	return f;
 }
 
