@@ -1113,16 +1113,14 @@ DROPIN_WORKLOADS = [
 # Why a process-heap row misses (evidence: the heap-per-thread column of
 # the same run, and NOTES-for-userlib.md).
 DROPIN_WHY = {
-    "wset2": "with a heap per thread the same workload costs less (next column; "
-             "0.96 of glibc in the run of 47f1d7c), so what costs is the two threads "
-             "sharing one heap, not the block paths: each thread has its own context on the process heap and frees only "
-             "its own blocks (no remote frees), and blocks above 16 KiB, which take the "
-             "allocator lock, are 0.05% of them. Nor is it instructions: callgrind "
-             "counts fewer on the process heap (54.3 M against 61.1 M for 400,000 "
-             "ops), but 2,947 acquisitions of the heap's shared, unbiased locks "
-             "(`hd_lock_slow`; none with a heap per thread): medium blocks of classes "
-             "not yet active, runs of the big classes given back and carved again; at "
-             "0.7 µs each under contention they are the whole gap. "
+    "wset2": "what is left is the heap's shared locks: counted with a counter in "
+             "`hd_lock_slow` (wset -t 2 -N 1024 -n 2000000, 2.2 M ops with the warm-up), "
+             "13,400 acquisitions, none with a heap per thread: the first 17 blocks of "
+             "each class, medium blocks under both locks until the 18th activates it "
+             "(1,420 allocations and their frees), blocks above 16 KiB (845) and the "
+             "runs of the big classes still given back and carved again (1,045 runs, "
+             "about 4,300 acquisitions); "
+             "the emptied current runs each context now keeps took it from 27,700. "
              "NOTES-for-userlib.md §10.",
 }
 DROPIN_KEYS = [("glibc", "glibc malloc", None),
