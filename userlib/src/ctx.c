@@ -536,6 +536,12 @@ static void hd_trim_fn(struct hd_sheap *s, struct hd_run *run, void *arg)
  */
 void hd_small_trim(struct hd_sheap *s)
 {
+	struct hd_ctx *ctx;
+
+	/* No run released below may stay on a delayed list (small.c). */
+	for (ctx = s->ctxs; ctx; ctx = ctx->hnext)
+		if (atomic_load_explicit(&ctx->delayed, memory_order_acquire))
+			hd_ctx_delayed(ctx);
 	hd_each_run(s, hd_trim_fn, NULL);
 }
 

@@ -275,7 +275,6 @@ static struct hd_run *hd_run_new(struct hd_sheap *s, unsigned int c)
 	atomic_store_explicit(&run->xbytes, 0, memory_order_relaxed);
 	run->cls = (uint16_t)c;
 	run->seg = seg;
-	run->block = b;
 	run->bytes = bytes;
 	run->next = run->prev = run->dnext = NULL;
 	hd_run_disown(run);
@@ -299,12 +298,12 @@ static struct hd_run *hd_run_new(struct hd_sheap *s, unsigned int c)
 void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 {
 	struct hd_class *cls = &s->cls[run->cls];
-	uint64_t w = hd_rd(s->c, run->block);
+	uint64_t w = hd_rd(s->c, hd_run_block(run));
 
 	if (!hd_w0_ok(w) || hd_w0_kind(w) != HD_K_RUN ||
 	    hd_w0_size(w) < run->bytes ||
 	    hd_w0_size(w) >= run->bytes + HD_MIN_BLOCK ||
-	    hd_rd(s->c, run->block + 8) != HD_RUN_W1(run->cls)) {
+	    hd_rd(s->c, hd_run_block(run) + 8) != HD_RUN_W1(run->cls)) {
 		hd_corrupt(s->c->handle, (void *)run->start,
 			   "damaged run header (run kept out of service)");
 		hd_run_disown(run);
@@ -313,8 +312,8 @@ void hd_run_release(struct hd_sheap *s, struct hd_run *run)
 	}
 	hd_pages_set_run(run->start, run->bytes - HD_HDR, HD_EMPTY_RUN);
 	s->run_bytes -= run->bytes;
-	hd_wr(s->c, run->block + 8, hd_w1(0));
-	hd_medium_release_block(s->m, run->seg, run->block);
+	hd_wr(s->c, hd_run_block(run) + 8, hd_w1(0));
+	hd_medium_release_block(s->m, run->seg, hd_run_block(run));
 	hd_run_disown(run);
 	hd_run_state(run, HD_RUN_DEAD);
 	run->next = s->limbo;
@@ -366,6 +365,21 @@ void hd_run_empty(struct hd_sheap *s, struct hd_run *run,
 	hd_lock_if(&s->c->mlock, flags);
 	hd_run_release(s, run);
 	hd_unlock_if(&s->c->mlock, flags);
+}
+
+/*
+ * The owner of empty run @run gives it up (cached or released).  A run
+ * that a remote free found full is on @ctx's delayed list (@notified)
+ * even after local frees made it partial or current again: the list is
+ * taken first (this run is dropped from it), so that no released
+ * descriptor, reused for another run, is left on it.
+ */
+static void hd_run_give_up(struct hd_ctx *ctx, struct hd_run *run,
+			   uint32_t flags)
+{
+	if (atomic_load_explicit(&run->notified, memory_order_acquire))
+		hd_ctx_delayed(ctx);
+	hd_run_empty(ctx->s, run, flags);
 }
 
 /* ---- collecting frees from other threads ---- */
@@ -587,7 +601,7 @@ static void hd_keep_expire(struct hd_ctx *ctx, unsigned int skip,
 			if (now - ctx->kept_since[k] < HD_DECOMMIT_DELAY)
 				continue;
 			ctx->cur[c] = HD_EMPTY_RUN;
-			hd_run_empty(ctx->s, run, flags);
+			hd_run_give_up(ctx, run, flags);
 		}
 		ctx->kept &= ~(1U << k);
 	}
@@ -719,7 +733,7 @@ void hd_small_free_slow(struct hd_ctx *ctx, struct hd_run *run,
 		/* cannot happen: remote frees are of slots still counted */
 		hd_small_collect(ctx->s, run);
 	}
-	hd_run_empty(ctx->s, run, flags);
+	hd_run_give_up(ctx, run, flags);
 }
 
 /**

@@ -99,6 +99,22 @@ struct hd_ctx;
  * @bump: slots [bump, nslots) have never been handed out
  * @nbytes: bytes requested by the busy slots, as the owner counts them
  *
+ * Links (the rest of the owner's line; lists change under the owner or
+ * the LFH lock):
+ * @next: list link (partial, full, empty, abandoned, limbo, pool)
+ * @prev: list link
+ * @dnext: link of the owner's delayed list
+ *
+ * Cold:
+ * @seg: segment holding the run
+ * @ctx: owning context (NULL when abandoned or cached)
+ * @nslots: slots in the run
+ * @cls: size class
+ * @bytes: size of the medium block holding the run (a page multiple),
+ *	whose header is at start - HD_HDR (hd_run_block())
+ * @scap: capacity of @sizes (entries)
+ * @anext: the heap's list of every run descriptor it has
+ *
  * Remote line (what frees by other threads read and write):
  * @xfree: remote free list (links encoded like the local ones, each
  *	freed slot's second word its remote mark), 0 when empty
@@ -106,18 +122,7 @@ struct hd_ctx;
  * @state: HD_RUN_* (set by the owner, read by remote frees)
  * @notified: set by the remote free that told the owner of a full run
  *
- * Cold:
- * @nslots: slots in the run
- * @cls: size class
- * @ctx: owning context (NULL when abandoned or cached)
- * @next: list link (partial, full, empty, abandoned, limbo, pool)
- * @prev: list link
- * @dnext: link of the owner's delayed list
- * @seg: segment holding the run
- * @block: header address of the medium block holding the run
- * @bytes: size of that medium block (a page multiple)
- * @scap: capacity of @sizes (entries)
- * @anext: the heap's list of every run descriptor it has
+ * Four cache lines, 256 bytes: a metadata block of its own size.
  */
 struct hd_run {
 	uintptr_t start;
@@ -136,23 +141,30 @@ struct hd_run {
 	uint32_t care;
 	uint32_t bump;
 	size_t nbytes;
+	struct hd_run *next, *prev;
+	struct hd_run *dnext;
+
+	struct hd_seg *seg __attribute__((aligned(64)));
+	_Atomic(struct hd_ctx *) ctx;
+	uint32_t nslots;
+	uint16_t cls;
+	uint32_t bytes;
+	uint32_t scap;
+	struct hd_run *anext;
 
 	_Atomic uintptr_t xfree __attribute__((aligned(64)));
 	_Atomic int64_t xbytes;
 	_Atomic uint8_t state;
 	_Atomic uint8_t notified;
-
-	uint32_t nslots __attribute__((aligned(64)));
-	uint16_t cls;
-	_Atomic(struct hd_ctx *) ctx;
-	struct hd_run *next, *prev;
-	struct hd_run *dnext;
-	struct hd_seg *seg;
-	uintptr_t block;
-	uint32_t bytes;
-	uint32_t scap;
-	struct hd_run *anext;
 };
+
+_Static_assert(sizeof(struct hd_run) == 256, "a run descriptor is 4 lines");
+
+/* The header of the medium block holding @run. */
+static inline uintptr_t hd_run_block(const struct hd_run *run)
+{
+	return run->start - HD_HDR;
+}
 
 /**
  * struct hd_ctx - a thread's context on a heap

@@ -171,7 +171,7 @@ static int hd_emit_at(struct hd_heap *h, struct hd_seg *s, uintptr_t x,
 	case HD_K_RUN: {
 		struct hd_run *run = hd_run_at(x + HD_HDR);
 
-		if (!run || run->block != x)
+		if (!run || hd_run_block(run) != x)
 			return -EINVAL;
 		return hd_emit_slot(s, run, 0, w);
 	}
@@ -224,8 +224,8 @@ static int hd_walk_next_in_seg(struct hd_heap *h, struct hd_seg *s,
 
 		if (i < run->nslots)
 			return hd_emit_slot(s, run, i, w);
-		v = hd_rd(&h->core, run->block);
-		return hd_emit_at(h, s, run->block + hd_w0_size(v), w);
+		v = hd_rd(&h->core, hd_run_block(run));
+		return hd_emit_at(h, s, hd_run_block(run) + hd_w0_size(v), w);
 	}
 	x = p - HD_HDR;
 	if (x >= s->area && x < s->end && hd_seg_committed(s, x)) {
@@ -305,7 +305,7 @@ static int hd_validate_run(struct hd_heap *h, uintptr_t b)
 {
 	struct hd_run *run = hd_run_at(b + HD_HDR);
 
-	if (!run || run->block != b || run->start != b + HD_HDR ||
+	if (!run || hd_run_block(run) != b ||
 	    atomic_load_explicit(&run->state, memory_order_relaxed) ==
 	    HD_RUN_DEAD)
 		return -EINVAL;

@@ -500,6 +500,120 @@ static void kept_runs(void)
 	     HeapDestroy(one), "kept runs: both heaps valid and destroyed");
 }
 
+struct one_free {
+	HANDLE h;
+	void *p;
+};
+
+static void *free_one(void *arg)
+{
+	struct one_free *f = arg;
+
+	HeapFree(f->h, 0, f->p);
+	return NULL;
+}
+
+/*
+ * A full run that another thread's free put on its owner's delayed list,
+ * then released by HeapCompact once its blocks are freed, must not stay
+ * on that list: a released descriptor is reused for another run, and the
+ * list's next link with it (found by ThreadSanitizer in thread_test).
+ */
+static void delayed_release(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	unsigned int c = hd_class_of(5000);
+	struct one_free f = { h, NULL };
+	struct hd_run *r1, *d;
+	struct hd_ctx *ctx;
+	void *p[64];
+	bool stale = false;
+	pthread_t t;
+	int i, n;
+
+	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
+		p[i] = HeapAlloc(h, 0, 5000);
+	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
+		HeapFree(h, 0, p[i]);
+	ctx = hd_my_ctx(hd_heap_get(h));
+	p[0] = HeapAlloc(h, 0, 5000);
+	r1 = ctx->cur[c];
+	for (n = 1; n < 63; n++) {
+		p[n] = HeapAlloc(h, 0, 5000);
+		if (ctx->cur[c] != r1)
+			break;
+	}
+	f.p = p[0];
+	pthread_create(&t, NULL, free_one, &f);
+	pthread_join(t, NULL);
+	T_OK(n > 1 && n < 63 && atomic_load(&r1->state) == HD_RUN_FULL &&
+	     atomic_load(&ctx->delayed) == r1 && atomic_load(&r1->notified),
+	     "delayed list: a full run freed into by another thread is on its "
+	     "owner's delayed list");
+	for (i = 1; i < n; i++)
+		HeapFree(h, 0, p[i]);
+	HeapCompact(h, 0);
+	for (d = atomic_load(&ctx->delayed); d; d = d->dnext)
+		stale |= atomic_load(&d->state) == HD_RUN_DEAD;
+	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale,
+	     "delayed list: HeapCompact released the run and left no "
+	     "released run on the list");
+	T_OK(HeapFree(h, 0, p[n]) && HeapValidate(h, 0, NULL) &&
+	     HeapDestroy(h), "delayed list: heap valid and destroyed");
+}
+
+/*
+ * The same run released by its owner's last local free: partial again,
+ * the other thread's free collected (by heapdev_get_info), then emptied.
+ */
+static void delayed_release_by_free(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct heapdev_heap_info info = { .size = sizeof(info) };
+	unsigned int c = hd_class_of(5000);
+	struct one_free f = { h, NULL };
+	struct hd_run *r1, *d;
+	struct hd_ctx *ctx;
+	void *p[64];
+	bool stale = false;
+	pthread_t t;
+	int i, n;
+
+	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
+		p[i] = HeapAlloc(h, 0, 5000);
+	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
+		HeapFree(h, 0, p[i]);
+	ctx = hd_my_ctx(hd_heap_get(h));
+	/* Past the class's first run, of two slots: one of four or more. */
+	p[0] = HeapAlloc(h, 0, 5000);
+	r1 = ctx->cur[c];
+	while ((p[0] = HeapAlloc(h, 0, 5000)) && ctx->cur[c] == r1)
+		;
+	r1 = ctx->cur[c];
+	for (n = 1; n < 63; n++) {
+		p[n] = HeapAlloc(h, 0, 5000);
+		if (ctx->cur[c] != r1)
+			break;
+	}
+	f.p = p[0];
+	pthread_create(&t, NULL, free_one, &f);
+	pthread_join(t, NULL);
+	for (i = 1; i < n - 1; i++)
+		HeapFree(h, 0, p[i]);
+	heapdev_get_info((struct heapdev_heap *)h, &info);
+	T_OK(n > 2 && atomic_load(&r1->state) == HD_RUN_PARTIAL &&
+	     r1->used == 1 && atomic_load(&r1->notified),
+	     "delayed list: the run partial with one block, still listed");
+	HeapFree(h, 0, p[n - 1]);
+	for (d = atomic_load(&ctx->delayed); d; d = d->dnext)
+		stale |= atomic_load(&d->state) == HD_RUN_DEAD;
+	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale,
+	     "delayed list: its last free released it and left no released "
+	     "run on the list");
+	T_OK(HeapFree(h, 0, p[n]) && HeapValidate(h, 0, NULL) &&
+	     HeapDestroy(h), "delayed list: heap valid and destroyed");
+}
+
 /* ---- runs across threads ---- */
 
 #define NB	1000
@@ -905,6 +1019,8 @@ int main(int argc, char **argv)
 	region_index();
 	decommit_threshold();
 	kept_runs();
+	delayed_release();
+	delayed_release_by_free();
 	remote_frees();
 	pending_remote_frees();
 	grace_period();
