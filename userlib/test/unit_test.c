@@ -514,22 +514,19 @@ static void *free_one(void *arg)
 }
 
 /*
- * A full run that another thread's free put on its owner's delayed list,
- * then released by HeapCompact once its blocks are freed, must not stay
- * on that list: a released descriptor is reused for another run, and the
- * list's next link with it (found by ThreadSanitizer in thread_test).
+ * Activate the 5000-byte class of @h (past its first run, of two slots,
+ * when @skip), fill the current run (blocks p[0..*n-1]; p[*n] starts the
+ * next run) and have another thread free p[0]: the full run goes on the
+ * calling thread's delayed list.  Return: the run.
  */
-static void delayed_release(void)
+static struct hd_run *listed_run(HANDLE h, bool skip, void **p, int *n)
 {
-	HANDLE h = HeapCreate(0, 0, 0);
 	unsigned int c = hd_class_of(5000);
 	struct one_free f = { h, NULL };
-	struct hd_run *r1, *d;
 	struct hd_ctx *ctx;
-	void *p[64];
-	bool stale = false;
+	struct hd_run *r1;
 	pthread_t t;
-	int i, n;
+	int i;
 
 	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
 		p[i] = HeapAlloc(h, 0, 5000);
@@ -538,14 +535,46 @@ static void delayed_release(void)
 	ctx = hd_my_ctx(hd_heap_get(h));
 	p[0] = HeapAlloc(h, 0, 5000);
 	r1 = ctx->cur[c];
-	for (n = 1; n < 63; n++) {
-		p[n] = HeapAlloc(h, 0, 5000);
+	while (skip && (p[0] = HeapAlloc(h, 0, 5000)) && ctx->cur[c] == r1)
+		;
+	r1 = ctx->cur[c];
+	for (*n = 1; *n < 63; ++*n) {
+		p[*n] = HeapAlloc(h, 0, 5000);
 		if (ctx->cur[c] != r1)
 			break;
 	}
 	f.p = p[0];
 	pthread_create(&t, NULL, free_one, &f);
 	pthread_join(t, NULL);
+	return r1;
+}
+
+/* Whether a released run is on @ctx's delayed list. */
+static bool stale_listed(struct hd_ctx *ctx)
+{
+	struct hd_run *d;
+
+	for (d = atomic_load(&ctx->delayed); d; d = d->dnext)
+		if (atomic_load(&d->state) == HD_RUN_DEAD)
+			return true;
+	return false;
+}
+
+/*
+ * A full run that another thread's free put on its owner's delayed list,
+ * then released by HeapCompact once its blocks are freed, must not stay
+ * on that list: a released descriptor is reused for another run, and the
+ * list's next link with it (found by ThreadSanitizer in thread_test).
+ */
+static void delayed_release(void)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	struct hd_ctx *ctx = hd_my_ctx(hd_heap_get(h));
+	struct hd_run *r1;
+	void *p[64];
+	int i, n;
+
+	r1 = listed_run(h, false, p, &n);
 	T_OK(n > 1 && n < 63 && atomic_load(&r1->state) == HD_RUN_FULL &&
 	     atomic_load(&ctx->delayed) == r1 && atomic_load(&r1->notified),
 	     "delayed list: a full run freed into by another thread is on its "
@@ -553,9 +582,7 @@ static void delayed_release(void)
 	for (i = 1; i < n; i++)
 		HeapFree(h, 0, p[i]);
 	HeapCompact(h, 0);
-	for (d = atomic_load(&ctx->delayed); d; d = d->dnext)
-		stale |= atomic_load(&d->state) == HD_RUN_DEAD;
-	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale,
+	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale_listed(ctx),
 	     "delayed list: HeapCompact released the run and left no "
 	     "released run on the list");
 	T_OK(HeapFree(h, 0, p[n]) && HeapValidate(h, 0, NULL) &&
@@ -569,35 +596,13 @@ static void delayed_release(void)
 static void delayed_release_by_free(void)
 {
 	HANDLE h = HeapCreate(0, 0, 0);
+	struct hd_ctx *ctx = hd_my_ctx(hd_heap_get(h));
 	struct heapdev_heap_info info = { .size = sizeof(info) };
-	unsigned int c = hd_class_of(5000);
-	struct one_free f = { h, NULL };
-	struct hd_run *r1, *d;
-	struct hd_ctx *ctx;
+	struct hd_run *r1;
 	void *p[64];
-	bool stale = false;
-	pthread_t t;
 	int i, n;
 
-	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
-		p[i] = HeapAlloc(h, 0, 5000);
-	for (i = 0; i < HD_LFH_TRIGGER - 1; i++)
-		HeapFree(h, 0, p[i]);
-	ctx = hd_my_ctx(hd_heap_get(h));
-	/* Past the class's first run, of two slots: one of four or more. */
-	p[0] = HeapAlloc(h, 0, 5000);
-	r1 = ctx->cur[c];
-	while ((p[0] = HeapAlloc(h, 0, 5000)) && ctx->cur[c] == r1)
-		;
-	r1 = ctx->cur[c];
-	for (n = 1; n < 63; n++) {
-		p[n] = HeapAlloc(h, 0, 5000);
-		if (ctx->cur[c] != r1)
-			break;
-	}
-	f.p = p[0];
-	pthread_create(&t, NULL, free_one, &f);
-	pthread_join(t, NULL);
+	r1 = listed_run(h, true, p, &n);
 	for (i = 1; i < n - 1; i++)
 		HeapFree(h, 0, p[i]);
 	heapdev_get_info((struct heapdev_heap *)h, &info);
@@ -605,9 +610,7 @@ static void delayed_release_by_free(void)
 	     r1->used == 1 && atomic_load(&r1->notified),
 	     "delayed list: the run partial with one block, still listed");
 	HeapFree(h, 0, p[n - 1]);
-	for (d = atomic_load(&ctx->delayed); d; d = d->dnext)
-		stale |= atomic_load(&d->state) == HD_RUN_DEAD;
-	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale,
+	T_OK(atomic_load(&r1->state) == HD_RUN_DEAD && !stale_listed(ctx),
 	     "delayed list: its last free released it and left no released "
 	     "run on the list");
 	T_OK(HeapFree(h, 0, p[n]) && HeapValidate(h, 0, NULL) &&
@@ -837,12 +840,18 @@ static void grace_period(void)
 	pthread_create(&t, NULL, ping, &pg);
 	for (i = 0; i < 20; i++)
 		HeapFree(h, 0, HeapAlloc(h, 0, 5000));
-	/* runs of 4 KiB classes are released when they empty */
+	/*
+	 * Runs of 4 KiB classes are released when they empty, on a heap
+	 * whose lock is biased; unbiased (no membarrier), the current one is
+	 * kept, and HeapCompact releases it.
+	 */
 	for (i = 0; i < 3 * HD_LIMBO_BATCH; i++) {
 		for (k = 0; k < 8; k++)
 			p[k] = HeapAlloc(h, 0, 5000);
 		for (k = 0; k < 8; k++)
 			HeapFree(h, 0, p[k]);
+		if (!hd_bias_supported())
+			HeapCompact(h, 0);
 	}
 	hp = hd_heap_get(h);
 	hd_leave();
