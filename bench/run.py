@@ -1216,6 +1216,11 @@ def extra_report(r):
                 fmt_ratio(v[2] / v[1]) if v[1] else "n/a", v[3] // 1024,
                 fmt_ratio(v[3] / g[3]) if g and g[3] else "n/a"))
         add("")
+        v = tr["med"].get("hd")
+        if v and g and g[3]:
+            x = v[3] / g[3]
+            add("Target (issue 14): max RSS ÷ glibc ≤ 1.1 (heapdev, serialized): %s, %s.\n"
+                % (fmt_ratio(x), "PASS" if x <= 1.1 else "**MISS**"))
         add("```\nHEAPDEV_BACKEND=memfd build/bench/bench-ALLOC %s -m ser|ns\n```\n"
             % tr["args"])
     dr = ex.get("dropin")
