@@ -11,8 +11,9 @@
  * (so a block of 2^k bytes is aligned to min(2^k, 4 KiB)); larger
  * requests are mappings of their own.  Chunks are 256 KiB of address
  * space each, handed out in order: only the pages of blocks handed out
- * are ever touched.  Callers give the size back on free.  Blocks are zeroed when handed out.  Metadata is inherited by a
- * fork child (private mappings), like any process memory.
+ * are ever touched.  Callers give the size back on free.  Blocks are
+ * zeroed when handed out.  Metadata is inherited by a fork child (private
+ * mappings), like any process memory.
  */
 #include <pthread.h>
 #include <string.h>

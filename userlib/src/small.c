@@ -35,7 +35,6 @@
  */
 #define HD_CUR_RELEASE_MIN	4096
 
-
 #define HD_T4(c)	c, c, c, c
 #define HD_T16(c)	HD_T4(c), HD_T4(c), HD_T4(c), HD_T4(c)
 #define HD_T64(c)	HD_T16(c), HD_T16(c), HD_T16(c), HD_T16(c)

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Unit tests of internals: metadata pages, size classes, header
- * encoding, the exact division of slot indices, the page map, the biased lock, commit
- * refusals reported through a fake backend, walk region indices of
- * segments past the 64th, the immediate decommit threshold, the deferred
- * list and remote frees of runs, the emptied runs a shared heap keeps,
- * the grace period of released runs, and warm heaps.
+ * encoding, the exact division of slot indices, the page map, the biased
+ * lock, commit refusals reported through a fake backend, walk region
+ * indices of segments past the 64th, the immediate decommit threshold,
+ * the deferred list and remote frees of runs, the emptied runs a shared
+ * heap keeps, runs on a delayed list, the grace period of released runs,
+ * and warm heaps.
  * Linked with the library's objects.
  */
 #include <errno.h>
