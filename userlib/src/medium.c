@@ -186,6 +186,47 @@ void hd_tlsf_remove(struct hd_mheap *h, uintptr_t b, size_t size)
 	}
 }
 
+/*
+ * The free block at @b (@size bytes, on its list) loses its first bytes to
+ * the busy block before it and becomes @nb (@nsize bytes, same end): when
+ * both sizes map to the same bin, its list links move to @nb and the list
+ * keeps its order, which is cheaper than a remove and an insert.  Reads
+ * the links before it writes any (@nb may be as close as @b + 16); the
+ * caller writes @nb's header afterwards.  Return: false when the bins
+ * differ (nothing done).
+ */
+static bool hd_tlsf_shift(struct hd_mheap *h, uintptr_t b, size_t size,
+			  uintptr_t nb, size_t nsize)
+{
+	unsigned int fl, sl, nfl, nsl;
+	uintptr_t next, prev;
+
+	hd_mapping(size, &fl, &sl);
+	hd_mapping(nsize, &nfl, &nsl);
+	if (fl != nfl || sl != nsl)
+		return false;
+	next = hd_rdlink(h->c, b + 16);
+	prev = hd_rdlink(h->c, b + 24);
+	if ((next && !hd_free_block_ok(h, next)) ||
+	    (prev && !hd_free_block_ok(h, prev)) ||
+	    (!prev && h->bins[fl][sl] != b)) {
+		h->free_bytes -= size;
+		hd_tlsf_corrupt(h, fl, sl, b);
+		hd_tlsf_insert(h, nb, nsize);
+		return true;
+	}
+	hd_wrlink(h->c, nb + 16, next);
+	hd_wrlink(h->c, nb + 24, prev);
+	if (next)
+		hd_wrlink(h->c, next + 24, nb);
+	if (prev)
+		hd_wrlink(h->c, prev + 16, nb);
+	else
+		h->bins[fl][sl] = nb;
+	h->free_bytes -= size - nsize;
+	return true;
+}
+
 /* Blocks of the request's own bin examined when no larger bin has one. */
 #define HD_EXACT_SCAN	16
 
@@ -404,6 +445,19 @@ static size_t hd_split(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
 	return size;
 }
 
+/*
+ * A block of @s was taken off the free lists: the segment's count and the
+ * trim bookkeeping follow.
+ */
+static void hd_block_taken(struct hd_mheap *h, struct hd_seg *s)
+{
+	s->nbusy++;
+	if (h->trim_since && h->free_bytes <= hd_medium_slack(h))
+		h->trim_since = 0;
+	if (h->trim_floor > h->free_bytes)
+		h->trim_floor = h->free_bytes;
+}
+
 /**
  * hd_medium_alloc_block() - take a block out of the free lists
  * @h: the heap (lock held)
@@ -455,11 +509,7 @@ uintptr_t hd_medium_alloc_block(struct hd_mheap *h, size_t bsize, size_t align,
 	}
 	size = hd_split(h, s, b, size, bsize);
 	hd_wr(h->c, b, hd_w0(kind, flags, size));
-	s->nbusy++;
-	if (h->trim_since && h->free_bytes <= hd_medium_slack(h))
-		h->trim_since = 0;
-	if (h->trim_floor > h->free_bytes)
-		h->trim_floor = h->free_bytes;
+	hd_block_taken(h, s);
 	*segp = s;
 	return b;
 }
@@ -539,7 +589,7 @@ int hd_medium_check(const struct hd_mheap *h, struct hd_seg *s, uintptr_t p,
 		return -EINVAL;
 	w1 = hd_rd(h->c, b + 8);
 	if ((w1 >> 40) != HD_MAGIC2 || (w1 & ((1ULL << 40) - 1)) + HD_HDR >
-	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= 80)
+	    size || size - HD_HDR - (w1 & ((1ULL << 40) - 1)) >= HD_UNUSED_MAX)
 		return -EINVAL;
 	*n = hd_w1_size(w1);
 	return 0;
@@ -572,31 +622,47 @@ static void hd_commit_after(struct hd_mheap *h, struct hd_seg *s,
 }
 
 /*
- * Resize the block at @b in place to @bsize bytes, using the free block
- * (and the uncommitted pages) after it.  Return: true on success.
+ * Shrink the busy block at @b to @bsize bytes (at most its size): the rest,
+ * when it can be a block of its own, becomes free and merges with a free
+ * block after it.
  */
-static bool hd_resize_in_place(struct hd_mheap *h, struct hd_seg *s,
-			       uintptr_t b, size_t bsize)
+static void hd_shrink_block(struct hd_mheap *h, struct hd_seg *s, uintptr_t b,
+			    size_t bsize)
 {
 	uint64_t w = hd_rd(h->c, b);
-	size_t size = hd_w0_size(w), nsize = 0;
+	size_t rem = hd_w0_size(w) - bsize;
+	unsigned int f = 0;
+	uintptr_t r;
+
+	if (rem < HD_MIN_BLOCK)
+		return;
+	hd_wr(h->c, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
+	hd_wr(h->c, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
+	r = hd_free_coalesce(h, s, b + bsize, &rem, &f);
+	hd_make_free(h, s, r, rem, f);
+}
+
+/*
+ * Resize the block at @b in place to @bsize bytes, using the free block
+ * (and the uncommitted pages) after it; a block that grows takes @slack
+ * bytes more when the free block leaves a block of its own after that, so
+ * that the next small growth happens inside it (the unused bytes of a busy
+ * block stay below HD_UNUSED_MAX, which hd_medium_check() allows).
+ * Return: true on success.
+ */
+static bool hd_resize_in_place(struct hd_mheap *h, struct hd_seg *s,
+			       uintptr_t b, size_t bsize, size_t slack)
+{
+	uint64_t w = hd_rd(h->c, b);
+	size_t size = hd_w0_size(w), nsize = 0, rem;
 	uintptr_t next = b + size;
 
 	if (bsize <= size) {
-		size_t rem = size - bsize;
-
-		if (rem >= HD_MIN_BLOCK) {
-			unsigned int f = 0;
-			uintptr_t r;
-
-			hd_wr(h->c, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
-			hd_wr(h->c, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
-			r = hd_free_coalesce(h, s, b + bsize, &rem, &f);
-			hd_make_free(h, s, r, rem, f);
-		}
+		if (!slack)
+			hd_shrink_block(h, s, b, bsize);
 		return true;
 	}
-	hd_commit_after(h, s, next, bsize - size);
+	hd_commit_after(h, s, next, bsize + slack - size);
 	if (next < s->end) {
 		nsize = hd_free_intact(h, s, next);
 		if (nsize && size + nsize < bsize) {
@@ -607,6 +673,21 @@ static bool hd_resize_in_place(struct hd_mheap *h, struct hd_seg *s,
 	}
 	if (!nsize || size + nsize < bsize)
 		return false;
+	rem = size + nsize - bsize;
+	if (rem >= slack + HD_MIN_BLOCK) {
+		bsize += slack;
+		rem -= slack;
+	}
+	if (rem >= HD_MIN_BLOCK &&
+	    hd_tlsf_shift(h, next, nsize, b + bsize, rem)) {
+		/* as below, but the free block only moves up */
+		memset((void *)next, 0, bsize - size < 32 ? bsize - size : 32);
+		hd_wr(h->c, b + bsize, hd_w0(HD_K_MFREE, 0, rem));
+		hd_wr(h->c, b + bsize + 8, HD_FREE_W1);
+		hd_wr(h->c, next + nsize - 8, hd_w0(HD_K_FOOT, 0, rem));
+		hd_wr(h->c, b, hd_w0(HD_K_MBUSY, hd_w0_flags(w), bsize));
+		return true;
+	}
 	hd_tlsf_remove(h, next, nsize);
 	/*
 	 * The free block becomes part of a busy one: its header, links and
@@ -636,11 +717,65 @@ void *hd_medium_realloc(struct hd_mheap *h, struct hd_seg *s, uintptr_t p,
 	size_t old = hd_w1_size(hd_rd(h->c, b + 8));
 
 	if ((!h->c->fixed && n >= HD_LARGE_MIN) ||
-	    !hd_resize_in_place(h, s, b, hd_bsize(n)))
+	    !hd_resize_in_place(h, s, b, hd_bsize(n),
+				n > old ? HD_GROW_SLACK : 0))
 		return NULL;
 	hd_wr(h->c, b + 8, hd_w1(n));
 	h->bytes += n - old;
 	return (void *)p;
+}
+
+/*
+ * A medium block of @n bytes for a block that grows and has to move,
+ * taken from the end of a free block, with @room bytes (at least
+ * HD_GROW_SLACK + HD_MIN_BLOCK) after it left free, so that the next
+ * growth steps happen in place (HeapSize stays @n; the room is an
+ * ordinary free block, which other allocations may take).  The end, not
+ * the start: the start of a free block is often the room of the block
+ * before it, growing too.  Return: the block or NULL.
+ */
+void *hd_medium_alloc_room(struct hd_mheap *h, size_t n, size_t room)
+{
+	size_t need = hd_bsize(n + room), keep = hd_bsize(n) + HD_GROW_SLACK;
+	size_t size, front;
+	unsigned int flags;
+	struct hd_seg *s;
+	uintptr_t b;
+	uint64_t w;
+
+	b = hd_tlsf_find(h, need);
+	if (!b) {
+		/* the heap grows: the block may end next to a free block */
+		b = hd_medium_alloc_block(h, need, 0, HD_K_MBUSY, &s);
+		if (!b)
+			return NULL;
+		hd_shrink_block(h, s, b, keep);
+		goto done;
+	}
+	s = hd_seg_of(h, b);
+	w = hd_rd(h->c, b);
+	size = hd_w0_size(w);
+	flags = hd_w0_flags(w);
+	hd_tlsf_remove(h, b, size);
+	front = size - need;
+	if (front >= HD_MIN_BLOCK) {
+		hd_wr(h->c, b, hd_w0(HD_K_MFREE, flags, front));
+		hd_wr(h->c, b + 8, HD_FREE_W1);
+		hd_wr(h->c, b + front - 8, hd_w0(HD_K_FOOT, 0, front));
+		hd_tlsf_insert(h, b, front);
+		b += front;
+		size = need;
+		flags = HD_F_PREV_FREE;
+	}
+	hd_block_taken(h, s);
+	/* a free block never ends next to another: no merge after it */
+	size = hd_split(h, s, b, size, keep);
+	hd_wr(h->c, b, hd_w0(HD_K_MBUSY, flags, size));
+done:
+	hd_wr(h->c, b + 8, hd_w1(n));
+	h->bytes += n;
+	h->blocks++;
+	return (void *)(b + HD_HDR);
 }
 
 /*

@@ -29,6 +29,8 @@
 #define HD_SEG_HDR	0x800		/* segment bytes before the first block */
 #define HD_HDR		16		/* medium block header */
 #define HD_MIN_BLOCK	48		/* header + two links + footer */
+#define HD_UNUSED_MAX	80		/* a busy block has fewer unused */
+#define HD_GROW_SLACK	64		/* taken by a block growing in place */
 #define HD_LARGE_MIN	0xFD001		/* growable: requests >= this are large */
 #define HD_FIXED_LIMIT	0xFFFF0		/* fixed: requests >= this fail */
 #define HD_SEG_FIRST	(4UL << 20)	/* first segment of a growable heap */
@@ -226,6 +228,8 @@ HD_HIDDEN void hd_medium_free(struct hd_mheap *h, struct hd_seg *s,
 			      uintptr_t p);
 HD_HIDDEN void *hd_medium_realloc(struct hd_mheap *h, struct hd_seg *s,
 				  uintptr_t p, size_t n);
+HD_HIDDEN void *hd_medium_alloc_room(struct hd_mheap *h, size_t n,
+				     size_t room);
 HD_HIDDEN void hd_medium_trim(struct hd_mheap *h, bool all);
 HD_HIDDEN size_t hd_largest_free(struct hd_mheap *h);
 HD_HIDDEN size_t hd_medium_slack(const struct hd_mheap *h);

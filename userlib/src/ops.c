@@ -334,18 +334,36 @@ static void *hd_small_realloc(struct hd_blockref *ref, uintptr_t p, size_t n,
 }
 
 /*
- * A slot of @n bytes for a growing block that has to move, with room to
- * grow by a quarter in place (HeapSize stays @n), or NULL.  (Medium
- * blocks get none: their header check allows less than 80 unused bytes,
- * and they grow in place into free neighbours.)
+ * A block of @n bytes for a block of @oldn bytes that grows and has to
+ * move, with room to grow in place (HeapSize stays @n), or NULL.  A slot
+ * comes from a class a quarter above @n; a medium block is taken from a
+ * free block half as big again, whose tail stays a free block right after
+ * it (a medium block's header check allows less than 80 unused bytes
+ * inside it).  A block that more than doubles gets none: that is not a
+ * block growing step by step.
  */
-static void *hd_alloc_room(struct hd_heap *h, size_t n, uint32_t flags)
+static void *hd_alloc_room(struct hd_heap *h, size_t oldn, size_t n,
+			   uint32_t flags)
 {
 	size_t room = n + n / 4 + 16;
 	unsigned int c;
+	void *p;
 
-	if (h->core.fixed || n > HD_SMALL_MAX)
+	if (h->core.fixed || n / 2 > oldn || n >= HD_LARGE_MIN)
 		return NULL;
+	if (n > HD_SMALL_MAX) {
+		room = n / 2;
+		if (n + room >= HD_LARGE_MIN)
+			room = HD_LARGE_MIN - 1 - n;
+		if (room < HD_PAGE)
+			return NULL;
+		hd_lock_if(&h->core.lock, flags);
+		hd_lock_if(&h->core.mlock, flags);
+		p = hd_medium_alloc_room(&h->m, n, room);
+		hd_unlock_if(&h->core.mlock, flags);
+		hd_unlock_if(&h->core.lock, flags);
+		return p;
+	}
 	c = hd_class_of(room < HD_SMALL_MAX ? room : HD_SMALL_MAX);
 	if (!atomic_load_explicit(&h->s.cls[c].active, memory_order_acquire))
 		return NULL;
@@ -356,7 +374,8 @@ static void *hd_alloc_room(struct hd_heap *h, size_t n, uint32_t flags)
 static void *hd_move(struct hd_heap *h, void *old, size_t oldn, size_t n,
 		     uint32_t flags)
 {
-	void *q = n > oldn ? hd_alloc_room(h, n, flags & ~HEAPDEV_ZERO) : NULL;
+	void *q = n > oldn ? hd_alloc_room(h, oldn, n, flags & ~HEAPDEV_ZERO) :
+				 NULL;
 
 	if (!q)
 		q = hd_alloc(h, n, flags & ~HEAPDEV_ZERO);

@@ -372,7 +372,7 @@ static int hd_validate_seg(struct hd_heap *h, struct hd_seg *s,
 			uint64_t n = v1 & ((1ULL << 40) - 1);
 
 			if ((v1 >> 40) != HD_MAGIC2 || n + HD_HDR > size ||
-			    size - HD_HDR - n >= 80)
+			    size - HD_HDR - n >= HD_UNUSED_MAX)
 				return -EINVAL;
 			break;
 		}
