@@ -308,9 +308,9 @@ static void hd_trim_one(struct hd_heap *h, uintptr_t handle)
 #define HD_TRIM_BATCH	64
 
 /*
- * Release the warm heaps (heap.c) and compact every serialized heap of
- * the process.  The registry lock is
- * held only while the heaps are copied, never while a heap lock is
+ * Release the warm heaps (heap.c), wait until the pages of destroyed
+ * heaps are given back (backend.c) and compact every serialized heap of
+ * the process.  The registry lock is held only while the heaps are copied, never while a heap lock is
  * awaited: a thread holding HeapLock may create, destroy or list heaps
  * meanwhile.  Heaps created after the copy are not visited.
  */
@@ -320,6 +320,7 @@ static int hd_trim_all(void)
 	size_t n, cap = HD_TRIM_BATCH, i;
 
 	hd_warm_release(true);
+	hd_backend_drain();
 	for (;;) {
 		n = hd_heap_refs(hv, cap);
 		if (n <= cap)

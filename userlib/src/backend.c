@@ -331,11 +331,14 @@ static int hd_memfd_open_locked(void)
 static uint32_t *hd_memfd_freed;
 static uint32_t hd_memfd_nfreed, hd_memfd_freed_cap;
 
+static void hd_memfd_reap(bool all);
+
 static int hd_memfd_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 {
 	uint32_t id = 0;
 
 	(void)exec;
+	hd_memfd_reap(false);
 	pthread_mutex_lock(&hd_region_mutex);
 	if (hd_memfd_nfreed)
 		id = hd_memfd_freed[--hd_memfd_nfreed];
@@ -371,14 +374,46 @@ static void hd_memfd_put_id(uint32_t id)
 	pthread_mutex_unlock(&hd_region_mutex);
 }
 
+/* Reuse the windows whose punches finished (all: wait for every one). */
+static void hd_memfd_reap(bool all)
+{
+	uint64_t tags[HD_PUNCH_SLOTS];
+	unsigned int i, n = hd_punch_done(tags, all);
+
+	for (i = 0; i < n; i++)
+		hd_memfd_put_id((uint32_t)tags[i]);
+}
+
+/*
+ * The heap's mappings are gone (unmap_first).  A heap of HD_PUNCH_MIN
+ * committed bytes or more has its window punched in the background
+ * (punch.c), and the window is reused only once that is done; a smaller
+ * one, or any when the background punch is unavailable, at once.
+ */
 static int hd_memfd_destroy(struct hd_bheap *bh)
 {
+	hd_memfd_reap(false);
+	if (bh->committed >= HD_PUNCH_MIN &&
+	    !hd_punch_start(hd_memfd, bh->base_off, bh->window, bh->committed,
+			    bh->id)) {
+		bh->committed = 0;
+		return 0;
+	}
 	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)bh->base_off, (off_t)bh->window))
 		return -errno;
 	bh->committed = 0;
 	hd_memfd_put_id(bh->id);
 	return 0;
+}
+
+/**
+ * hd_backend_drain() - wait until every destroyed heap's pages are given
+ * back (heapdev_trim(NULL))
+ */
+void hd_backend_drain(void)
+{
+	hd_memfd_reap(true);
 }
 
 static int hd_memfd_map(struct hd_bheap *bh, uint64_t off, size_t len,
@@ -398,6 +433,7 @@ static int hd_memfd_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 			   size_t len, bool lazy)
 {
 	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
+	bool waited = false;
 	int err;
 
 	if (lazy) {
@@ -410,6 +446,13 @@ static int hd_memfd_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
 	do {
 		err = fallocate(hd_memfd, 0, (off_t)(bh->base_off + off),
 				(off_t)len) ? -errno : 0;
+		/* Pages of destroyed heaps still being given back: wait. */
+		if ((err == -ENOMEM || err == -ENOSPC) && !waited &&
+		    hd_punch_pending()) {
+			hd_memfd_reap(true);
+			waited = true;
+			err = -EINTR;
+		}
 	} while (err == -EINTR);
 	if (err)
 		return err == -ENOSPC || err == -EFBIG ? -ENOMEM : err;
@@ -450,6 +493,7 @@ static const struct hd_backend hd_memfd_backend = {
 	.kind = HEAPDEV_BACKEND_MEMFD,
 	.create = hd_memfd_create,
 	.destroy = hd_memfd_destroy,
+	.unmap_first = true,
 	.map = hd_memfd_map,
 	.unmap = hd_unmap,
 	.commit = hd_memfd_commit,
@@ -802,6 +846,8 @@ void hd_backend_atfork_child(void)
 	if (hd_memfd >= 0)
 		close(hd_memfd);
 	hd_memfd = -1;
+	/* Windows the parent is punching are not reused (at most 16). */
+	hd_punch_atfork_child();
 	if (hd_fork_mfd) {
 		hd_memfd = hd_fork_memfd;
 	} else {

@@ -34,7 +34,14 @@ struct hd_backend {
 	const char *name;
 	int kind;	/* HEAPDEV_BACKEND_DEVICE or _MEMFD */
 	int (*create)(struct hd_bheap *bh, bool exec, uint64_t maximum);
+	/*
+	 * Release the heap's pages and its window.  With @unmap_first the
+	 * caller unmaps the heap's mappings before (memfd: the punch, which
+	 * may finish in the background, then finds no page table to zap);
+	 * else after (the device detaches the pages first).
+	 */
 	int (*destroy)(struct hd_bheap *bh);
+	bool unmap_first;
 	int (*map)(struct hd_bheap *bh, uint64_t off, size_t len,
 		   uintptr_t *addr);
 	int (*unmap)(struct hd_bheap *bh, uintptr_t addr, size_t len);
@@ -81,5 +88,16 @@ HD_HIDDEN void hd_backend_fork_parent(void);
 HD_HIDDEN bool hd_backend_fork_keep(struct hd_bheap *bh);
 HD_HIDDEN void hd_backend_atfork_child(void);
 HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
+HD_HIDDEN void hd_backend_drain(void);
+
+/* punch.c: hole punches in the background (memfd heaps' destroys) */
+#define HD_PUNCH_SLOTS	16		/* punches in flight, at most */
+#define HD_PUNCH_MIN	(1UL << 20)	/* smaller heaps are punched at once */
+
+HD_HIDDEN int hd_punch_start(int fd, uint64_t off, uint64_t len,
+			     uint64_t bytes, uint64_t tag);
+HD_HIDDEN unsigned int hd_punch_done(uint64_t *tags, bool all);
+HD_HIDDEN bool hd_punch_pending(void);
+HD_HIDDEN void hd_punch_atfork_child(void);
 
 #endif /* HEAPDEV_BACKEND_H */

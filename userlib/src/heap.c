@@ -249,8 +249,9 @@ static void hd_atfork_child(void)
 	hd_meta_atfork_child();
 	hd_page_atfork_child();
 	hd_ctx_atfork_child();
-	pthread_mutex_init(&hd_reg_mutex, NULL);
-	pthread_mutex_init(&hd_proc_mutex, NULL);
+	/* Taken by this thread in the prepare handler. */
+	pthread_mutex_unlock(&hd_reg_mutex);
+	pthread_mutex_unlock(&hd_proc_mutex);
 	/* A heap claimed by a destroy in another thread is not kept. */
 	for (i = 0; i < hd_fork_n; i++) {
 		h = hd_fork_set[i];
@@ -526,8 +527,11 @@ static void hd_heap_free_meta(struct hd_heap *h)
 static void hd_warm_free(struct hd_warm *w, unsigned int n)
 {
 	for (; n; n--, w++) {
-		w->bh.be->destroy(&w->bh);
+		if (!w->bh.be->unmap_first)
+			w->bh.be->destroy(&w->bh);
 		w->bh.be->unmap(&w->bh, w->base, w->size);
+		if (w->bh.be->unmap_first)
+			w->bh.be->destroy(&w->bh);
 	}
 }
 
@@ -807,13 +811,20 @@ int hd_heap_destroy(struct hd_heap *h, uintptr_t hh)
 		hd_lock_drop(&h->core.lock);
 	hd_quiesce(h);
 	if (!hd_warm_park(h)) {
+		const struct hd_backend *be = h->core.bh.be;
+
 		/*
-		 * The backend releases every page first (one call), so that
-		 * the unmaps below find no page left to zap.
+		 * One call releases every page: before the unmaps (device:
+		 * they then find no page left to zap), or after them (memfd:
+		 * the punch, which may finish in the background, then finds
+		 * no page table to walk).
 		 */
-		h->core.bh.be->destroy(&h->core.bh);
+		if (!be->unmap_first)
+			be->destroy(&h->core.bh);
 		hd_segs_unmap(&h->m);
 		hd_larges_free_all(&h->l, true);
+		if (be->unmap_first)
+			be->destroy(&h->core.bh);
 	}
 	hd_heap_free_meta(h);
 	hd_dying_release(h);

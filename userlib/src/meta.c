@@ -181,7 +181,8 @@ void hd_meta_atfork_parent(void)
 	pthread_mutex_unlock(&hd_meta_mutex);
 }
 
+/* The child's only thread is the one that took the mutex in prepare. */
 void hd_meta_atfork_child(void)
 {
-	pthread_mutex_init(&hd_meta_mutex, NULL);
+	pthread_mutex_unlock(&hd_meta_mutex);
 }

@@ -18,6 +18,8 @@ void t_check(int cond, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int t_done(void);
 void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Bytes the library's memfd holds (memfd backend), or -1 without one. */
+long long t_memfd_bytes(void);
 
 #define T_OK(cond, ...) t_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define T_EQ(a, b, ...) do {						\

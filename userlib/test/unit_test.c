@@ -866,26 +866,6 @@ static void grace_period(void)
 	HeapDestroy(h);
 }
 
-/* Bytes the library's memfd holds (every heap's committed pages). */
-static long long memfd_bytes(void)
-{
-	char path[64], link[64];
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	for (fd = 0; fd < 1024; fd++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (!strncmp(link, "/memfd:heapdev", 14) && !fstat(fd, &st))
-			return (long long)st.st_blocks * 512;
-	}
-	return -1;
-}
-
 /*
  * A small heap destroyed on the memfd backend stays warm (its pages
  * committed, out of reach) for the next HeapCreate, which reuses them
@@ -903,16 +883,16 @@ static void warm_heaps(void)
 	bool zero = true;
 
 	heapdev_trim(NULL);
-	base = memfd_bytes();
+	base = t_memfd_bytes();
 	for (i = 0; i < 100; i++)
 		memset(HeapAlloc(h, 0, 1000), 0xAB, 1000);
 	HeapDestroy(h);
-	kept = memfd_bytes();
+	kept = t_memfd_bytes();
 	T_OK(base >= 0 && kept >= base + 100 * 1000, "warm heap: HeapDestroy "
 	     "of a small heap keeps its pages (%lld -> %lld bytes)", base,
 	     kept);
 	h2 = HeapCreate(0, 0, 0);
-	reused = memfd_bytes();
+	reused = t_memfd_bytes();
 	T_EQ(reused, kept, "warm heap: the next HeapCreate commits nothing");
 	z = HeapAlloc(h2, HEAP_ZERO_MEMORY, 1000);
 	for (i = 0; z && i < 1000; i++)
@@ -925,7 +905,7 @@ static void warm_heaps(void)
 	T_OK(HeapValidate(h2, 0, NULL), "warm heap: the new heap is valid");
 	HeapDestroy(h2);
 	heapdev_trim(NULL);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(now <= base, "warm heap: heapdev_trim(NULL) gives its pages back "
 	     "(%lld bytes, %lld before)", now, base);
 
@@ -935,14 +915,14 @@ static void warm_heaps(void)
 	HeapDestroy(h);
 	usleep(150 * 1000);
 	h = HeapCreate(HEAP_NO_SERIALIZE, 0, 0);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(now < base + 100 * 1000, "warm heap: released by the next "
 	     "create after 100 ms (%lld bytes over the start)", now - base);
 	HeapDestroy(h);
 	heapdev_trim(NULL);
 	h = HeapCreate(0, 64 << 10, 1 << 20);
 	HeapDestroy(h);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(now <= base, "warm heap: a fixed heap is never kept (%lld bytes, "
 	     "%lld before)", now, base);
 }
@@ -972,9 +952,9 @@ static void lazy_commit(void)
 	     "lazy commit: heapdev_set_lazy_commit(h, 2) is -EINVAL");
 	T_EQ(heapdev_set_lazy_commit((struct heapdev_heap *)&o, 1), -EBADF,
 	     "lazy commit: heapdev_set_lazy_commit on a non-heap is -EBADF");
-	base = memfd_bytes();
+	base = t_memfd_bytes();
 	p = heapdev_alloc(h, 8 << 20, 0);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(p && now - base < (64 << 10), "lazy commit: an 8 MiB block "
 	     "allocates almost nothing (%lld bytes)", now - base);
 	err = heapdev_get_info(h, &info);
@@ -982,36 +962,36 @@ static void lazy_commit(void)
 	     "counts it committed (%llu bytes)",
 	     (unsigned long long)info.committed);
 	memset(p, 0x5A, 1 << 20);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(p && now - base >= (1 << 20) && now - base < (1 << 20) + (64 << 10),
 	     "lazy commit: writing 1 MiB of it makes 1 MiB resident (%lld "
 	     "bytes)", now - base);
 	for (i = 1 << 20; p && i < (8 << 20); i += 4096)
 		zero &= !p[i];
 	T_OK(zero, "lazy commit: the untouched pages read as zero");
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	q = heapdev_realloc(h, p, 12 << 20, 0);
-	T_OK(q == p && memfd_bytes() == now && !heapdev_size(h, q, 0, &sz) &&
+	T_OK(q == p && t_memfd_bytes() == now && !heapdev_size(h, q, 0, &sz) &&
 	     sz == (12 << 20) && q[(1 << 20) - 1] == 0x5A &&
 	     q[(12 << 20) - 1] == 0, "lazy commit: growing in place to "
 	     "12 MiB allocates nothing and keeps the contents");
 	err = heapdev_free(h, q, 0) || heapdev_trim(h);
-	now = memfd_bytes();
+	now = t_memfd_bytes();
 	T_OK(!err && now <= base, "lazy commit: freed and trimmed, every "
 	     "page is back (%lld bytes over the start)", now - base);
 	T_EQ(heapdev_set_lazy_commit(h, 0), 0,
 	     "lazy commit: heapdev_set_lazy_commit(h, 0)");
 	p = heapdev_alloc(h, 4 << 20, 0);
-	T_OK(p && memfd_bytes() - base >= (4 << 20), "lazy commit: turned "
+	T_OK(p && t_memfd_bytes() - base >= (4 << 20), "lazy commit: turned "
 	     "off, a 4 MiB block is committed at once (%lld bytes)",
-	     memfd_bytes() - base);
+	     t_memfd_bytes() - base);
 	heapdev_free(h, p, 0);
 	heapdev_trim(h);
-	base = memfd_bytes();
+	base = t_memfd_bytes();
 	p = heapdev_alloc(eager, 4 << 20, 0);
-	T_OK(p && memfd_bytes() - base >= (4 << 20), "lazy commit: a heap "
+	T_OK(p && t_memfd_bytes() - base >= (4 << 20), "lazy commit: a heap "
 	     "without the flag commits a 4 MiB block at once (%lld bytes)",
-	     memfd_bytes() - base);
+	     t_memfd_bytes() - base);
 	heapdev_destroy(eager);
 	heapdev_destroy(h);
 }
