@@ -352,6 +352,7 @@ static int hd_memfd_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
 	bh->window = maximum ? (maximum + HD_PAGE - 1) & ~(HD_PAGE - 1) :
 		     HD_WINDOW;
 	bh->committed = 0;
+	bh->retired = NULL;
 	return 0;
 }
 
@@ -374,31 +375,115 @@ static void hd_memfd_put_id(uint32_t id)
 	pthread_mutex_unlock(&hd_region_mutex);
 }
 
+/*
+ * A destroyed memfd heap whose window is punched in the background: its
+ * window number and its mappings, made inaccessible at the destroy and
+ * unmapped once the punch is done (the punch zaps their page tables in
+ * the kernel's worker, so the caller only pays an mprotect).
+ */
+struct hd_range {
+	uintptr_t addr;
+	size_t len;
+};
+
+struct hd_retired {
+	uint32_t id;
+	uint32_t n, cap;
+	struct hd_range r[];
+};
+
+#define HD_RETIRED_FIRST 15
+
+static size_t hd_retired_size(uint32_t cap)
+{
+	return sizeof(struct hd_retired) + cap * sizeof(struct hd_range);
+}
+
+/* Unmap (@unmap: else they are not in this process) and free @rt. */
+static void hd_retired_free(struct hd_retired *rt, bool unmap)
+{
+	uint32_t i;
+
+	for (i = 0; unmap && i < rt->n; i++)
+		hd_unmap(NULL, rt->r[i].addr, rt->r[i].len);
+	hd_meta_free(rt, hd_retired_size(rt->cap));
+}
+
 /* Reuse the windows whose punches finished (all: wait for every one). */
 static void hd_memfd_reap(bool all)
 {
 	uint64_t tags[HD_PUNCH_SLOTS];
 	unsigned int i, n = hd_punch_done(tags, all);
 
-	for (i = 0; i < n; i++)
-		hd_memfd_put_id((uint32_t)tags[i]);
+	for (i = 0; i < n; i++) {
+		struct hd_retired *rt = (struct hd_retired *)(uintptr_t)tags[i];
+		uint32_t id = rt->id;
+
+		hd_retired_free(rt, true);
+		hd_memfd_put_id(id);
+	}
 }
 
 /*
- * The heap's mappings are gone (unmap_first).  A heap of HD_PUNCH_MIN
- * committed bytes or more has its window punched in the background
- * (punch.c), and the window is reused only once that is done; a smaller
- * one, or any when the background punch is unavailable, at once.
+ * A heap of HD_PUNCH_MIN committed bytes or more keeps its mappings, made
+ * inaccessible, until its punch is done (when there is memory to list
+ * them in).
+ */
+static void hd_memfd_destroy_begin(struct hd_bheap *bh)
+{
+	struct hd_retired *rt;
+
+	bh->retired = NULL;
+	if (bh->committed < HD_PUNCH_MIN)
+		return;
+	rt = hd_meta_alloc(hd_retired_size(HD_RETIRED_FIRST));
+	if (!rt)
+		return;
+	rt->id = bh->id;
+	rt->n = 0;
+	rt->cap = HD_RETIRED_FIRST;
+	bh->retired = rt;
+}
+
+static int hd_memfd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
+{
+	struct hd_retired *rt = bh->retired, *g;
+
+	if (rt && rt->n == rt->cap) {
+		g = hd_meta_realloc(rt, hd_retired_size(rt->cap),
+				    hd_retired_size(2 * rt->cap + 1));
+		if (g) {
+			g->cap = 2 * g->cap + 1;
+			bh->retired = rt = g;
+		}
+	}
+	if (rt && rt->n < rt->cap && !mprotect((void *)addr, len, PROT_NONE)) {
+		rt->r[rt->n++] = (struct hd_range){ addr, len };
+		return 0;
+	}
+	return hd_unmap(bh, addr, len);
+}
+
+/*
+ * After destroy_begin and the unmaps.  The window of a heap with kept
+ * mappings is punched in the background (punch.c); the mappings are
+ * unmapped and the window number reused once that is done.  Otherwise,
+ * or when the background punch is unavailable, everything is released at
+ * once.
  */
 static int hd_memfd_destroy(struct hd_bheap *bh)
 {
+	struct hd_retired *rt = bh->retired;
+
+	bh->retired = NULL;
 	hd_memfd_reap(false);
-	if (bh->committed >= HD_PUNCH_MIN &&
-	    !hd_punch_start(hd_memfd, bh->base_off, bh->window, bh->committed,
-			    bh->id)) {
+	if (rt && !hd_punch_start(hd_memfd, bh->base_off, bh->window,
+				  bh->committed, (uintptr_t)rt)) {
 		bh->committed = 0;
 		return 0;
 	}
+	if (rt)
+		hd_retired_free(rt, true);
 	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)bh->base_off, (off_t)bh->window))
 		return -errno;
@@ -493,9 +578,9 @@ static const struct hd_backend hd_memfd_backend = {
 	.kind = HEAPDEV_BACKEND_MEMFD,
 	.create = hd_memfd_create,
 	.destroy = hd_memfd_destroy,
-	.unmap_first = true,
+	.destroy_begin = hd_memfd_destroy_begin,
 	.map = hd_memfd_map,
-	.unmap = hd_unmap,
+	.unmap = hd_memfd_unmap,
 	.commit = hd_memfd_commit,
 	.decommit = hd_memfd_decommit,
 	.park = hd_memfd_park,
@@ -838,6 +923,9 @@ undo:
  */
 void hd_backend_atfork_child(void)
 {
+	uint64_t tags[HD_PUNCH_SLOTS];
+	unsigned int i, n;
+
 	pthread_mutex_init(&hd_region_mutex, NULL);
 	pthread_mutex_init(&hd_slot_mutex, NULL);
 	if (hd_dev_fd >= 0 && !hd_fork_dev)
@@ -846,8 +934,13 @@ void hd_backend_atfork_child(void)
 	if (hd_memfd >= 0)
 		close(hd_memfd);
 	hd_memfd = -1;
-	/* Windows the parent is punching are not reused (at most 16). */
-	hd_punch_atfork_child();
+	/*
+	 * The windows the parent is punching are not reused (at most 16);
+	 * their mappings were not inherited (MADV_DONTFORK).
+	 */
+	n = hd_punch_atfork_child(tags);
+	for (i = 0; i < n; i++)
+		hd_retired_free((struct hd_retired *)(uintptr_t)tags[i], false);
 	if (hd_fork_mfd) {
 		hd_memfd = hd_fork_memfd;
 	} else {

@@ -35,13 +35,15 @@ struct hd_backend {
 	int kind;	/* HEAPDEV_BACKEND_DEVICE or _MEMFD */
 	int (*create)(struct hd_bheap *bh, bool exec, uint64_t maximum);
 	/*
-	 * Release the heap's pages and its window.  With @unmap_first the
-	 * caller unmaps the heap's mappings before (memfd: the punch, which
-	 * may finish in the background, then finds no page table to zap);
-	 * else after (the device detaches the pages first).
+	 * Release the heap's pages and its window.  Without destroy_begin
+	 * the caller unmaps the heap's mappings after destroy (the device
+	 * detaches the pages first); with it, destroy_begin, the unmaps,
+	 * then destroy (memfd: the unmaps may only make the mappings
+	 * inaccessible, to be unmapped once the punch, in the background,
+	 * has zapped them).
 	 */
 	int (*destroy)(struct hd_bheap *bh);
-	bool unmap_first;
+	void (*destroy_begin)(struct hd_bheap *bh);
 	int (*map)(struct hd_bheap *bh, uint64_t off, size_t len,
 		   uintptr_t *addr);
 	int (*unmap)(struct hd_bheap *bh, uintptr_t addr, size_t len);
@@ -69,6 +71,8 @@ struct hd_backend {
  * @window: bytes of the heap's window (reservation limit)
  * @base_off: mmap offset of the window's first byte
  * @committed: bytes committed, as last reported by the backend
+ * @retired: memfd, between destroy_begin and destroy: the mappings kept
+ *	for the background punch (backend.c)
  */
 struct hd_bheap {
 	const struct hd_backend *be;
@@ -79,6 +83,7 @@ struct hd_bheap {
 	uint64_t window;
 	uint64_t base_off;
 	uint64_t committed;
+	void *retired;
 };
 
 HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
@@ -98,6 +103,6 @@ HD_HIDDEN int hd_punch_start(int fd, uint64_t off, uint64_t len,
 			     uint64_t bytes, uint64_t tag);
 HD_HIDDEN unsigned int hd_punch_done(uint64_t *tags, bool all);
 HD_HIDDEN bool hd_punch_pending(void);
-HD_HIDDEN void hd_punch_atfork_child(void);
+HD_HIDDEN unsigned int hd_punch_atfork_child(uint64_t *tags);
 
 #endif /* HEAPDEV_BACKEND_H */

@@ -527,11 +527,15 @@ static void hd_heap_free_meta(struct hd_heap *h)
 static void hd_warm_free(struct hd_warm *w, unsigned int n)
 {
 	for (; n; n--, w++) {
-		if (!w->bh.be->unmap_first)
-			w->bh.be->destroy(&w->bh);
-		w->bh.be->unmap(&w->bh, w->base, w->size);
-		if (w->bh.be->unmap_first)
-			w->bh.be->destroy(&w->bh);
+		const struct hd_backend *be = w->bh.be;
+
+		if (be->destroy_begin)
+			be->destroy_begin(&w->bh);
+		else
+			be->destroy(&w->bh);
+		be->unmap(&w->bh, w->base, w->size);
+		if (be->destroy_begin)
+			be->destroy(&w->bh);
 	}
 }
 
@@ -816,14 +820,16 @@ int hd_heap_destroy(struct hd_heap *h, uintptr_t hh)
 		/*
 		 * One call releases every page: before the unmaps (device:
 		 * they then find no page left to zap), or after them (memfd:
-		 * the punch, which may finish in the background, then finds
-		 * no page table to walk).
+		 * the punch, which may run in the background, and the unmaps
+		 * that wait for it).
 		 */
-		if (!be->unmap_first)
+		if (be->destroy_begin)
+			be->destroy_begin(&h->core.bh);
+		else
 			be->destroy(&h->core.bh);
 		hd_segs_unmap(&h->m);
 		hd_larges_free_all(&h->l, true);
-		if (be->unmap_first)
+		if (be->destroy_begin)
 			be->destroy(&h->core.bh);
 	}
 	hd_heap_free_meta(h);

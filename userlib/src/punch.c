@@ -8,11 +8,13 @@
  * caller does next needs those pages gone, so the punch is queued to an
  * io_uring of the library's own (IORING_OP_FALLOCATE, which the kernel
  * always runs in its io-wq worker, never in the submitting thread) and
- * HeapDestroy returns once the heap's mappings are unmapped.
+ * HeapDestroy returns once the heap's mappings are inaccessible; the
+ * punch zaps them in the worker, and the caller unmaps them afterwards
+ * (backend.c).
  *
  * The queue owns no memory and lets no window be reused early: a punch
- * carries its window's tag (the memfd window number), which the caller
- * gets back from hd_punch_done() only once that window is empty.  A punch
+ * carries the caller's tag, which the caller gets back from
+ * hd_punch_done() only once the range is empty.  A punch
  * that fails in the worker is done again here, synchronously.  At most
  * HD_PUNCH_SLOTS punches and HD_PUNCH_BYTES committed bytes are in
  * flight: beyond either, hd_punch_start() waits for earlier ones, so a
@@ -323,19 +325,25 @@ bool hd_punch_pending(void)
 
 /**
  * hd_punch_atfork_child() - in a fork() child: forget the parent's ring
+ * @tags: out: the tags of every punch queued or finished (HD_PUNCH_SLOTS
+ *	entries), which the child must not reuse: their ranges are the
+ *	parent's business
  *
- * The ring's mappings are unmapped and its descriptor closed.  The
- * windows of the punches in flight are the parent's business: their tags
- * are dropped, never given back to the child.  A later punch sets up a
- * ring of the child's own.
+ * The ring's mappings are unmapped and its descriptor closed.  A later
+ * punch sets up a ring of the child's own.
+ *
+ * Return: how many tags were stored.
  */
-void hd_punch_atfork_child(void)
+unsigned int hd_punch_atfork_child(uint64_t *tags)
 {
-	unsigned int i;
+	unsigned int i, n = 0;
 
 	pthread_mutex_init(&hd_punch_mutex, NULL);
-	for (i = 0; i < HD_PUNCH_SLOTS; i++)
+	for (i = 0; i < HD_PUNCH_SLOTS; i++) {
+		if (hd_pslots[i].state != HD_SLOT_FREE)
+			tags[n++] = hd_pslots[i].tag;
 		hd_pslots[i].state = HD_SLOT_FREE;
+	}
 	if (hd_ring_fd >= 0) {
 		hd_ring_unmap();
 		close(hd_ring_fd);
@@ -344,4 +352,5 @@ void hd_punch_atfork_child(void)
 	hd_punch_busy = 0;
 	hd_punch_bytes = 0;
 	atomic_store_explicit(&hd_punch_used, 0, memory_order_relaxed);
+	return n;
 }

@@ -1364,6 +1364,22 @@ static bool c_access_after_destroy(struct hc *c)
 	return false;
 }
 
+/* A heap big enough that its pages are released in the background. */
+static bool c_access_after_big_destroy(struct hc *c)
+{
+	HANDLE h = HeapCreate(0, 0, 0);
+	volatile unsigned char *p = NULL;
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		p = HeapAlloc(h, 0, 64 << 10);
+		memset((void *)p, 1, 64 << 10);
+	}
+	HeapDestroy(h);
+	p[0] = 2;
+	return false;
+}
+
 /* ---- the table ---- */
 
 #define CALL	O_CALL, TM_ABORT
@@ -1581,6 +1597,10 @@ static const struct hcase cases[] = {
 	{ "access_after_destroy", "write to a block after HeapDestroy",
 	  FAULT, c_access_after_destroy, "SIGSEGV: the spans are unmapped "
 	  "(never another heap's memory until the address is reused)" },
+	{ "access_after_destroy", "write to a block of a 4 MiB heap after "
+	  "HeapDestroy", FAULT, c_access_after_big_destroy, "SIGSEGV: the "
+	  "spans are inaccessible at once (memfd: unmapped when the "
+	  "background punch is done)" },
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
