@@ -603,8 +603,8 @@ WHY = {
               "on this machine (0.94 in the run of 6922d21); NOTES §4",
     "xmalloc": "as wset2; the consumer's frees are all remote; NOTES §4",
     "realloc": "growth below 16 KiB moves the block between size classes "
-               "(a copy per class step, as mimalloc does); medium blocks grow "
-               "in place only when the neighbour is free; NOTES §5",
+               "(a copy per class step, as mimalloc does); medium blocks that "
+               "move get room to grow in place after them; NOTES §5",
     "mem": "free slots of partly used runs and free medium blocks stay "
            "committed until the decommit delay passes; a small working set "
            "touches many classes, each with its own run; NOTES §6",
@@ -612,23 +612,24 @@ WHY = {
             "length of NOTES §1 and the medium blocks of §3) and large blocks of "
             "5-25 MiB, whose time is the kernel populating and zeroing fresh pages "
             "(Wine is only about 3x slower than glibc there); NOTES §9",
-    "destroy-glibc": "no user-space work is left (about 0 instructions per "
-                     "block); the time is the kernel freeing the heap's pages "
-                     "(memfd: fallocate punch hole), which glibc's free-each "
-                     "also pays when it trims; NOTES §7",
+    "destroy-glibc": "the page freeing and the zapping of the mappings run "
+                     "in the kernel's io-wq worker (the punch is queued to an "
+                     "io_uring); what the caller pays is making the heap's "
+                     "mappings inaccessible (mprotect of about 37000 present "
+                     "PTEs) and the submission; NOTES §7",
     "destroy-mi": "mi_heap_destroy keeps the pages for reuse and returns none "
-                  "to the kernel; HeapDestroy returns all of them at once; "
-                  "NOTES §7",
+                  "to the kernel; HeapDestroy gives all of them back (in the "
+                  "background) and first makes them inaccessible; NOTES §7",
     "life": "each life commits and frees its pages in the kernel (memfd: "
             "shmem page-cache insert and removal, 80% of the time is system "
             "time) where Wine's heap reuses anonymous memory; NOTES §7",
     "vm": "QEMU software emulation: the per-size ratios move by 0.2-0.4 "
           "between runs; see the table",
-    "vm-destroy": "what is left is unmapping the pages (zapping ~37000 page-table "
-                  "entries of normal 4 KiB pages: rmap, dirty/accessed bits, TLB "
-                  "batching), which has to happen before the call returns and which "
-                  "the library's munmap would do anyway; kbench's destroy rows split "
-                  "it; docs/DESIGN.md, Releasing pages in the background",
+    "vm-destroy": "what is left is making the ~37000 present page-table entries "
+                  "inaccessible (mprotect) before the call returns; the zap and the "
+                  "page freeing run in the module's worker "
+                  "(HEAPDEV_DESTROY_KEEP_MAPPINGS); the VM's ratio moves with the "
+                  "host's load; docs/DESIGN.md, Releasing pages in the background",
     "vm-lib": "fixed costs of a large block's own span (an aligned mapping "
               "made of three mmap calls, the commit ioctl, page-map "
               "registration) weigh on the smallest size; NOTES §8",

@@ -309,7 +309,7 @@ struct heapdev_heap *heapdev_fork_heap(struct heapdev_heap *src,
 	mutex_lock(&ff->lock);
 	if (heap && xa_insert(&ff->heaps, src->id, heap, GFP_KERNEL_ACCOUNT)) {
 		mutex_unlock(&ff->lock);
-		heapdev_heap_kill(heap, false);
+		heapdev_heap_kill(heap, false, false);
 		heapdev_heap_put(heap);
 		mutex_lock(&ff->lock);
 		heap = NULL;

@@ -130,7 +130,10 @@ static void heapdev_unmap(struct heapdev_heap *heap, pgoff_t first,
 			    (loff_t)nr << PAGE_SHIFT, 1);
 }
 
-/* Zap every page table entry of the heap, in every process (fork.c). */
+/*
+ * Zap every page table entry of the heap, in every process (fork.c, and
+ * the background release of a heap destroyed with its mappings kept).
+ */
 void heapdev_heap_zap(struct heapdev_heap *heap)
 {
 	if (atomic_read(&heap->mappings))
@@ -438,21 +441,26 @@ out_unlock:
  * heapdev_heap_kill - destroy a heap's contents
  * @heap: the heap, already unreachable through its id
  * @async: free the pages in the background (HEAPDEV_DESTROY_ASYNC)
+ * @keep: with @async, leave the zapping of the mappings to the background
+ *	release too (HEAPDEV_DESTROY_KEEP_MAPPINGS)
  *
- * Every page is unmapped, the heap refuses commits and faults from now on
- * (mappings that remain raise SIGBUS when touched), and its pages are
- * freed: here, or by the background release, which takes its own
- * reference on the heap.
+ * Every page is unmapped, here or (@keep) by the background release
+ * before it frees any page; the heap refuses commits and faults from now
+ * on (mappings that remain raise SIGBUS when touched once zapped), and its
+ * pages are freed: here, or by the background release, which takes its
+ * own reference on the heap.
  */
-void heapdev_heap_kill(struct heapdev_heap *heap, bool async)
+void heapdev_heap_kill(struct heapdev_heap *heap, bool async, bool keep)
 {
 	mutex_lock(&heap->lock);
 	down_write(&heap->fault_lock);
 	heap->dead = true;
-	if (heap->nr_pages && atomic_read(&heap->mappings))
+	async = async && heap->nr_pages >= HEAPDEV_RELEASE_MIN;
+	heap->zap_later = async && keep;
+	if (!heap->zap_later && heap->nr_pages &&
+	    atomic_read(&heap->mappings))
 		heapdev_unmap(heap, 0, heap->window_pages);
 	up_write(&heap->fault_lock);
-	async = async && heap->nr_pages >= HEAPDEV_RELEASE_MIN;
 	mutex_unlock(&heap->lock);
 
 	/* Dead: nothing else touches heap->pages any more. */

@@ -124,6 +124,8 @@ struct heapdev_file {
  *	first (checked under mmap_lock; a stale hint only costs a search)
  * @dead: set once destroyed (under @lock and @fault_lock): no page is
  *	committed or mapped after that, and @pages belongs to the releaser
+ * @zap_later: dead, and its mappings are zapped by the releaser before it
+ *	frees the pages (HEAPDEV_DESTROY_KEEP_MAPPINGS)
  * @release_node: entry in the releaser's queue
  * @dying_node: entry in the file's @dying list while being released
  */
@@ -143,6 +145,7 @@ struct heapdev_heap {
 	atomic_t mappings;
 	unsigned long map_hint;
 	bool dead;
+	bool zap_later;
 	struct list_head release_node;
 	struct list_head dying_node;
 };
@@ -198,7 +201,7 @@ int heapdev_heap_decommit(struct heapdev_heap *heap, pgoff_t first,
 			  unsigned long *changed);
 void heapdev_heap_populate(struct heapdev_heap *heap, pgoff_t first,
 			   unsigned long count);
-void heapdev_heap_kill(struct heapdev_heap *heap, bool async);
+void heapdev_heap_kill(struct heapdev_heap *heap, bool async, bool keep);
 void heapdev_heap_drain(struct heapdev_heap *heap, bool queued);
 int heapdev_heap_mmap(struct heapdev_heap *heap, struct vm_area_struct *vma);
 void heapdev_heap_zap(struct heapdev_heap *heap);

@@ -41,7 +41,8 @@
 
 #define HEAPDEV_FEATURES	(HEAPDEV_FEAT_POPULATE | HEAPDEV_FEAT_EXEC | \
 				 HEAPDEV_FEAT_LIST | HEAPDEV_FEAT_ASYNC_RELEASE | \
-				 HEAPDEV_FEAT_LAZY_COMMIT | HEAPDEV_FEAT_INHERIT)
+				 HEAPDEV_FEAT_LAZY_COMMIT | HEAPDEV_FEAT_INHERIT | \
+				 HEAPDEV_FEAT_KEEP_MAPPINGS)
 
 atomic_long_t heapdev_pages_held = ATOMIC_LONG_INIT(0);
 atomic_long_t heapdev_heaps_alive = ATOMIC_LONG_INIT(0);
@@ -176,12 +177,13 @@ static int heapdev_ioc_create(struct heapdev_file *hf, void *arg)
 err_unlock:
 	mutex_unlock(&hf->lock);
 err_kill:
-	heapdev_heap_kill(heap, false);
+	heapdev_heap_kill(heap, false, false);
 	heapdev_heap_put(heap);
 	return ret;
 }
 
-static int heapdev_destroy_id(struct heapdev_file *hf, u32 id, bool async)
+static int heapdev_destroy_id(struct heapdev_file *hf, u32 id, bool async,
+			      bool keep)
 {
 	struct heapdev_heap *heap;
 
@@ -193,7 +195,7 @@ static int heapdev_destroy_id(struct heapdev_file *hf, u32 id, bool async)
 	if (!heap)
 		return -ENOENT;
 
-	heapdev_heap_kill(heap, heapdev_release_async(async));
+	heapdev_heap_kill(heap, heapdev_release_async(async), keep);
 	heapdev_heap_put(heap);
 	return 0;
 }
@@ -202,10 +204,16 @@ static int heapdev_ioc_destroy(struct heapdev_file *hf, void *arg)
 {
 	struct heapdev_destroy *d = arg;
 
-	if ((d->flags & ~HEAPDEV_DESTROY_ASYNC) || d->__pad)
+	if ((d->flags & ~(HEAPDEV_DESTROY_ASYNC |
+			  HEAPDEV_DESTROY_KEEP_MAPPINGS)) || d->__pad)
+		return -EINVAL;
+	/* Keeping the mappings only means something in the background. */
+	if ((d->flags & HEAPDEV_DESTROY_KEEP_MAPPINGS) &&
+	    !(d->flags & HEAPDEV_DESTROY_ASYNC))
 		return -EINVAL;
 	return heapdev_destroy_id(hf, d->heap_id,
-				  d->flags & HEAPDEV_DESTROY_ASYNC);
+				  d->flags & HEAPDEV_DESTROY_ASYNC,
+				  d->flags & HEAPDEV_DESTROY_KEEP_MAPPINGS);
 }
 
 static int heapdev_ioc_commit(struct heapdev_file *hf, void *arg)
@@ -445,7 +453,7 @@ static long heapdev_ioctl(struct file *file, unsigned int cmd,
 	if (!ret && copy_to_user(uarg, &buf, min_t(size_t, usize, op->size))) {
 		/* Nobody learns the id of a heap nobody can see: undo. */
 		if (cmd == HEAPDEV_IOC_CREATE)
-			heapdev_destroy_id(hf, buf.create.heap_id, false);
+			heapdev_destroy_id(hf, buf.create.heap_id, false, false);
 		ret = -EFAULT;
 	}
 	heapdev_file_done(file, hf);
@@ -572,7 +580,7 @@ void heapdev_file_kill_heaps(struct heapdev_file *hf)
 		xa_erase(&hf->heaps, id);
 		WRITE_ONCE(hf->nr_heaps, hf->nr_heaps - 1);
 		mutex_unlock(&hf->lock);
-		heapdev_heap_kill(heap, heapdev_release_async(false));
+		heapdev_heap_kill(heap, heapdev_release_async(false), false);
 		heapdev_heap_put(heap);
 	}
 	xa_destroy(&hf->heaps);

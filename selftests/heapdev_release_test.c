@@ -165,6 +165,42 @@ TEST_F(rel, feature_and_flags)
 }
 
 /*
+ * HEAPDEV_DESTROY_KEEP_MAPPINGS: the destroy returns with the caller's
+ * mapping in place (made PROT_NONE first, as the library does); the
+ * worker zaps it before it frees any page, so once the release is done
+ * every page is back and the mapping faults.  Refused without
+ * HEAPDEV_DESTROY_ASYNC.
+ */
+TEST_F(rel, destroy_keep_mappings)
+{
+	struct heapdev_create c;
+	struct heapdev_query q;
+	char *p;
+
+	HD_SKIPPED_IN_SETUP();
+	HD_FEATURE_OR_SKIP(HEAPDEV_FEAT_KEEP_MAPPINGS);
+
+	p = big_heap(self->fd, BIG, &c);
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(-EINVAL, hd_destroy_flags(self->fd, c.heap_id,
+					    HEAPDEV_DESTROY_KEEP_MAPPINGS));
+	EXPECT_EQ(0, hd_query(self->fd, c.heap_id, &q));
+	ASSERT_EQ(0, mprotect(p, BIG, PROT_NONE));
+	ASSERT_EQ(0, hd_destroy_flags(self->fd, c.heap_id,
+				      HEAPDEV_DESTROY_ASYNC |
+				      HEAPDEV_DESTROY_KEEP_MAPPINGS));
+	EXPECT_EQ(-ENOENT, hd_query(self->fd, c.heap_id, &q));
+	EXPECT_TRUE(wait_released(30000));
+	EXPECT_EQ(self->pages, hd_sys_pages());
+	ASSERT_EQ(0, mprotect(p, BIG, PROT_READ | PROT_WRITE));
+	/* Zapped by the worker, and the dead heap maps nothing again. */
+	EXPECT_EQ(SIGBUS, hd_probe(p, false, 0));
+	EXPECT_EQ(SIGBUS, hd_probe(p + BIG - 1, true, 1));
+	munmap(p, BIG);
+	EXPECT_EQ(self->heaps, hd_sys_heaps());
+}
+
+/*
  * async_release=1 sends destroys that do not ask to the background too;
  * back at 0, such a destroy has every page back when it returns.
  */

@@ -2,7 +2,9 @@
 /*
  * heapdev_unload_helper [MIB]: unload the module while it is still freeing
  * pages in the background.  Commits MIB (default 256) MiB to a heap,
- * destroys it with HEAPDEV_DESTROY_ASYNC, closes the device and at once
+ * destroys it with HEAPDEV_DESTROY_ASYNC (and, where the module has it,
+ * HEAPDEV_DESTROY_KEEP_MAPPINGS, unmapping after the destroy, as the
+ * library does), closes the device and at once
  * unloads heapdev (delete_module, as rmmod does).  The unload must succeed,
  * wait for the release to finish (the module's exit drains it) and leave
  * no leak; the kernel log is judged by the caller (scripts/vm-check.job).
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
 {
 	long len = (argc > 1 ? atol(argv[1]) : 256) << 20, off, releasing;
 	struct heapdev_create c, small;
+	struct heapdev_info info;
+	__u32 flags = HEAPDEV_DESTROY_ASYNC;
 	double t;
 	char *p;
 	int fd;
@@ -47,13 +51,21 @@ int main(int argc, char **argv)
 	}
 	for (off = 0; off < len; off += 4096)
 		p[off] = 1;
-	munmap(p, len);
+	if (!hd_info(fd, &info) &&
+	    (info.features & HEAPDEV_FEAT_KEEP_MAPPINGS))
+		flags |= HEAPDEV_DESTROY_KEEP_MAPPINGS;
+	if (flags & HEAPDEV_DESTROY_KEEP_MAPPINGS)
+		mprotect(p, len, PROT_NONE);
+	else
+		munmap(p, len);
 	/* One heap released in the background, one left for close(). */
-	if (hd_destroy_flags(fd, c.heap_id, HEAPDEV_DESTROY_ASYNC) ||
+	if (hd_destroy_flags(fd, c.heap_id, flags) ||
 	    hd_create(fd, 0, 64 * hd_page(), 0, &small)) {
 		perror("heapdev_unload_helper: destroy");
 		return 1;
 	}
+	if (flags & HEAPDEV_DESTROY_KEEP_MAPPINGS)
+		munmap(p, len);
 	close(fd);
 	releasing = hd_sys_releasing();
 	t = now_ms();

@@ -82,6 +82,8 @@ enum heapdev_heap_flags {
  *	refuse the flag with EINVAL).
  * @HEAPDEV_FEAT_INHERIT: HEAPDEV_HEAP_INHERIT is supported (modules without
  *	this feature refuse the flag with EINVAL).
+ * @HEAPDEV_FEAT_KEEP_MAPPINGS: HEAPDEV_DESTROY_KEEP_MAPPINGS is supported
+ *	(modules without this feature refuse the flag with EINVAL).
  */
 enum heapdev_features {
 	HEAPDEV_FEAT_POPULATE		= 1ULL << 0,
@@ -90,6 +92,7 @@ enum heapdev_features {
 	HEAPDEV_FEAT_ASYNC_RELEASE	= 1ULL << 3,
 	HEAPDEV_FEAT_LAZY_COMMIT	= 1ULL << 4,
 	HEAPDEV_FEAT_INHERIT		= 1ULL << 5,
+	HEAPDEV_FEAT_KEEP_MAPPINGS	= 1ULL << 6,
 };
 
 /**
@@ -161,6 +164,13 @@ struct heapdev_create {
  * @HEAPDEV_DESTROY_ASYNC: return as soon as the heap's pages are unmapped
  *	and out of the heap, and free them in the background.
  * @HEAPDEV_DECOMMIT_ASYNC: the same for the pages of a decommitted range.
+ * @HEAPDEV_DESTROY_KEEP_MAPPINGS: with HEAPDEV_DESTROY_ASYNC, return
+ *	without unmapping the pages either: the worker zaps every mapping of
+ *	the heap (in every process) before it frees the pages.  Until then
+ *	the caller's mappings still reach the destroyed heap's old pages, so
+ *	a caller passes it only when it has made them inaccessible (e.g.
+ *	mprotect(PROT_NONE)), which costs less than the zap, and it unmaps
+ *	them once they are zapped.  No effect on releases done at once.
  *
  * Without the flag the call returns once every page is back with the
  * kernel.  With it, the caller sees the same effect at once (the id or
@@ -179,12 +189,14 @@ struct heapdev_create {
 enum heapdev_release_flags {
 	HEAPDEV_DESTROY_ASYNC	= 1U << 0,
 	HEAPDEV_DECOMMIT_ASYNC	= 1U << 0,
+	HEAPDEV_DESTROY_KEEP_MAPPINGS	= 1U << 1,
 };
 
 /**
  * struct heapdev_destroy - HEAPDEV_IOC_DESTROY: destroy a heap
  * @size: sizeof(struct heapdev_destroy)
- * @flags: 0 or HEAPDEV_DESTROY_ASYNC
+ * @flags: 0, HEAPDEV_DESTROY_ASYNC, or that and
+ *	HEAPDEV_DESTROY_KEEP_MAPPINGS
  * @heap_id: the heap
  * @__pad: must be 0
  *

@@ -1,20 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * heapdev: the backends.  Every ioctl, and every mmap and memfd call on
- * heap memory, of the library is in this file, behind struct hd_backend.
- *
- * device   /dev/heapdev (uapi/heapdev.h).  One open file per process for all
- *          heaps, opened lazily; each heap owns a window of the file's mmap
- *          offset space.  Committed pages are the kernel's: allocated at
- *          commit, never swapped, SIGBUS when uncommitted.
- *
- * memfd    one memfd per process, laid out like the device's offset space
- *          (heap window n at n << 40).  Uncommitted pages are PROT_NONE;
- *          commit = fallocate + mprotect(RW) + MADV_POPULATE_WRITE (a lazy
- *          commit only the mprotect);
- *          decommit = FALLOC_FL_PUNCH_HOLE + mprotect(PROT_NONE).  The
- *          mappings are MADV_DONTFORK: a forked child gets no mapping of
- *          the parent's memfd.
+ * heapdev: the backends, behind struct hd_backend.  Every ioctl, and every
+ * mmap and memfd call on heap memory, of the library is in the backend
+ * layer: this file (what both backends share, the choice of backend and
+ * fork()), device.c (/dev/heapdev), memfd.c (one memfd per process) and
+ * punch.c (memfd destroys punched in the background).
  *
  * fork(): a child keeps the heaps created to be inherited (bh->inherit),
  * at the same addresses, as a private copy made at the fork.  The device
@@ -28,33 +18,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../uapi/heapdev.h"
-#include "backend.h"
+#include "backend_int.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-#define HD_DEVICE_PATH	"/dev/heapdev"
-#define HD_MEMFD_WINDOW_SHIFT 40
-#define HD_MEMFD_MAX_ID	((1U << 21) - 1)
-
-static pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
-static int hd_dev_fd = -1;
-static bool hd_dev_async;	/* the module frees pages in the background */
-static bool hd_dev_lazy;	/* the module has HEAPDEV_COMMIT_LAZY */
-static bool hd_dev_inherit;	/* the module has HEAPDEV_HEAP_INHERIT */
-static int hd_memfd = -1;
-static uint32_t hd_memfd_next_id;
+pthread_mutex_t hd_region_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Reserved 4 MiB-aligned slots of 4 MiB (PROT_NONE, no memory behind them)
@@ -97,7 +71,7 @@ static bool hd_slot_put(uintptr_t a)
  * slot when the mapping fits one, else reserve enough address space, put
  * the mapping at the aligned address inside it, and give the slack back.
  */
-static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
+int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
 			  uintptr_t *addr)
 {
 	size_t span = len + HD_CHUNK - HD_PAGE;
@@ -140,7 +114,7 @@ static int hd_map_aligned(size_t len, int prot, int fd, uint64_t off,
  * Unmap a span; a span of 4 MiB becomes a reserved slot again (one mmap
  * over it, which also drops its pages from this process).
  */
-static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
+int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 {
 	(void)bh;
 	if (len == HD_CHUNK &&
@@ -151,247 +125,6 @@ static int hd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 	return munmap((void *)addr, len) ? -errno : 0;
 }
 
-/* ---- device backend ---- */
-
-static int hd_dev_ioctl(int fd, unsigned long cmd, void *arg)
-{
-	int ret;
-
-	do {
-		ret = ioctl(fd, cmd, arg);
-	} while (ret && errno == EINTR);
-	return ret ? -errno : 0;
-}
-
-static int hd_dev_open_locked(void)
-{
-	struct heapdev_info info = { .size = sizeof(info) };
-	int fd, err;
-
-	if (hd_dev_fd >= 0)
-		return 0;
-	fd = open(HD_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		hd_dbg("heapdev: cannot open %s: %s (load the heapdev module, "
-		       "or set HEAPDEV_BACKEND=memfd)", HD_DEVICE_PATH,
-		       hd_errstr(err));
-		return err;
-	}
-	hd_dev_fd = fd;
-	err = hd_dev_ioctl(fd, HEAPDEV_IOC_GET_INFO, &info);
-	if (!err && (info.abi_version != HEAPDEV_ABI_VERSION ||
-		     info.page_size != HD_PAGE || info.window_size < HD_WINDOW))
-		err = -EPROTO;
-	hd_dev_async = !err && (info.features & HEAPDEV_FEAT_ASYNC_RELEASE);
-	hd_dev_lazy = !err && (info.features & HEAPDEV_FEAT_LAZY_COMMIT);
-	hd_dev_inherit = !err && (info.features & HEAPDEV_FEAT_INHERIT);
-	if (err) {
-		hd_dbg("heapdev: %s: unsupported module (error %d, ABI %u, "
-		       "page size %u)", HD_DEVICE_PATH, err, info.abi_version,
-		       info.page_size);
-		close(fd);
-		hd_dev_fd = -1;
-	}
-	return err;
-}
-
-static int hd_dev_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
-{
-	struct heapdev_create c = {
-		.size = sizeof(c),
-		.flags = exec ? HEAPDEV_HEAP_EXEC : 0,
-		.maximum = maximum,
-	};
-	int err;
-
-	/* An older module: the heap stays the parent's alone. */
-	bh->inherit = bh->inherit && hd_dev_inherit;
-	if (bh->inherit)
-		c.flags |= HEAPDEV_HEAP_INHERIT;
-	err = hd_dev_ioctl(hd_dev_fd, HEAPDEV_IOC_CREATE, &c);
-
-	if (err) {
-		hd_dbg("heapdev: HEAPDEV_IOC_CREATE failed: %s",
-		       hd_errstr(err));
-		return err;
-	}
-	bh->fd = hd_dev_fd;
-	bh->id = c.heap_id;
-	bh->base_off = c.mmap_offset;
-	bh->window = c.reserved;
-	bh->committed = 0;
-	return 0;
-}
-
-static int hd_dev_destroy(struct hd_bheap *bh)
-{
-	struct heapdev_destroy d = {
-		.size = sizeof(d), .heap_id = bh->id,
-		/* the caller does not wait for the pages to be freed */
-		.flags = hd_dev_async ? HEAPDEV_DESTROY_ASYNC : 0,
-	};
-
-	return hd_dev_ioctl(bh->fd, HEAPDEV_IOC_DESTROY, &d);
-}
-
-static int hd_dev_map(struct hd_bheap *bh, uint64_t off, size_t len,
-		      uintptr_t *addr)
-{
-	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
-
-	return hd_map_aligned(len, prot, bh->fd, bh->base_off + off, addr);
-}
-
-static int hd_dev_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			 size_t len, bool lazy)
-{
-	/* An older module commits everything at once. */
-	struct heapdev_commit c = {
-		.size = sizeof(c),
-		.flags = lazy && hd_dev_lazy ? HEAPDEV_COMMIT_LAZY :
-			 HEAPDEV_COMMIT_POPULATE,
-		.heap_id = bh->id, .offset = off, .length = len,
-	};
-	int err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_COMMIT, &c);
-
-	(void)addr;
-	if (err)
-		return err;	/* -EDQUOT: a module limit; -ENOMEM */
-	bh->committed = c.committed;
-	return 0;
-}
-
-static int hd_dev_decommit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			   size_t len)
-{
-	struct heapdev_decommit d = {
-		.size = sizeof(d), .heap_id = bh->id,
-		.flags = hd_dev_async ? HEAPDEV_DECOMMIT_ASYNC : 0,
-		.offset = off, .length = len,
-	};
-	int err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_DECOMMIT, &d);
-
-	(void)addr;
-	if (!err)
-		bh->committed = d.committed;
-	return err;
-}
-
-/* The kernel's view of a device heap's committed bytes (for tests). */
-int hd_device_query(const struct hd_bheap *bh, uint64_t *committed)
-{
-	struct heapdev_query q = { .size = sizeof(q), .heap_id = bh->id };
-	int err;
-
-	if (bh->be->kind != HEAPDEV_BACKEND_DEVICE)
-		return -EOPNOTSUPP;
-	err = hd_dev_ioctl(bh->fd, HEAPDEV_IOC_QUERY, &q);
-	if (!err)
-		*committed = q.committed;
-	return err;
-}
-
-static const struct hd_backend hd_device_backend = {
-	.name = "device",
-	.kind = HEAPDEV_BACKEND_DEVICE,
-	.create = hd_dev_create,
-	.destroy = hd_dev_destroy,
-	.map = hd_dev_map,
-	.unmap = hd_unmap,
-	.commit = hd_dev_commit,
-	.decommit = hd_dev_decommit,
-};
-
-/* ---- memfd backend ---- */
-
-static int hd_memfd_open_locked(void)
-{
-	int fd;
-
-	if (hd_memfd >= 0)
-		return 0;
-	fd = memfd_create("heapdev", MFD_CLOEXEC);
-	if (fd < 0) {
-		hd_dbg("heapdev: memfd_create: %s", hd_errstr(errno));
-		return -errno;
-	}
-	if (ftruncate(fd, (off_t)1 << 62)) {
-		int err = -errno;
-
-		hd_dbg("heapdev: ftruncate(memfd): %s", hd_errstr(err));
-		close(fd);
-		return err;
-	}
-	hd_memfd = fd;
-	return 0;
-}
-
-/* Window numbers of destroyed memfd heaps, reused before new ones. */
-static uint32_t *hd_memfd_freed;
-static uint32_t hd_memfd_nfreed, hd_memfd_freed_cap;
-
-static void hd_memfd_reap(bool all);
-
-static int hd_memfd_create(struct hd_bheap *bh, bool exec, uint64_t maximum)
-{
-	uint32_t id = 0;
-
-	(void)exec;
-	hd_memfd_reap(false);
-	pthread_mutex_lock(&hd_region_mutex);
-	if (hd_memfd_nfreed)
-		id = hd_memfd_freed[--hd_memfd_nfreed];
-	else if (hd_memfd_next_id < HD_MEMFD_MAX_ID)
-		id = ++hd_memfd_next_id;
-	pthread_mutex_unlock(&hd_region_mutex);
-	if (!id)
-		return -ENOMEM;
-	bh->id = id;
-	bh->base_off = (uint64_t)id << HD_MEMFD_WINDOW_SHIFT;
-	bh->window = maximum ? (maximum + HD_PAGE - 1) & ~(HD_PAGE - 1) :
-		     HD_WINDOW;
-	bh->committed = 0;
-	bh->retired = NULL;
-	return 0;
-}
-
-static void hd_memfd_put_id(uint32_t id)
-{
-	pthread_mutex_lock(&hd_region_mutex);
-	if (hd_memfd_nfreed == hd_memfd_freed_cap) {
-		uint32_t cap = hd_memfd_freed_cap ? 2 * hd_memfd_freed_cap : 64;
-		uint32_t *n = hd_meta_realloc(hd_memfd_freed,
-					      hd_memfd_freed_cap * sizeof(*n),
-					      cap * sizeof(*n));
-
-		if (n) {
-			hd_memfd_freed = n;
-			hd_memfd_freed_cap = cap;
-		}
-	}
-	if (hd_memfd_nfreed < hd_memfd_freed_cap)
-		hd_memfd_freed[hd_memfd_nfreed++] = id;
-	pthread_mutex_unlock(&hd_region_mutex);
-}
-
-/*
- * A destroyed memfd heap whose window is punched in the background: its
- * window number and its mappings, made inaccessible at the destroy and
- * unmapped once the punch is done (the punch zaps their page tables in
- * the kernel's worker, so the caller only pays an mprotect).
- */
-struct hd_range {
-	uintptr_t addr;
-	size_t len;
-};
-
-struct hd_retired {
-	uint32_t id;
-	uint32_t n, cap;
-	struct hd_range r[];
-};
-
 #define HD_RETIRED_FIRST 15
 
 static size_t hd_retired_size(uint32_t cap)
@@ -399,8 +132,18 @@ static size_t hd_retired_size(uint32_t cap)
 	return sizeof(struct hd_retired) + cap * sizeof(struct hd_range);
 }
 
+struct hd_retired *hd_retired_new(uint32_t id)
+{
+	struct hd_retired *rt;
+
+	rt = hd_meta_alloc(hd_retired_size(HD_RETIRED_FIRST));
+	if (rt)
+		*rt = (struct hd_retired){ .id = id, .cap = HD_RETIRED_FIRST };
+	return rt;
+}
+
 /* Unmap (@unmap: else they are not in this process) and free @rt. */
-static void hd_retired_free(struct hd_retired *rt, bool unmap)
+void hd_retired_free(struct hd_retired *rt, bool unmap)
 {
 	uint32_t i;
 
@@ -409,43 +152,8 @@ static void hd_retired_free(struct hd_retired *rt, bool unmap)
 	hd_meta_free(rt, hd_retired_size(rt->cap));
 }
 
-/* Reuse the windows whose punches finished (all: wait for every one). */
-static void hd_memfd_reap(bool all)
-{
-	uint64_t tags[HD_PUNCH_SLOTS];
-	unsigned int i, n = hd_punch_done(tags, all);
-
-	for (i = 0; i < n; i++) {
-		struct hd_retired *rt = (struct hd_retired *)(uintptr_t)tags[i];
-		uint32_t id = rt->id;
-
-		hd_retired_free(rt, true);
-		hd_memfd_put_id(id);
-	}
-}
-
-/*
- * A heap of HD_PUNCH_MIN committed bytes or more keeps its mappings, made
- * inaccessible, until its punch is done (when there is memory to list
- * them in).
- */
-static void hd_memfd_destroy_begin(struct hd_bheap *bh)
-{
-	struct hd_retired *rt;
-
-	bh->retired = NULL;
-	if (bh->committed < HD_PUNCH_MIN)
-		return;
-	rt = hd_meta_alloc(hd_retired_size(HD_RETIRED_FIRST));
-	if (!rt)
-		return;
-	rt->id = bh->id;
-	rt->n = 0;
-	rt->cap = HD_RETIRED_FIRST;
-	bh->retired = rt;
-}
-
-static int hd_memfd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
+/* The unmap of both backends: a heap being retired keeps its mappings. */
+int hd_retire_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 {
 	struct hd_retired *rt = bh->retired, *g;
 
@@ -463,128 +171,6 @@ static int hd_memfd_unmap(struct hd_bheap *bh, uintptr_t addr, size_t len)
 	}
 	return hd_unmap(bh, addr, len);
 }
-
-/*
- * After destroy_begin and the unmaps.  The window of a heap with kept
- * mappings is punched in the background (punch.c); the mappings are
- * unmapped and the window number reused once that is done.  Otherwise,
- * or when the background punch is unavailable, everything is released at
- * once.
- */
-static int hd_memfd_destroy(struct hd_bheap *bh)
-{
-	struct hd_retired *rt = bh->retired;
-
-	bh->retired = NULL;
-	hd_memfd_reap(false);
-	if (rt && !hd_punch_start(hd_memfd, bh->base_off, bh->window,
-				  bh->committed, (uintptr_t)rt)) {
-		bh->committed = 0;
-		return 0;
-	}
-	if (rt)
-		hd_retired_free(rt, true);
-	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)bh->base_off, (off_t)bh->window))
-		return -errno;
-	bh->committed = 0;
-	hd_memfd_put_id(bh->id);
-	return 0;
-}
-
-/**
- * hd_backend_drain() - wait until every destroyed heap's pages are given
- * back (heapdev_trim(NULL))
- */
-void hd_backend_drain(void)
-{
-	hd_memfd_reap(true);
-}
-
-static int hd_memfd_map(struct hd_bheap *bh, uint64_t off, size_t len,
-			uintptr_t *addr)
-{
-	int err = hd_map_aligned(len, PROT_NONE, hd_memfd, bh->base_off + off,
-				 addr);
-
-	if (!err && madvise((void *)*addr, len, MADV_DONTFORK)) {
-		err = -errno;
-		munmap((void *)*addr, len);
-	}
-	return err;
-}
-
-static int hd_memfd_commit(struct hd_bheap *bh, uintptr_t addr, uint64_t off,
-			   size_t len, bool lazy)
-{
-	int prot = PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0);
-	bool waited = false;
-	int err;
-
-	if (lazy) {
-		/* shmem allocates each page on its first fault. */
-		if (mprotect((void *)addr, len, prot))
-			return -errno;
-		bh->committed += len;
-		return 0;
-	}
-	do {
-		err = fallocate(hd_memfd, 0, (off_t)(bh->base_off + off),
-				(off_t)len) ? -errno : 0;
-		/* Pages of destroyed heaps still being given back: wait. */
-		if ((err == -ENOMEM || err == -ENOSPC) && !waited &&
-		    hd_punch_pending()) {
-			hd_memfd_reap(true);
-			waited = true;
-			err = -EINTR;
-		}
-	} while (err == -EINTR);
-	if (err)
-		return err == -ENOSPC || err == -EFBIG ? -ENOMEM : err;
-	if (mprotect((void *)addr, len, prot)) {
-		err = -errno;
-		fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(bh->base_off + off), (off_t)len);
-		return err;
-	}
-	/* Best effort: avoids one page fault per page on first touch. */
-	madvise((void *)addr, len, MADV_POPULATE_WRITE);
-	bh->committed += len;
-	return 0;
-}
-
-static int hd_memfd_decommit(struct hd_bheap *bh, uintptr_t addr,
-			     uint64_t off, size_t len)
-{
-	if (fallocate(hd_memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(bh->base_off + off), (off_t)len))
-		return -errno;
-	mprotect((void *)addr, len, PROT_NONE);
-	bh->committed -= len;
-	return 0;
-}
-
-static int hd_memfd_park(struct hd_bheap *bh, uintptr_t addr, size_t len,
-			 bool on)
-{
-	int prot = on ? PROT_READ | PROT_WRITE | (bh->exec ? PROT_EXEC : 0) :
-		   PROT_NONE;
-
-	return mprotect((void *)addr, len, prot) ? -errno : 0;
-}
-
-static const struct hd_backend hd_memfd_backend = {
-	.name = "memfd",
-	.kind = HEAPDEV_BACKEND_MEMFD,
-	.create = hd_memfd_create,
-	.destroy = hd_memfd_destroy,
-	.destroy_begin = hd_memfd_destroy_begin,
-	.map = hd_memfd_map,
-	.unmap = hd_memfd_unmap,
-	.commit = hd_memfd_commit,
-	.decommit = hd_memfd_decommit,
-	.park = hd_memfd_park,
-};
 
 /* HEAPDEV_BACKEND, read once: a HEAPDEV_BACKEND_* or -EINVAL. */
 static int hd_env_backend(void)
@@ -639,6 +225,16 @@ int hd_backend_select(int which, const struct hd_backend **be)
 	}
 	pthread_mutex_unlock(&hd_region_mutex);
 	return err;
+}
+
+/**
+ * hd_backend_drain() - wait until every destroyed heap's pages are given
+ * back (heapdev_trim(NULL))
+ */
+void hd_backend_drain(void)
+{
+	hd_memfd_reap(true);
+	hd_dev_unmap_kept(true);
 }
 
 /* ---- fork ---- */
@@ -923,32 +519,12 @@ undo:
  */
 void hd_backend_atfork_child(void)
 {
-	uint64_t tags[HD_PUNCH_SLOTS];
-	unsigned int i, n;
-
 	pthread_mutex_init(&hd_region_mutex, NULL);
 	pthread_mutex_init(&hd_slot_mutex, NULL);
-	if (hd_dev_fd >= 0 && !hd_fork_dev)
-		close(hd_dev_fd);
-	hd_dev_fd = -1;
-	if (hd_memfd >= 0)
-		close(hd_memfd);
-	hd_memfd = -1;
-	/*
-	 * The windows the parent is punching are not reused (at most 16);
-	 * their mappings were not inherited (MADV_DONTFORK).
-	 */
-	n = hd_punch_atfork_child(tags);
-	for (i = 0; i < n; i++)
-		hd_retired_free((struct hd_retired *)(uintptr_t)tags[i], false);
-	if (hd_fork_mfd) {
-		hd_memfd = hd_fork_memfd;
-	} else {
-		if (hd_fork_memfd >= 0)
-			close(hd_fork_memfd);
-		hd_memfd_next_id = 0;
-		hd_memfd_nfreed = 0;
-	}
+	hd_dev_atfork_child(hd_fork_dev);
+	if (!hd_fork_mfd && hd_fork_memfd >= 0)
+		close(hd_fork_memfd);
+	hd_memfd_atfork_child(hd_fork_mfd ? hd_fork_memfd : -1);
 	hd_fork_memfd = -1;
 	hd_fork_nvmas = 0;
 	hd_fork_dev = hd_fork_mfd = false;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
 /*
- * heapdev: the backend layer, the memory providers of heaps (backend.c).
+ * heapdev: the backend layer, the memory providers of heaps (backend.c,
+ * device.c, memfd.c, punch.c; backend_int.h is what they share).
  *
  *   device   /dev/heapdev: one open file per process, a window of its mmap
  *            offset space per heap, pages committed by ioctl (resident,
@@ -94,15 +95,5 @@ HD_HIDDEN bool hd_backend_fork_keep(struct hd_bheap *bh);
 HD_HIDDEN void hd_backend_atfork_child(void);
 HD_HIDDEN int hd_device_query(const struct hd_bheap *bh, uint64_t *committed);
 HD_HIDDEN void hd_backend_drain(void);
-
-/* punch.c: hole punches in the background (memfd heaps' destroys) */
-#define HD_PUNCH_SLOTS	16		/* punches in flight, at most */
-#define HD_PUNCH_MIN	(1UL << 20)	/* smaller heaps are punched at once */
-
-HD_HIDDEN int hd_punch_start(int fd, uint64_t off, uint64_t len,
-			     uint64_t bytes, uint64_t tag);
-HD_HIDDEN unsigned int hd_punch_done(uint64_t *tags, bool all);
-HD_HIDDEN bool hd_punch_pending(void);
-HD_HIDDEN unsigned int hd_punch_atfork_child(uint64_t *tags);
 
 #endif /* HEAPDEV_BACKEND_H */

@@ -13,7 +13,8 @@
  *   large.h  large blocks   blocks in spans of their own (large.c)
  *   medium.h medium blocks  TLSF in segments (medium.c, segment.c)
  *   page.h   page layer     page map, spans, commits (page.c)
- *   backend.h backends      /dev/heapdev and memfd (backend.c)
+ *   backend.h backends      /dev/heapdev and memfd (backend.c, device.c,
+ *                           memfd.c, punch.c)
  *   base.h   base           locks, diagnostics, metadata memory
  *                           (lock.c, error.c, meta.c)
  *

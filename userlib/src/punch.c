@@ -38,7 +38,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend_int.h"
 
 #define HD_PUNCH_BYTES	(256ULL << 20)	/* committed bytes in flight, at most */
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "../include/heapdev/win32.h"
-#include "../src/backend.h"
+#include "../src/backend_int.h"
 #include "t.h"
 
 #define MIB		(1LL << 20)
