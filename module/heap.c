@@ -457,8 +457,10 @@ void heapdev_heap_kill(struct heapdev_heap *heap, bool async, bool keep)
 	heap->dead = true;
 	async = async && heap->nr_pages >= HEAPDEV_RELEASE_MIN;
 	heap->zap_later = async && keep;
-	if (!heap->zap_later && heap->nr_pages &&
-	    atomic_read(&heap->mappings))
+	if (heap->zap_later)
+		/* The file (and its iput) may go before the releaser zaps. */
+		ihold(heap->file->inode);
+	else if (heap->nr_pages && atomic_read(&heap->mappings))
 		heapdev_unmap(heap, 0, heap->window_pages);
 	up_write(&heap->fault_lock);
 	mutex_unlock(&heap->lock);

@@ -125,7 +125,8 @@ struct heapdev_file {
  * @dead: set once destroyed (under @lock and @fault_lock): no page is
  *	committed or mapped after that, and @pages belongs to the releaser
  * @zap_later: dead, and its mappings are zapped by the releaser before it
- *	frees the pages (HEAPDEV_DESTROY_KEEP_MAPPINGS)
+ *	frees the pages (HEAPDEV_DESTROY_KEEP_MAPPINGS); the file's inode
+ *	is held for it
  * @release_node: entry in the releaser's queue
  * @dying_node: entry in the file's @dying list while being released
  */

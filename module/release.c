@@ -194,8 +194,10 @@ static void heapdev_release_dead(struct heapdev_heap *heap)
 	struct heapdev_file *hf = heap->file;
 
 	/* Dead: no fault maps a page, so what is zapped stays unmapped. */
-	if (heap->zap_later)
+	if (heap->zap_later) {
 		heapdev_heap_zap(heap);
+		iput(hf->inode);
+	}
 	heapdev_heap_drain(heap, true);
 	mutex_lock(&hf->lock);
 	list_del(&heap->dying_node);

@@ -435,8 +435,23 @@ out:
 	pthread_mutex_unlock(&hd_region_mutex);
 }
 
+/*
+ * Last in the prepare handler (after the registry and metadata locks,
+ * which a process heap's creation holds while it reaps punches): the
+ * punch slots and the kept device mappings are held across the fork, so
+ * that the child sees them whole.  Released by hd_backend_fork_parent()
+ * and hd_backend_atfork_child().
+ */
+void hd_backend_fork_lock(void)
+{
+	hd_punch_fork_prepare();
+	hd_dev_fork_prepare();
+}
+
 void hd_backend_fork_parent(void)
 {
+	hd_dev_fork_parent();
+	hd_punch_fork_parent();
 	if (hd_fork_memfd >= 0)
 		close(hd_fork_memfd);
 	hd_fork_memfd = -1;

@@ -37,11 +37,11 @@ struct hd_backend {
 	int (*create)(struct hd_bheap *bh, bool exec, uint64_t maximum);
 	/*
 	 * Release the heap's pages and its window.  Without destroy_begin
-	 * the caller unmaps the heap's mappings after destroy (the device
-	 * detaches the pages first); with it, destroy_begin, the unmaps,
-	 * then destroy (memfd: the unmaps may only make the mappings
-	 * inaccessible, to be unmapped once the punch, in the background,
-	 * has zapped them).
+	 * the caller unmaps the heap's mappings after destroy; with it,
+	 * destroy_begin, the unmaps, then destroy (both backends have it:
+	 * for a big heap the unmaps only make the mappings inaccessible,
+	 * and they are unmapped once the kernel, in the background, has
+	 * zapped them: memfd's punch, the module's release worker).
 	 */
 	int (*destroy)(struct hd_bheap *bh);
 	void (*destroy_begin)(struct hd_bheap *bh);
@@ -90,6 +90,7 @@ struct hd_bheap {
 HD_HIDDEN int hd_backend_select(int which, const struct hd_backend **be);
 HD_HIDDEN void hd_backend_fork_prepare(struct hd_bheap *const *bhs,
 				       size_t n);
+HD_HIDDEN void hd_backend_fork_lock(void);
 HD_HIDDEN void hd_backend_fork_parent(void);
 HD_HIDDEN bool hd_backend_fork_keep(struct hd_bheap *bh);
 HD_HIDDEN void hd_backend_atfork_child(void);

@@ -54,6 +54,8 @@ HD_HIDDEN extern const struct hd_backend hd_device_backend;
 HD_HIDDEN int hd_dev_ioctl(int fd, unsigned long cmd, void *arg);
 HD_HIDDEN int hd_dev_open_locked(void);
 HD_HIDDEN void hd_dev_unmap_kept(bool all);
+HD_HIDDEN void hd_dev_fork_prepare(void);
+HD_HIDDEN void hd_dev_fork_parent(void);
 HD_HIDDEN void hd_dev_atfork_child(bool kept);
 
 /* memfd.c */
@@ -71,6 +73,8 @@ HD_HIDDEN int hd_punch_start(int fd, uint64_t off, uint64_t len,
 			     uint64_t bytes, uint64_t tag);
 HD_HIDDEN unsigned int hd_punch_done(uint64_t *tags, bool all);
 HD_HIDDEN bool hd_punch_pending(void);
+HD_HIDDEN void hd_punch_fork_prepare(void);
+HD_HIDDEN void hd_punch_fork_parent(void);
 HD_HIDDEN unsigned int hd_punch_atfork_child(uint64_t *tags);
 
 #endif /* HEAPDEV_BACKEND_INT_H */

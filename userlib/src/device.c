@@ -245,6 +245,17 @@ const struct hd_backend hd_device_backend = {
 	.decommit = hd_dev_decommit,
 };
 
+/* fork(): the kept list is held across the fork, as in punch.c. */
+void hd_dev_fork_prepare(void)
+{
+	pthread_mutex_lock(&hd_kept_mutex);
+}
+
+void hd_dev_fork_parent(void)
+{
+	pthread_mutex_unlock(&hd_kept_mutex);
+}
+
 /*
  * In a fork() child: drop the descriptor unless the child kept heaps in
  * it (@kept); new heaps go to one the child opens itself.  The kept
@@ -255,7 +266,7 @@ void hd_dev_atfork_child(bool kept)
 	if (hd_dev_fd >= 0 && !kept)
 		close(hd_dev_fd);
 	hd_dev_fd = -1;
-	pthread_mutex_init(&hd_kept_mutex, NULL);
+	pthread_mutex_unlock(&hd_kept_mutex);
 	while (hd_kept) {
 		struct hd_retired *rt = hd_kept;
 

@@ -176,6 +176,7 @@ static void hd_atfork_prepare(void)
 	pthread_mutex_lock(&hd_proc_mutex);
 	pthread_mutex_lock(&hd_reg_mutex);
 	hd_meta_atfork_prepare();
+	hd_backend_fork_lock();
 }
 
 static void hd_atfork_parent(void)

@@ -42,7 +42,8 @@
 
 #define HD_PUNCH_BYTES	(256ULL << 20)	/* committed bytes in flight, at most */
 
-enum { HD_SLOT_FREE, HD_SLOT_BUSY, HD_SLOT_DONE };
+/* LOST: abandoned while the kernel may still run it (hd_ring_abandon()) */
+enum { HD_SLOT_FREE, HD_SLOT_BUSY, HD_SLOT_DONE, HD_SLOT_LOST };
 
 struct hd_punch_slot {
 	uint64_t off, len, bytes, tag;
@@ -169,13 +170,17 @@ static void hd_ring_reap(void)
 }
 
 /*
- * The ring cannot be waited on: punch what is in flight here (a second
- * punch of a range is harmless, and its tag is still held) and use the
- * ring no more (mutex held).
+ * The ring cannot be waited on: punch what is in flight here, so that its
+ * pages are given back, and use the ring no more (mutex held).  The
+ * kernel may still run those requests later, so their tags are never
+ * given back: their windows are not reused (their metadata and
+ * inaccessible mappings stay, at most HD_PUNCH_SLOTS of them, on a path
+ * that io_uring_enter() failing on its own ring makes unreachable in
+ * practice).
  */
 static void hd_ring_abandon(int err)
 {
-	unsigned int i;
+	unsigned int i, n = 0;
 
 	hd_dbg("heapdev: memfd: io_uring_enter: %s", hd_errstr(err));
 	hd_punch_off = true;
@@ -183,10 +188,12 @@ static void hd_ring_abandon(int err)
 		if (hd_pslots[i].state != HD_SLOT_BUSY)
 			continue;
 		hd_punch_now(&hd_pslots[i]);
-		hd_pslots[i].state = HD_SLOT_DONE;
+		hd_pslots[i].state = HD_SLOT_LOST;
+		n++;
 	}
 	hd_punch_busy = 0;
 	hd_punch_bytes = 0;
+	atomic_fetch_sub_explicit(&hd_punch_used, n, memory_order_relaxed);
 }
 
 /* Wait until a punch in flight finishes (mutex held, one is busy). */
@@ -323,6 +330,21 @@ bool hd_punch_pending(void)
 	return atomic_load_explicit(&hd_punch_used, memory_order_relaxed);
 }
 
+/*
+ * fork(): the slots are consistent in the child because the mutex is held
+ * across the fork (prepare, then parent or child).  The prepare handler
+ * may wait for a punch that a thread waits for under the mutex.
+ */
+void hd_punch_fork_prepare(void)
+{
+	pthread_mutex_lock(&hd_punch_mutex);
+}
+
+void hd_punch_fork_parent(void)
+{
+	pthread_mutex_unlock(&hd_punch_mutex);
+}
+
 /**
  * hd_punch_atfork_child() - in a fork() child: forget the parent's ring
  * @tags: out: the tags of every punch queued or finished (HD_PUNCH_SLOTS
@@ -338,7 +360,8 @@ unsigned int hd_punch_atfork_child(uint64_t *tags)
 {
 	unsigned int i, n = 0;
 
-	pthread_mutex_init(&hd_punch_mutex, NULL);
+	/* Taken by this thread in hd_punch_fork_prepare(). */
+	pthread_mutex_unlock(&hd_punch_mutex);
 	for (i = 0; i < HD_PUNCH_SLOTS; i++) {
 		if (hd_pslots[i].state != HD_SLOT_FREE)
 			tags[n++] = hd_pslots[i].tag;
