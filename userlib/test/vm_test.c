@@ -164,9 +164,17 @@ static void admin_view(void)
 	     "destroyed heaps leave %s once their pages are released", PROC);
 }
 
+static int probe_read(const volatile char *p);
+
+/*
+ * HeapDestroy gives every page back; a big heap's mappings are left for
+ * the module's worker to zap (HEAPDEV_DESTROY_KEEP_MAPPINGS): they fault
+ * at once (PROT_NONE), and heapdev_trim(NULL) unmaps them.
+ */
 static void destroy_returns_pages(void)
 {
 	long before = read_pages(), during, after;
+	unsigned char vec;
 	HANDLE h;
 	void *p;
 	int i;
@@ -183,9 +191,14 @@ static void destroy_returns_pages(void)
 	T_OK(during >= before + (12 << 20) / 4096, "the module holds its pages "
 	     "(%ld -> %ld)", before, during);
 	T_OK(HeapDestroy(h), "HeapDestroy with live blocks");
+	T_EQ(probe_read(p), SIGSEGV, "a read of a destroyed big heap faults "
+	     "at once");
 	T_OK(wait_released(), "the module's background release finishes");
 	after = read_pages();
 	T_EQ(after, before, "HeapDestroy returned every page to the kernel");
+	heapdev_trim(NULL);
+	T_OK(mincore((void *)((uintptr_t)p & ~4095UL), 4096, &vec) &&
+	     errno == ENOMEM, "heapdev_trim(NULL) unmaps its mappings");
 }
 
 static int raw_commit(int fd, uint32_t id, uint64_t off, uint64_t len,
