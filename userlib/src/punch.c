@@ -295,7 +295,8 @@ out:
 /**
  * hd_punch_done() - collect finished punches
  * @tags: out: their tags (HD_PUNCH_SLOTS entries)
- * @all: first wait until no punch is in flight
+ * @all: first wait until no punch is in flight; without it, collect
+ *	nothing when another thread holds the queue
  *
  * Return: how many tags were stored; each one's range is empty.
  */
@@ -305,7 +306,15 @@ unsigned int hd_punch_done(uint64_t *tags, bool all)
 
 	if (!atomic_load_explicit(&hd_punch_used, memory_order_relaxed))
 		return 0;
-	pthread_mutex_lock(&hd_punch_mutex);
+	/*
+	 * Collecting is opportunistic: a heap's create or destroy does not
+	 * wait behind a thread that holds the queue while it waits for the
+	 * kernel (back-pressure in hd_punch_start(), or @all).
+	 */
+	if (all)
+		pthread_mutex_lock(&hd_punch_mutex);
+	else if (pthread_mutex_trylock(&hd_punch_mutex))
+		return 0;
 	if (hd_ring_fd >= 0) {
 		hd_ring_reap();
 		while (all && hd_punch_busy)
