@@ -677,13 +677,22 @@ static void *hdm_boot_realloc(void *p, size_t n)
 	return q;
 }
 
-HDM_EXPORT void *realloc(void *p, size_t n)
+/* heapdev_realloc() failed: a bad pointer, or no memory. */
+static __attribute__((noinline, cold)) void *
+hdm_realloc_failed(const void *p, struct heapdev_heap *h)
+{
+	if (errno == EINVAL)
+		hdm_bad(p, h, "realloc", false);
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* realloc() of a block the fast path did not resize. */
+static __attribute__((noinline)) void *hdm_realloc_slow(void *p, size_t n)
 {
 	struct heapdev_heap *h;
 	void *q;
 
-	if (!p)
-		return malloc(n);
 	if (unlikely(!n)) {
 		free(p);		/* glibc: realloc(p, 0) frees p */
 		return NULL;
@@ -701,12 +710,25 @@ HDM_EXPORT void *realloc(void *p, size_t n)
 			hdm_bad(p, NULL, "realloc", false);
 	}
 	q = heapdev_realloc(h, p, n, 0);
-	if (unlikely(!q)) {
-		if (errno == EINVAL)
-			hdm_bad(p, h, "realloc", false);
-		errno = ENOMEM;
-	}
-	return q;
+	return likely(q) ? q : hdm_realloc_failed(p, h);
+}
+
+/*
+ * realloc(NULL, n) is a tail call of malloc(), and a block of the
+ * thread's heap (a heap per process) is resized with one call; the rest
+ * is in hdm_realloc_slow().
+ */
+HDM_EXPORT void *realloc(void *p, size_t n)
+{
+	struct heapdev_heap *h = hdm_tl;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (unlikely(!h || !n || hdm_per_thread || hdm_boot_owns(p)))
+		return hdm_realloc_slow(p, n);
+	q = heapdev_realloc(h, p, n, 0);
+	return likely(q) ? q : hdm_realloc_failed(p, h);
 }
 
 HDM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)

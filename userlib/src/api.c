@@ -396,8 +396,13 @@ int heapdev_destroy(struct heapdev_heap *heap)
 void *heapdev_realloc(struct heapdev_heap *heap, void *ptr, size_t size,
 		      unsigned int flags)
 {
+	void *p;
+
 	if (!ptr)
 		return heapdev_alloc(heap, size, flags);
+	p = hd_realloc_fast(heap, flags & HD_CALL_FLAGS, ptr, size);
+	if (likely(p))
+		return p;
 	return HD_CALL(hd_api_realloc(heap, ptr, size, flags));
 }
 

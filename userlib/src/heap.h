@@ -238,6 +238,8 @@ HD_HIDDEN int hd_free_other_path(const void *hh, struct hd_gran *g,
 				 uint32_t call_flags, int api);
 HD_HIDDEN int hd_free_slow_path(struct hd_run *run, uint32_t call_flags,
 				int api);
+HD_HIDDEN void *hd_realloc_tail(struct hd_run *run, uint32_t call_flags,
+				void *q);
 
 /* What a free that worked returns for @api. */
 static inline int hd_free_ok(int api)
@@ -306,6 +308,76 @@ static inline int hd_free_fast(const void *hh, uint32_t call_flags,
 	}
 	hd_leave();
 	return hd_free_ok(api);
+}
+
+/*
+ * Resize block @ptr (not NULL) of heap @hh to @n bytes inline, when the
+ * per-thread cache knows the heap, @ptr is a live slot of a run the
+ * caller frees locally (hd_free_fast()'s checks) and @n is small: within
+ * the slot (growth up to its stride, a shrink within its class, as
+ * hd_realloc() does), or moved to a slot of the context's current run of
+ * the new class, one a quarter bigger when the block grows by at most
+ * double (hd_alloc_room()), and the old slot freed onto its run's
+ * deferred list.  HEAPDEV_ZERO and HEAPDEV_IN_PLACE calls are left to
+ * the slow path.  Return: the block, the call left; or NULL when nothing
+ * was done and the slow path must do it (the call stays entered).
+ */
+static inline void *hd_realloc_fast(const void *hh, uint32_t call_flags,
+				    void *ptr, size_t n)
+{
+	uintptr_t p = (uintptr_t)ptr, q;
+	struct hd_run *run, *to;
+	struct hd_ctx *ctx;
+	struct hd_gran *g;
+	size_t old, room;
+	unsigned int v;
+	long i;
+
+	hd_enter_fast();
+	ctx = hd_tcache(hh)->ctx;
+	if (unlikely(hd_tcache(hh)->handle != (uintptr_t)hh ||
+		     atomic_load_explicit(&ctx->live, memory_order_acquire) !=
+		     (uintptr_t)hh || n > HD_SMALL_MAX ||
+		     (call_flags & (HEAPDEV_ZERO | HEAPDEV_IN_PLACE))))
+		return NULL;
+	g = hd_gran_of(p);
+	if (unlikely(atomic_load_explicit(&g->handle, memory_order_acquire) !=
+		     (uintptr_t)hh))
+		return NULL;
+	run = hd_gran_run(g, p);
+	if (unlikely(!hd_run_local(run)))
+		return NULL;
+	i = hd_run_index(run, p);
+	if (unlikely(i < 0))
+		return NULL;
+	v = hd_run_busy(run, i, p);
+	if (unlikely(!v))
+		return NULL;
+	old = v - 1;
+	if (n + 8 <= run->stride && (n >= old || hd_class_of(n) == run->cls)) {
+		atomic_store_explicit(&run->sizes[i], (uint16_t)(n + 1),
+				      memory_order_relaxed);
+		run->nbytes += n - old;
+		hd_leave();
+		return ptr;
+	}
+	room = n;
+	if (n > old && n / 2 <= old) {
+		room = n + n / 4 + 16;
+		if (room > HD_SMALL_MAX)
+			room = HD_SMALL_MAX;
+	}
+	to = ctx->cur[hd_class_of(room)];
+	HD_RUN_POP(to, q, n, NULL);
+	memcpy((void *)q, ptr, old < n ? old : n);
+	atomic_store_explicit(&run->sizes[i], 0, memory_order_relaxed);
+	*(uintptr_t *)p = run->dfree ^ run->lkey ^ p;
+	run->dfree = p;
+	run->nbytes -= old;
+	if (unlikely(--run->used == run->care))
+		return hd_realloc_tail(run, call_flags, (void *)q);
+	hd_leave();
+	return (void *)q;
 }
 
 /* ---- walks, validation, counters (walk.c) ---- */

@@ -652,3 +652,21 @@ int hd_free_slow_path(struct hd_run *run, uint32_t call_flags, int api)
 	hd_after_small(h, flags);
 	return hd_free_result(0, api);
 }
+
+/*
+ * The inline realloc moved a block and its free into @run needs the slow
+ * path: finish it and leave the call with the new block @q.
+ */
+void *hd_realloc_tail(struct hd_run *run, uint32_t call_flags, void *q)
+{
+	struct hd_ctx *ctx = atomic_load_explicit(&run->ctx,
+						  memory_order_relaxed);
+	struct hd_heap *h = ctx->heap;
+	uint32_t flags = h->core.flags | call_flags;
+
+	hd_use(h);
+	hd_small_free_slow(ctx, run, flags);
+	hd_after_small(h, flags);
+	hd_leave();
+	return q;
+}

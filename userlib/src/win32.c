@@ -80,6 +80,12 @@ LPVOID WINAPI HeapReAlloc(HANDLE hHeap, DWORD dwFlags, LPVOID lpMem,
 	void *p;
 	int err;
 
+	if (lpMem) {
+		p = hd_realloc_fast(hHeap, dwFlags & HD_W32_CALL, lpMem,
+				    dwBytes);
+		if (likely(p))
+			return p;
+	}
 	hd_enter();
 	h = hd_heap_get(hHeap);
 	if (!h) {

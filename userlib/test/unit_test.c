@@ -1055,6 +1055,139 @@ out:
 	heapdev_destroy(h);
 }
 
+/* The class of the run holding small block @p. */
+static unsigned int rs_class(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return hd_gran_run(hd_gran_of(a), a)->cls;
+}
+
+/* Grow a block by 8 bytes from 16 to @to; return the moves or -1. */
+static int rs_grow(struct heapdev_heap *h, unsigned int flags, size_t to)
+{
+	unsigned char *p = heapdev_alloc(h, 16, 0), *q;
+	int moves = 0;
+	size_t n, i, sz;
+
+	if (!p)
+		return -1;
+	memset(p, 1, 16);
+	for (n = 24; n <= to; n += 8) {
+		q = heapdev_realloc(h, p, n, flags);
+		if (!q || heapdev_size(h, q, 0, &sz) || sz != n)
+			return -1;
+		for (i = 0; i < n - 8; i += 8)
+			if (q[i] != (unsigned char)(i / 8 + 1) && i >= 16)
+				return -1;
+		memset(q + n - 8, (int)((n - 8) / 8 + 1), 8);
+		moves += q != p;
+		p = q;
+	}
+	heapdev_free(h, p, 0);
+	return moves;
+}
+
+static void *rs_realloc_other(void *arg)
+{
+	void **v = arg;
+
+	v[1] = heapdev_realloc(v[2], v[0], 3000, 0);
+	return NULL;
+}
+
+/*
+ * Small blocks resized by the inline path (heap.h hd_realloc_fast()):
+ * the same blocks, classes and moves as the out-of-line path, which a
+ * HEAPDEV_ZERO call takes; a block of another thread's run and a block
+ * whose free empties its run take the slow parts.
+ */
+static void realloc_small(void)
+{
+	struct heapdev_heap *a, *b, *h;
+	unsigned char *v[64], *p, *q;
+	void *arg[3];
+	int fast, slow, i;
+	size_t sz, stride;
+	bool kept = true;
+	pthread_t t;
+
+	if (heapdev_create(NULL, &a) || heapdev_create(NULL, &b)) {
+		T_OK(0, "realloc small: heaps created");
+		return;
+	}
+	/* activate the classes up to 2 KiB in both heaps */
+	for (h = a; h; h = h == a ? b : NULL)
+		for (sz = 16; sz <= 2048; sz += 16)
+			for (i = 0; i < 20; i++)
+				heapdev_free(h, heapdev_alloc(h, sz, 0), 0);
+	fast = rs_grow(a, 0, 2048);
+	slow = rs_grow(b, HEAPDEV_ZERO, 2048);
+	T_OK(fast > 0 && fast == slow, "realloc small: a block grown from 16 to "
+	     "2048 bytes moves as often inline as out of line (%d, %d)", fast,
+	     slow);
+
+	p = heapdev_alloc(a, 100, 0);
+	q = p ? heapdev_realloc(a, p, 125, 0) : NULL;
+	T_OK(q && q != p && rs_class(q) == hd_class_of(125 + 125 / 4 + 16) &&
+	     !heapdev_size(a, q, 0, &sz) && sz == 125, "realloc small: a block "
+	     "that grows moves to a class a quarter above its size, HeapSize "
+	     "exact");
+	stride = q ? hd_gran_run(hd_gran_of((uintptr_t)q), (uintptr_t)q)->stride :
+		     0;
+	p = q ? heapdev_realloc(a, q, stride - 8, 0) : NULL;
+	T_OK(p == q && !heapdev_size(a, p, 0, &sz) && sz == stride - 8,
+	     "realloc small: growing up to the slot's stride stays in place");
+	q = p && hd_class_of(stride - 16) == rs_class(p) ?
+	    heapdev_realloc(a, p, stride - 16, 0) : NULL;
+	T_OK(p == q && !heapdev_size(a, q, 0, &sz) && sz == stride - 16,
+	     "realloc small: shrinking within the slot's class stays in place");
+	p = q ? heapdev_realloc(a, q, 20, 0) : NULL;
+	T_OK(p && p != q && rs_class(p) == hd_class_of(20) &&
+	     !heapdev_validate(a, NULL, 0),
+	     "realloc small: shrinking to a smaller class moves the block");
+	heapdev_free(a, p, 0);
+
+	/* a full run of the 512-byte class: the first free into it */
+	for (i = 0; i < 64; i++) {
+		v[i] = heapdev_alloc(a, 500, 0);
+		if (v[i])
+			memset(v[i], i, 500);
+	}
+	for (i = 0; i < 64; i += 2) {
+		q = heapdev_realloc(a, v[i], 900, 0);
+		if (!q) {
+			kept = false;
+			continue;
+		}
+		kept &= q[0] == i && q[499] == i;
+		v[i] = q;
+	}
+	T_OK(kept && !heapdev_validate(a, NULL, 0), "realloc small: blocks "
+	     "moved out of full runs keep their bytes, the heap validates");
+	for (i = 0; i < 64; i++)
+		heapdev_free(a, v[i], 0);
+	T_EQ(heapdev_validate(a, NULL, 0), 0,
+	     "realloc small: the heap validates after the runs emptied");
+
+	/* a block of this thread's run resized by another thread */
+	p = heapdev_alloc(a, 200, 0);
+	if (p)
+		memset(p, 7, 200);
+	arg[0] = p;
+	arg[1] = NULL;
+	arg[2] = a;
+	pthread_create(&t, NULL, rs_realloc_other, arg);
+	pthread_join(t, NULL);
+	q = arg[1];
+	T_OK(q && q[0] == 7 && q[199] == 7 && !heapdev_size(a, q, 0, &sz) &&
+	     sz == 3000 && !heapdev_validate(a, NULL, 0), "realloc small: "
+	     "another thread resizes a block of this thread's run");
+	heapdev_free(a, q, 0);
+	heapdev_destroy(a);
+	heapdev_destroy(b);
+}
+
 int main(int argc, char **argv)
 {
 	printf("# heapdev unit tests\n");
@@ -1076,5 +1209,6 @@ int main(int argc, char **argv)
 	warm_heaps();
 	lazy_commit();
 	realloc_growth();
+	realloc_small();
 	return t_done();
 }
